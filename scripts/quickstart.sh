@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# One command on a fresh machine: install, then run the main job (the topology indicator on the
+# bundled default dataset). Extra arguments go to `xasml topology run`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install.sh
+.venv/bin/xasml topology run --out runs/topology "$@"

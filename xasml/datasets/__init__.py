@@ -1,0 +1,1 @@
+"""Dataset formats, splits and builders."""

@@ -1,0 +1,5 @@
+"""Readers and writers: FEFF ``xmu.dat``, XDI, Materials Project documents, structures."""
+
+from xasml.io.feff import read_feff_compound, read_feff_xmu
+
+__all__ = ["read_feff_xmu", "read_feff_compound"]

@@ -1,0 +1,1 @@
+"""Spectrum preprocessing: energy grids, standardisation, normalisation, alignment, augmentation."""

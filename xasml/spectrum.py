@@ -1,0 +1,276 @@
+"""The spectrum object shared by every capability, and element averaging.
+
+A :class:`Spectrum` is one absorption spectrum of one absorbing element at one edge: absolute
+energies in eV (strictly increasing) and the absorption ``mu`` (arbitrary units, or normalised).
+It validates itself on construction so that bad data fails where it enters, with the file named.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from xasml.errors import SpectrumError
+
+#: Edges accepted for ``Spectrum.edge`` (IUPAC / xraydb names).
+KNOWN_EDGES = ("K", "L1", "L2", "L3", "M1", "M2", "M3", "M4", "M5", "N1", "N2", "N3", "N4", "N5",
+               "N6", "N7", "O1", "O2", "O3", "O4", "O5", "P1", "P2", "P3")
+
+
+def _element_symbols() -> frozenset[str]:
+    from pymatgen.core.periodic_table import Element
+
+    return frozenset(e.symbol for e in Element)
+
+
+_SYMBOLS: frozenset[str] | None = None
+
+
+def normalize_element(symbol: str, source: str | None = None, field_name: str = "absorbing_element") -> str:
+    """Return the canonical symbol of a chemical element (``"cu"`` -> ``"Cu"``).
+
+    Parameters
+    ----------
+    symbol : str
+        Element symbol in any case.
+    source : str, optional
+        File the symbol came from, used in the error message.
+    field_name : str
+        Name of the field, used in the error message.
+
+    Raises
+    ------
+    SpectrumError
+        If ``symbol`` is not an element of the periodic table.
+    """
+    global _SYMBOLS
+    if _SYMBOLS is None:
+        _SYMBOLS = _element_symbols()
+    s = str(symbol).strip()
+    s = s[:1].upper() + s[1:].lower()
+    if s not in _SYMBOLS:
+        raise SpectrumError(f"unknown element {symbol!r}: expected a chemical symbol such as 'Cu'",
+                            source=source, field=field_name)
+    return s
+
+
+@dataclass(frozen=True, eq=False)
+class Spectrum:
+    """One X-ray absorption spectrum of one absorbing element at one edge.
+
+    Parameters
+    ----------
+    energy : array_like, shape (n,)
+        Absolute photon energies in eV, strictly increasing, finite.
+    mu : array_like, shape (n,)
+        Absorption coefficient (raw, normalised or standardised; see ``kind``), finite.
+    absorbing_element : str
+        Chemical symbol of the absorber, e.g. ``"Cu"``.
+    edge : str
+        Absorption edge, e.g. ``"K"`` or ``"L3"``.
+    material_id : str, optional
+        Identifier of the material (Materials Project id, AMCSD key, sample name, ...).
+    absorbing_index : int, optional
+        0-based index of the absorbing site in the material's structure.
+    multiplicity : int
+        Number of sites equivalent to the absorbing site in the structure (weight in the
+        element average). 1 for measured spectra.
+    source : str, optional
+        File the spectrum was read from; every error message names it.
+    kind : str
+        ``"mu"`` (raw), ``"norm"`` (edge-step normalised), ``"average"`` (element average) or
+        ``"standardized"``; informational.
+    metadata : dict
+        Anything else (header fields, fitted normalisation parameters, ...).
+
+    Raises
+    ------
+    SpectrumError
+        If arrays differ in length, have fewer than 2 points, contain NaN or inf, if energies
+        are not strictly increasing (duplicates included), or if the element or edge is unknown.
+    """
+
+    energy: np.ndarray
+    mu: np.ndarray
+    absorbing_element: str
+    edge: str = "K"
+    material_id: str | None = None
+    absorbing_index: int | None = None
+    multiplicity: int = 1
+    source: str | None = None
+    kind: str = "mu"
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        src = self.source
+        energy = np.asarray(self.energy, dtype=float).ravel()
+        mu = np.asarray(self.mu, dtype=float).ravel()
+        if energy.size == 0:
+            raise SpectrumError("empty spectrum: no data points", source=src, field="energy")
+        if energy.size != mu.size:
+            raise SpectrumError(f"length mismatch: {energy.size} energies but {mu.size} mu values",
+                                source=src, field="mu")
+        if energy.size < 2:
+            raise SpectrumError("a spectrum needs at least 2 points", source=src, field="energy")
+        for name, arr in (("energy", energy), ("mu", mu)):
+            bad = np.flatnonzero(~np.isfinite(arr))
+            if bad.size:
+                raise SpectrumError(f"{bad.size} non-finite value(s) (NaN or inf), first at point {bad[0]}",
+                                    source=src, field=name)
+        step = np.diff(energy)
+        if np.any(step <= 0):
+            i = int(np.flatnonzero(step <= 0)[0])
+            what = "duplicate" if step[i] == 0 else "decreasing"
+            raise SpectrumError(
+                f"energies must be strictly increasing: {what} energy at point {i + 1} "
+                f"({energy[i]:.4f} eV then {energy[i + 1]:.4f} eV)", source=src, field="energy")
+        element = normalize_element(self.absorbing_element, source=src)
+        edge = str(self.edge).strip().upper()
+        if edge not in KNOWN_EDGES:
+            raise SpectrumError(f"unknown edge {self.edge!r}: expected one of K, L1, L2, L3, M1..M5, ...",
+                                source=src, field="edge")
+        if int(self.multiplicity) < 1:
+            raise SpectrumError(f"multiplicity must be >= 1, got {self.multiplicity}", source=src,
+                                field="multiplicity")
+        energy.setflags(write=False)
+        mu.setflags(write=False)
+        object.__setattr__(self, "energy", energy)
+        object.__setattr__(self, "mu", mu)
+        object.__setattr__(self, "absorbing_element", element)
+        object.__setattr__(self, "edge", edge)
+        object.__setattr__(self, "multiplicity", int(self.multiplicity))
+        if self.absorbing_index is not None:
+            object.__setattr__(self, "absorbing_index", int(self.absorbing_index))
+
+    def __len__(self) -> int:
+        return int(self.energy.size)
+
+    def __repr__(self) -> str:
+        return (f"Spectrum({self.absorbing_element} {self.edge}, {len(self)} points, "
+                f"{self.energy[0]:.1f}-{self.energy[-1]:.1f} eV, material_id={self.material_id!r}, "
+                f"absorbing_index={self.absorbing_index}, multiplicity={self.multiplicity})")
+
+    def replace(self, **changes: Any) -> "Spectrum":
+        """Return a copy with some fields changed (validated again)."""
+        return replace(self, **changes)
+
+    def interpolate(self, energy: np.ndarray, kind: str = "linear", fill: str | float = "edge") -> "Spectrum":
+        """Resample ``mu`` onto new absolute energies.
+
+        Parameters
+        ----------
+        energy : ndarray, shape (m,)
+            New energies in eV, strictly increasing.
+        kind : {"linear", "cubic"}
+            Linear interpolation, or a cubic spline (scipy ``CubicSpline``, not-a-knot).
+        fill : "edge", "extrapolate" or float
+            Value outside the measured range: the nearest end value, the interpolant's
+            extrapolation, or a constant.
+
+        Returns
+        -------
+        Spectrum
+            Same metadata, new ``energy`` and ``mu``.
+        """
+        from xasml.preprocess.grid import interpolate_mu
+
+        grid = np.asarray(energy, dtype=float)
+        return self.replace(energy=grid, mu=interpolate_mu(self.energy, self.mu, grid, kind=kind, fill=fill))
+
+    def to_pymatgen(self, structure=None):
+        """Convert to :class:`pymatgen.analysis.xas.spectrum.XAS` (XANES).
+
+        Parameters
+        ----------
+        structure : pymatgen.core.Structure, optional
+            The material's structure; pymatgen requires one, so a one-atom placeholder of the
+            absorbing element is used when none is given.
+        """
+        from pymatgen.analysis.xas.spectrum import XAS
+        from pymatgen.core import Lattice, Structure
+
+        if structure is None:
+            structure = Structure(Lattice.cubic(10.0), [self.absorbing_element], [[0, 0, 0]])
+        return XAS(self.energy.copy(), self.mu.copy(), structure, self.absorbing_element,
+                   edge=self.edge, spectrum_type="XANES",
+                   absorbing_index=self.absorbing_index if self.absorbing_index is not None else 0)
+
+    @classmethod
+    def from_pymatgen(cls, xas, material_id: str | None = None, multiplicity: int = 1,
+                      source: str | None = None) -> "Spectrum":
+        """Build a :class:`Spectrum` from a pymatgen ``XAS`` object."""
+        return cls(energy=np.asarray(xas.x), mu=np.asarray(xas.y), absorbing_element=str(xas.absorbing_element),
+                   edge=xas.edge, material_id=material_id, absorbing_index=xas.absorbing_index,
+                   multiplicity=multiplicity, source=source)
+
+
+def overlap_window(spectra: Sequence[Spectrum]) -> tuple[float, float]:
+    """Return the energy range (eV) covered by every spectrum: (max of starts, min of ends).
+
+    Raises
+    ------
+    SpectrumError
+        If the spectra do not overlap.
+    """
+    lo = max(float(s.energy[0]) for s in spectra)
+    hi = min(float(s.energy[-1]) for s in spectra)
+    if not hi > lo:
+        raise SpectrumError(f"spectra do not overlap in energy ({lo:.2f} eV > {hi:.2f} eV)",
+                            source=spectra[0].source)
+    return lo, hi
+
+
+def element_average(spectra: Iterable[Spectrum], energy: np.ndarray | None = None,
+                    n_points: int = 200) -> Spectrum:
+    """Multiplicity-weighted mean of one element's inequivalent-site spectra.
+
+    This is the per-element spectrum the Materials Project provides and the input of the
+    topology indicator (Andrejevic et al., Adv. Mater. 2022, Data Processing): each
+    symmetry-inequivalent site spectrum is weighted by the number of equivalent sites. It is the
+    same quantity as pymatgen's ``site_weighted_spectrum``, but takes the multiplicities given
+    with the data instead of recomputing them from the structure.
+
+    Parameters
+    ----------
+    spectra : iterable of Spectrum
+        Site spectra of one absorbing element and edge in one material.
+    energy : ndarray, shape (m,), optional
+        Common grid in eV. Default: ``n_points`` evenly spaced over the overlap of all spectra.
+    n_points : int
+        Number of grid points when ``energy`` is not given.
+
+    Returns
+    -------
+    Spectrum
+        ``kind="average"``, ``multiplicity`` = sum of the site multiplicities,
+        ``absorbing_index=None``; ``metadata["sites"]`` lists (absorbing_index, multiplicity).
+
+    Raises
+    ------
+    SpectrumError
+        If the list is empty or mixes elements, edges or materials.
+    """
+    spectra = list(spectra)
+    if not spectra:
+        raise SpectrumError("element_average needs at least one spectrum")
+    first = spectra[0]
+    for s in spectra[1:]:
+        if (s.absorbing_element, s.edge) != (first.absorbing_element, first.edge):
+            raise SpectrumError(f"cannot average {s.absorbing_element} {s.edge} with "
+                                f"{first.absorbing_element} {first.edge}", source=s.source)
+        if s.material_id != first.material_id:
+            raise SpectrumError(f"cannot average spectra of different materials ({s.material_id!r} and "
+                                f"{first.material_id!r})", source=s.source)
+    if energy is None:
+        lo, hi = overlap_window(spectra)
+        energy = np.linspace(lo, hi, n_points)
+    energy = np.asarray(energy, dtype=float)
+    weights = np.array([s.multiplicity for s in spectra], dtype=float)
+    stack = np.stack([s.interpolate(energy).mu for s in spectra])
+    mu = weights @ stack / weights.sum()
+    return Spectrum(energy=energy, mu=mu, absorbing_element=first.absorbing_element, edge=first.edge,
+                    material_id=first.material_id, absorbing_index=None, multiplicity=int(weights.sum()),
+                    source=first.source, kind="average",
+                    metadata={"sites": [(s.absorbing_index, s.multiplicity) for s in spectra]})
