@@ -120,3 +120,24 @@ def test_per_element_standardizer_roundtrip():
     np.testing.assert_allclose(st2.inverse_transform(Z, el), X)
     with pytest.raises(Exception, match="not in the training data"):
         st.transform(X[:1], ["Fe"])
+
+
+def test_dataset_roundtrip(tmp_path, test_data):
+    from xasml.datasets.format import frame_to_spectra, read_dataset, spectra_to_frame, write_dataset
+    from xasml.errors import DataError
+
+    sites = read_feff_compound(test_data / "feff/amcsd-10177")
+    frame = spectra_to_frame(sites, extra={"topological": [1, 1]})
+    path = write_dataset(tmp_path / "d.parquet", frame, kind="topology", metadata={"grid": 1},
+                         attribution="test")
+    back, info = read_dataset(path, kind="topology")
+    assert info["kind"] == "topology" and info["metadata"] == {"grid": 1}
+    assert list(back["topological"]) == [1, 1]
+    again = frame_to_spectra(back)
+    np.testing.assert_array_equal(again[1].mu, sites[1].mu)
+    assert again[1].multiplicity == 4 and again[1].absorbing_index == 2
+    with pytest.raises(DataError, match="expected 'local'"):
+        read_dataset(path, kind="local")
+    (tmp_path / "x.parquet").write_text("nope")
+    with pytest.raises(DataError, match="not a readable Parquet"):
+        read_dataset(tmp_path / "x.parquet")
