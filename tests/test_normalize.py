@@ -1,0 +1,150 @@
+"""Measured-spectrum preprocessing on real data: pre-edge normalisation, the arctangent chain of
+Andrejevic et al. (2022), and alignment."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+from xasml.errors import SpectrumError
+from xasml.io.feff import read_feff_compound, read_feff_xmu
+from xasml.io.xdi import read_xdi
+from xasml.preprocess.align import (align_to_reference, edge_energy, estimate_shift, identify_edge,
+                                    shift_to_tabulated_edge)
+from xasml.preprocess.normalize import (ArctanFit, area_matching_shift, arctan_area, arctan_step, find_e0,
+                                        fit_arctan_edge, pre_edge, preprocess_measured)
+from xasml.spectrum import element_average
+
+CU_K = 8979.0
+
+
+@pytest.fixture(scope="module")
+def cu_foil(test_data):
+    return read_xdi(test_data / "io" / "xdi" / "cu_metal_rt.xdi")
+
+
+@pytest.fixture(scope="module")
+def cuo(test_data):
+    return read_xdi(test_data / "io" / "xdi" / "CuO_tenorite_13K_01.xdi")
+
+
+@pytest.fixture(scope="module")
+def feff_cu(test_data):
+    return read_feff_xmu(test_data / "feff" / "omnixas" / "mp-1005792" / "FEFF-XANES" / "008_Cu" / "xmu.dat")
+
+
+def test_edge_energy_and_identification():
+    assert edge_energy("Cu", "K") == CU_K
+    assert edge_energy("pt", "l3") == pytest.approx(11564, abs=1)
+    assert identify_edge(8982.0) == ("Cu", "K", CU_K)
+    assert identify_edge(16140.0, element="Sr")[:2] == ("Sr", "K")  # Sr files ~35 eV off
+    with pytest.raises(ValueError, match="tolerance"):
+        identify_edge(9500.0, element="Cu")
+    with pytest.raises(SpectrumError, match="no M5 edge"):
+        edge_energy("Li", "M5")
+
+
+def test_find_e0_on_real_spectra(cu_foil, cuo):
+    # Cu metal: first inflection at the tabulated edge; CuO (Cu2+): edge a few eV higher
+    assert find_e0(cu_foil.energy, cu_foil.mu) == pytest.approx(CU_K, abs=3)
+    assert CU_K < find_e0(cuo.energy, cuo.mu) < CU_K + 15
+
+
+def test_pre_edge_normalisation(cu_foil):
+    r = pre_edge(cu_foil.energy, cu_foil.mu)
+    assert r.e0 == pytest.approx(CU_K, abs=3)
+    assert r.pre1 < r.pre2 < 0 < r.norm1 < r.norm2
+    assert r.edge_step > 0 and r.nnorm == 2
+    post = (cu_foil.energy > r.e0 + 150) & (cu_foil.energy < r.e0 + r.norm2)
+    assert np.mean(r.flat[post]) == pytest.approx(1.0, abs=0.02)
+    pre = cu_foil.energy < r.e0 + r.pre2
+    assert np.abs(r.norm[pre]).max() < 0.02
+    d = r.to_dict()
+    assert set(d) >= {"e0", "edge_step", "pre1", "pre2", "norm1", "norm2", "nnorm", "pre_coefs", "post_coefs"}
+    assert not any(isinstance(v, np.ndarray) for v in d.values())
+    # explicit ranges are honoured; an empty range is a clear error
+    r2 = pre_edge(cu_foil.energy, cu_foil.mu, e0=CU_K, pre1=-150, pre2=-50, norm1=100, norm2=400, nnorm=1)
+    assert (r2.e0, r2.pre1, r2.norm2, r2.nnorm) == (CU_K, -150, 400, 1)
+    with pytest.raises(SpectrumError, match="pre-edge range"):
+        pre_edge(cu_foil.energy, cu_foil.mu, e0=CU_K, pre1=-10, pre2=-9.9)
+
+
+def test_arctan_step_and_area():
+    e = np.linspace(8900, 9100, 2001)
+    f = arctan_step(e, 2.0, 0.5, 9000.0)
+    assert f[0] == pytest.approx(0.0, abs=0.015) and f[-1] == pytest.approx(2.0, abs=0.015)  # slow 1/x tails
+    assert arctan_step(9000.0, 2.0, 0.5, 9000.0) == pytest.approx(1.0)
+    fit = ArctanFit(2.0, 0.5, 9000.0)
+    assert arctan_area(fit, (8900, 9100), unit_amplitude=False) == pytest.approx(np.trapezoid(f, e), rel=1e-5)
+    # equal steepness: the area-matching shift is the difference of the positions
+    ref = ArctanFit(1.0, 0.5, 9012.5)
+    assert area_matching_shift(fit, ref, (8950, 9100)) == pytest.approx(12.5, abs=1e-5)
+
+
+def test_fit_arctan_on_measured_spectrum(cu_foil):
+    r = pre_edge(cu_foil.energy, cu_foil.mu)
+    sub = cu_foil.mu - r.pre_edge
+    fit = fit_arctan_edge(cu_foil.energy, sub, window=(CU_K - 60, CU_K + 150))
+    assert fit.a3 == pytest.approx(CU_K, abs=10)
+    assert fit.a1 == pytest.approx(r.edge_step, rel=0.15)
+    assert 0.05 < fit.a2 < 5
+    with pytest.raises(SpectrumError, match="arctangent fit range"):
+        fit_arctan_edge(cu_foil.energy, sub, window=(9500, 9501))
+
+
+def test_preprocess_measured_against_feff_reference(cu_foil, cuo, feff_cu):
+    for measured in (cu_foil, cuo):
+        out, rec = preprocess_measured(measured, feff_cu.energy, feff_cu.mu)
+        assert rec["a3"] == pytest.approx(CU_K, abs=12)  # fitted edge near the tabulated Cu K edge
+        assert np.isfinite(rec["shift_eV"]) and abs(rec["shift_eV"]) < 30
+        assert out.kind == "norm" and out.metadata["preprocessing"] == rec
+        np.testing.assert_allclose(out.energy, measured.energy + rec["shift_eV"])
+        post = (out.energy > rec["a3"] + rec["shift_eV"] + 30) & (out.energy < rec["a3"] + rec["shift_eV"] + 120)
+        assert np.mean(out.mu[post]) == pytest.approx(1.0, abs=0.1)  # step-normalised
+        pre = out.energy < rec["e0"] + rec["shift_eV"] - 40
+        assert np.abs(np.mean(out.mu[pre])) < 0.02  # background removed
+        for key in ("pre_edge_slope", "pre_edge_intercept", "a1", "a2", "a3", "shift_eV", "reference_fit"):
+            assert key in rec
+    # after the shift, both fitted steps have equal area over the reference window
+    ref_fit = ArctanFit(**{k: rec["reference_fit"][k] for k in ("a1", "a2", "a3")})
+    meas_fit = ArctanFit(rec["a1"], rec["a2"], rec["a3"])
+    w = tuple(rec["area_window"])
+    assert arctan_area(meas_fit, w, shift=rec["shift_eV"]) == pytest.approx(arctan_area(ref_fit, w), rel=1e-6)
+
+
+def test_preprocess_with_mean_computed_reference(shared_data, test_data):
+    """Cu foil and CuO against the mean of real OmniXAS FEFF Cu spectra (the paper's reference)."""
+    root = shared_data / "omnixas-cu-feff" / "FEFF" / "Cu"
+    folders = [p for p in sorted(root.glob("mp-*")) if list(p.glob("FEFF-XANES/*/xmu.dat"))][:20]
+    avgs = [element_average(read_feff_compound(p)) for p in folders]
+    grid = np.linspace(max(a.energy[0] for a in avgs), min(a.energy[-1] for a in avgs), 200)
+    ref_mu = np.mean([a.interpolate(grid).mu for a in avgs], axis=0)
+    for name in ("cu_metal_rt.xdi", "CuO_tenorite_13K_01.xdi"):
+        s = read_xdi(test_data / "io" / "xdi" / name)
+        out, rec = preprocess_measured(s, grid, ref_mu)
+        assert rec["a3"] == pytest.approx(edge_energy("Cu", "K"), abs=12)
+        assert 0 < rec["shift_eV"] < 25  # FEFF9 edges lie above experiment
+        post = (out.energy > grid[0] + 40) & (out.energy < grid[-1])
+        assert np.mean(out.mu[post]) == pytest.approx(1.0, abs=0.1)
+
+
+def test_align_sr_file_that_is_35_eV_off(test_data):
+    s = read_xdi(test_data / "io" / "xdi" / "SrO_rt_01.xdi")
+    e0 = find_e0(s.energy, s.mu)
+    assert e0 - edge_energy("Sr") == pytest.approx(35, abs=5)
+    aligned, shift = shift_to_tabulated_edge(s)
+    assert find_e0(aligned.energy, aligned.mu) == pytest.approx(edge_energy("Sr"), abs=0.5)
+    assert aligned.metadata["alignment"]["shift_eV"] == shift
+
+
+def test_cross_correlation_recovers_a_known_shift(cu_foil, cuo):
+    # shift a real spectrum by a known amount: the derivative cross-correlation finds it
+    moved = cu_foil.replace(energy=cu_foil.energy - 23.4)
+    assert estimate_shift(moved.energy, moved.mu, cu_foil.energy, cu_foil.mu) == pytest.approx(23.4, abs=0.1)
+    aligned, shift = align_to_reference(moved, cu_foil, max_shift=40)
+    assert shift == pytest.approx(23.4, abs=0.1)
+    np.testing.assert_allclose(aligned.energy, cu_foil.energy, atol=0.1)
+    # CuO against Cu foil: Cu2+ edge lies several eV above Cu0, so the shift is negative
+    assert -15 < estimate_shift(cuo.energy, cuo.mu, cu_foil.energy, cu_foil.mu) < 0
