@@ -158,3 +158,49 @@ def test_fetch_errors(monkeypatch, tmp_path, capsys):
     monkeypatch.setattr(fetch_cli, "_mprester_class", lambda: _FakeMPRester)
     with pytest.raises(fetch_cli.FetchError, match="no XAS documents for mp-1"):
         fetch_cli.fetch_mp(["mp-1"], tmp_path, api_key="k")
+
+
+# --------------------------------------------------------------------------------------------
+# rfxas experiment.csv (measured spectra with coordination labels)
+# --------------------------------------------------------------------------------------------
+
+def test_rfxas_sample(test_data):
+    from xasml.io import read_rfxas_csv
+    from xasml.preprocess.align import edge_energy
+
+    rows = read_rfxas_csv(test_data / "io" / "rfxas_sample.csv")
+    assert [lab["xas_id"] for _, lab in rows] == ["mp-25620-V", "mp-1692-Cu", "mp-306-B", "mp-25620-V"]
+    cuo, lab = rows[1]
+    assert (cuo.absorbing_element, cuo.edge, cuo.material_id, len(cuo)) == ("Cu", "K", "mp-1692", 200)
+    assert lab["coordination_number"] == 4 and lab["cn_label"] == "CN_4" and lab["formula"] == "CuO"
+    assert cuo.mu.min() == 0.0 and cuo.mu.max() == 1.0  # min-max scaled
+    assert cuo.energy[0] == pytest.approx(edge_energy("Cu") - 5.0, abs=0.5)  # grid starts 5 eV below the edge
+    np.testing.assert_allclose(np.diff(cuo.energy), np.diff(cuo.energy)[0], rtol=1e-6)  # uniform grid
+    assert sum(lab["cn_weights"].values()) == pytest.approx(1.0, abs=1e-6)
+    assert rows[2][0].metadata["technique"] == "EELS" and rows[0][0].metadata["technique"] == "XAS"
+    v2o5 = rows[0][1]
+    assert v2o5["coordination_number"] == 5 and "square pyramidal CN_5" in v2o5["environment_weights"]
+
+
+def test_rfxas_full_file(shared_data):
+    from xasml.io import read_rfxas_csv
+
+    rows = read_rfxas_csv(shared_data / "experimental" / "rfxas" / "experiment.csv")
+    assert len(rows) == 30
+    assert {s.absorbing_element for s, _ in rows} >= {"V", "Cr", "Mn", "Fe", "Co", "Ni", "Cu", "Zn"}
+    assert all(len(s) == 200 and lab["coordination_number"] in lab["cn_present"] for s, lab in rows)
+    assert sum(s.metadata["technique"] == "EELS" for s, _ in rows) == 5
+
+
+def test_rfxas_errors(tmp_path, test_data):
+    from xasml.io import read_rfxas_csv
+
+    text = (test_data / "io" / "rfxas_sample.csv").read_text().splitlines()
+    p = tmp_path / "no_energy.csv"
+    p.write_text("\n".join([text[0].replace("x_axis_energy", "energy_axis")] + text[1:]) + "\n")
+    with pytest.raises(SpectrumError, match="no_energy.csv.*missing column.*x_axis_energy"):
+        read_rfxas_csv(p)
+    p = tmp_path / "broken.csv"
+    p.write_text("\n".join(text[:2] + [text[2].replace("(8973", "(oops, 8973", 1)]) + "\n")
+    with pytest.raises(SpectrumError, match=r"broken\.csv, line 3, field 'x_axis_energy'"):
+        read_rfxas_csv(p)

@@ -173,3 +173,32 @@ def test_missing_file_and_not_xdi(tmp_path):
     p.write_text("8979 1 2\n")
     with pytest.raises(SpectrumError, match="line 1: first line must be the XDI version line"):
         read_xdi(p)
+
+
+# --------------------------------------------------------------------------------------------
+# generic reader: format by content
+# --------------------------------------------------------------------------------------------
+
+def test_read_spectrum_dispatches_by_content(tmp_path, test_data):
+    from xasml.io import detect_format, read_spectrum
+
+    xdi = test_data / "io" / "xdi" / "cu_metal_rt.xdi"
+    feff = test_data / "feff" / "omnixas" / "mp-1005792" / "FEFF-XANES" / "008_Cu" / "xmu.dat"
+    mp = test_data / "io" / "mp" / "mp-1022728_xas_Cu_K.json"
+    assert [detect_format(p) for p in (xdi, feff, mp)] == ["xdi", "feff", "mp"]
+    assert read_spectrum(xdi).metadata["format"] == "xdi"
+    assert read_spectrum(feff, material_id="mp-1005792").absorbing_index == 8
+    assert read_spectrum(mp).material_id == "mp-1022728"
+    assert len(read_spectrum(test_data / "io" / "mp" / "xas_docs.json")) == 2
+    # the extension does not matter
+    odd = tmp_path / "spectrum.xxdi.txt"
+    odd.write_bytes(xdi.read_bytes())
+    assert read_spectrum(odd, mode="transmission").absorbing_element == "Cu"
+    unknown = tmp_path / "table.dat"
+    unknown.write_text("energy mu\n8979 0.1\n8980 0.2\n")
+    with pytest.raises(SpectrumError, match=r"table\.dat: unknown spectrum format.*XDI.*FEFF.*JSON"):
+        read_spectrum(unknown)
+    with pytest.raises(SpectrumError, match="read_feff_compound"):
+        read_spectrum(test_data / "feff" / "omnixas" / "mp-1005792")
+    with pytest.raises(TypeError, match="take no reader options"):
+        read_spectrum(mp, edge="K")

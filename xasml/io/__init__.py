@@ -1,6 +1,13 @@
-"""Readers and writers: FEFF ``xmu.dat``, XDI, Materials Project documents, structures."""
+"""Readers and writers: FEFF ``xmu.dat``, XDI, Materials Project documents, structures.
+
+:func:`read_spectrum` reads any supported spectrum file, recognising the format by content.
+"""
 
 from xasml.io.feff import read_feff_compound, read_feff_xmu
+from xasml.io.mp import read_mp_xas_document
+from xasml.io.reader import detect_format, read_spectrum
+from xasml.io.rfxas import read_rfxas_csv
 from xasml.io.xdi import XDIFile, XDIWarning, read_xdi, read_xdi_table
 
-__all__ = ["read_feff_xmu", "read_feff_compound", "read_xdi", "read_xdi_table", "XDIFile", "XDIWarning"]
+__all__ = ["read_spectrum", "detect_format", "read_feff_xmu", "read_feff_compound", "read_xdi",
+           "read_xdi_table", "XDIFile", "XDIWarning", "read_mp_xas_document", "read_rfxas_csv"]
