@@ -148,3 +148,20 @@ def test_cross_correlation_recovers_a_known_shift(cu_foil, cuo):
     np.testing.assert_allclose(aligned.energy, cu_foil.energy, atol=0.1)
     # CuO against Cu foil: Cu2+ edge lies several eV above Cu0, so the shift is negative
     assert -15 < estimate_shift(cuo.energy, cuo.mu, cu_foil.energy, cu_foil.mu) < 0
+
+
+def test_pre_edge_on_the_whole_xas_data_library(shared_data):
+    """Every one of the 275 measured spectra normalises; e0 lies near the tabulated edge."""
+    root = shared_data / "experimental" / "xas-data-library" / "data"
+    offsets = []
+    for f in sorted(p for p in root.rglob("*") if p.is_file()):
+        s = read_xdi(f)
+        r = pre_edge(s.energy, s.mu)
+        assert r.edge_step > 0, f
+        post = (s.energy > r.e0 + r.norm1) & (s.energy < r.e0 + r.norm2)
+        assert np.mean(r.flat[post]) == pytest.approx(1.0, abs=0.05), f
+        offsets.append(abs(r.e0 - edge_energy(s.absorbing_element, s.edge)))
+    offsets = np.array(offsets)
+    assert offsets.size == 275
+    assert offsets.max() < 40  # the Sr files, calibrated ~35 eV high, are the worst
+    assert np.mean(offsets < 15) > 0.85

@@ -186,7 +186,9 @@ def pre_edge(energy, mu, e0: float | None = None, pre1: float | None = None, pre
     nnorm : int
         Degree of the post-edge polynomial (0, 1, 2 or 3); lowered automatically when the
         post-edge range is shorter than 50 eV (to 1) or 15 eV (to 0) or has too few points,
-        as a quadratic over a short XANES range would follow the oscillations.
+        as a quadratic over a short XANES range would follow the oscillations, and when the
+        polynomial extrapolated to e0 gives a non-positive edge step. ``NormResult.nnorm``
+        is the degree used.
     source : str, optional
         Name used in error messages.
 
@@ -237,10 +239,15 @@ def pre_edge(energy, mu, e0: float | None = None, pre1: float | None = None, pre
     if span < 15:
         deg = 0
     deg = min(deg, int(sel_post.sum()) - 1)
-    post_coefs = np.polyfit(e[sel_post] - e0, m[sel_post], deg)
+    pre_at_e0 = slope * e0 + intercept
+    while True:  # a polynomial that extrapolates below the pre-edge line at e0 is lowered in degree
+        post_coefs = np.polyfit(e[sel_post] - e0, m[sel_post], deg)
+        step = float(np.polyval(post_coefs, 0.0) - pre_at_e0)
+        if step > 0 or deg == 0:
+            break
+        deg -= 1
     pre_curve = slope * e + intercept
     post_curve = np.polyval(post_coefs, e - e0)
-    step = float(np.polyval(post_coefs, 0.0) - (slope * e0 + intercept))
     if not step > 0:
         raise SpectrumError(f"edge step {step:.4g} is not positive: no absorption edge between the pre-edge "
                             f"and post-edge ranges (e0={e0:.1f} eV)", source=source, field="edge_step")
