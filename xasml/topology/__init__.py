@@ -1,1 +1,6 @@
-"""topology"""
+"""The topology indicator (Andrejevic et al., Adv. Mater. 34, 2204113 (2022)): run, predict, report."""
+
+from xasml.topology.predict import TopologyPredictor, predict_topology
+from xasml.topology.run import BUNDLED_DATASET, BUNDLED_MODEL, run_topology
+
+__all__ = ["run_topology", "predict_topology", "TopologyPredictor", "BUNDLED_DATASET", "BUNDLED_MODEL"]

@@ -1,0 +1,103 @@
+"""``xasml topology run | predict | build``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    if args.show_config:
+        from xasml.topology.config import describe_defaults
+
+        print(describe_defaults())
+        return 0
+    import torch
+
+    from xasml.topology.run import run_topology
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    run_topology(data=args.data, out=args.out, seed=args.seed, config=args.config, show_progress=not args.quiet)
+    return 0
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from xasml.topology.predict import format_prediction, predict_topology
+
+    measured = True if args.measured else (False if args.computed else None)
+    res = predict_topology(args.paths, model_dir=args.model, measured=measured)
+    if args.json:
+        print(json.dumps(res))
+    else:
+        print(format_prediction(res))
+    return 0
+
+
+def _cmd_build(args: argparse.Namespace) -> int:
+    from xasml.datasets.topology import build_topology_frame, write_topology_dataset
+
+    labeler = None
+    if args.labels:
+        from xasml.labels.topology import TopologyLabeler
+
+        labeler = TopologyLabeler.from_folder(args.labels, ambiguous_catalogue=args.ambiguous_catalogue)
+    frame, report = build_topology_frame(args.data, labeler=labeler, omnixas=args.omnixas,
+                                         show_progress=not args.quiet)
+    path = write_topology_dataset(args.out, frame, report)
+    print(json.dumps({"out": str(path), "site_spectra": len(frame),
+                      "compounds": int(frame["material_id"].nunique()), **report}, indent=1))
+    return 0
+
+
+def add_parser(subparsers) -> None:
+    """Register ``xasml topology`` and its sub-commands."""
+    p = subparsers.add_parser("topology", help="topology indicator from K-edge XANES (Andrejevic et al. 2022)",
+                              description="Machine-learning indicator of band topology from the K-edge XANES "
+                                          "of every element of a compound.")
+    sub = p.add_subparsers(dest="topology_command", metavar="SUBCOMMAND")
+
+    r = sub.add_parser("run", help="build the dataset, train the network and baselines, evaluate, report",
+                       description="Train and evaluate the topology network and every baseline on one split; "
+                                   "writes a run folder (config.json, run.json, splits.json, models/, "
+                                   "metrics.json, report/report.md).")
+    r.add_argument("--data", metavar="PATH", help="a built .parquet dataset or a feff10-topology-v0-style "
+                                                  "folder (default: the dataset bundled with xasml)")
+    r.add_argument("--out", metavar="DIR", help="run folder (default runs/topology-<date>-<time>)")
+    r.add_argument("--seed", type=int, help="seed (default 0, or the config's)")
+    r.add_argument("--config", metavar="FILE", help="TOML/JSON config overriding defaults (see --show-config)")
+    r.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    r.add_argument("--show-config", action="store_true", help="print every option with default and description")
+    r.add_argument("--quiet", action="store_true", help="no progress output")
+    r.set_defaults(func=_cmd_run)
+
+    q = sub.add_parser("predict", help="probability that a compound is topological, from its spectra",
+                       description="PATH: spectrum files of one compound (FEFF xmu.dat or XDI; any subset of its "
+                                   "elements; XDI is treated as measured and preprocessed) or one compound folder "
+                                   "(FEFF-XANES/<idx>_<El>/xmu.dat + material.json).")
+    q.add_argument("paths", nargs="+", metavar="PATH")
+    q.add_argument("--model", metavar="DIR", help="model folder or run folder (default: pretrained model shipped "
+                                                  "with xasml)")
+    q.add_argument("--json", action="store_true", help="print exactly one JSON object")
+    g = q.add_mutually_exclusive_group()
+    g.add_argument("--measured", action="store_true", help="treat every file as measured (preprocess)")
+    g.add_argument("--computed", action="store_true", help="treat every file as computed (no preprocessing)")
+    q.set_defaults(func=_cmd_predict)
+
+    b = sub.add_parser("build", help="build a topology dataset (.parquet) from compound folders")
+    b.add_argument("--data", required=True, metavar="DIR", help="feff10-topology-v0-style folder")
+    b.add_argument("--out", required=True, metavar="FILE", help="output .parquet")
+    b.add_argument("--labels", metavar="DIR", help="catalogue folder (materiae/, arsenal/) to re-label compounds")
+    b.add_argument("--ambiguous-catalogue", default="conflict", choices=("conflict", "abstain"),
+                   help="entries of one catalogue that disagree: drop the compound (conflict) or ignore "
+                        "that catalogue (abstain)")
+    b.add_argument("--omnixas", metavar="DIR", help="omnixas-cu-feff folder to join (needs --labels)")
+    b.add_argument("--quiet", action="store_true")
+    b.set_defaults(func=_cmd_build)
+
+    def _help(args: argparse.Namespace) -> int:
+        p.print_help(sys.stderr)
+        return 2
+
+    p.set_defaults(func=_help)

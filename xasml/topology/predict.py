@@ -1,0 +1,204 @@
+"""``xasml topology predict``: the probability that a compound is topological, from its spectra.
+
+Inputs are either spectrum files of one compound (any subset of its elements; FEFF
+``xmu.dat`` = computed, XDI = measured) or one compound folder in the ``feff10-topology-v0``
+layout. Computed spectra go straight onto the model's grids; measured spectra first go
+through the paper's preprocessing (linear pre-edge subtraction, arctangent edge-step fit and
+scaling by 1/a1, energy shift matching the arctangent areas with the mean computed spectrum
+of the same absorber; Andrejevic et al. 2022, Experimental Section, Figure S10) via
+:func:`xasml.preprocess.normalize.preprocess_measured`. Site spectra of one element are
+averaged (multiplicity-weighted when ``material.json`` gives multiplicities). Elements the
+model never saw are ignored and listed.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from xasml.errors import DataError, SpectrumError
+
+
+class TopologyPredictor:
+    """A saved topology model with its featuriser (grids, standardiser, reference spectra).
+
+    Parameters
+    ----------
+    model_dir : str or Path, optional
+        A model folder (``estimator.json``, ``weights.safetensors``, ``topology.json``) or a run
+        folder (``models/topology_net`` is used). Default: the pretrained model shipped with
+        xasml.
+
+    Raises
+    ------
+    DataError
+        If the folder holds no topology model.
+    """
+
+    def __init__(self, model_dir: str | Path | None = None):
+        from xasml.datasets.topology import TopologyFeaturizer
+        from xasml.models import load_estimator
+        from xasml.topology.run import BUNDLED_MODEL
+
+        d = Path(model_dir) if model_dir is not None else BUNDLED_MODEL
+        if (d / "models" / "topology_net" / "estimator.json").exists():
+            d = d / "models" / "topology_net"
+        meta = d / "topology.json"
+        if not (d / "estimator.json").exists() or not meta.exists():
+            raise DataError(f"{d}: not a topology model folder (needs estimator.json and topology.json; "
+                            f"pass a run folder or its models/<name> folder)")
+        self.path = d
+        self.meta = json.loads(meta.read_text())
+        self.featurizer = TopologyFeaturizer.from_dict(self.meta["featurizer"])
+        self.model = load_estimator(d)
+
+    @property
+    def elements(self) -> list[str]:
+        """Absorbing elements the model knows."""
+        return self.featurizer.elements_
+
+    def _read(self, path: Path, measured: bool | None) -> tuple[Any, bool]:
+        """Read one spectrum file; returns (Spectrum, is_measured)."""
+        from xasml.io.feff import read_feff_xmu
+
+        name = path.name.lower()
+        is_feff = name.endswith("xmu.dat") or name.endswith(".xmu")
+        if not is_feff:
+            try:
+                head = path.read_text(errors="replace")[:4000]
+            except OSError as exc:
+                raise SpectrumError(f"cannot read: {exc}", source=str(path)) from None
+            is_feff = "FEFF" in head and "omega" in head
+        if is_feff:
+            return read_feff_xmu(path), bool(measured) if measured is not None else False
+        try:
+            from xasml.io.reader import read_spectrum
+        except ImportError:  # reader module not available: XDI directly
+            from xasml.io.xdi import read_xdi as read_spectrum
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            spec = read_spectrum(path)
+        return spec, True if measured is None else bool(measured)
+
+    def predict_paths(self, paths: Sequence[str | Path], measured: bool | None = None) -> dict:
+        """Predict from spectrum files of one compound, or from one compound folder.
+
+        Parameters
+        ----------
+        paths : sequence of str or Path
+            Spectrum files (``xmu.dat``, XDI, ...) or a single compound folder.
+        measured : bool, optional
+            Force measured (True) or computed (False) handling; default: XDI and other
+            non-FEFF files are measured, FEFF ``xmu.dat`` computed.
+
+        Returns
+        -------
+        dict
+            ``probability`` (float, of the topological class), ``topological`` (bool),
+            ``threshold``, ``elements`` (used), ``elements_ignored``, ``inputs`` (per file:
+            path, element, edge, kind and, for measured spectra, the ``preprocessing`` record
+            with the fitted pre-edge line, a1, a2, a3 and the energy shift), ``model``.
+
+        Raises
+        ------
+        DataError, SpectrumError
+            If nothing usable remains or a file is invalid (named).
+        """
+        from xasml.datasets.topology import compound_from_spectra, read_topology_compound
+
+        paths = [Path(p) for p in paths]
+        if not paths:
+            raise DataError("no input: give spectrum files or one compound folder")
+        inputs: list[dict] = []
+        spectra = []
+        ignored: set[str] = set()
+        if len(paths) == 1 and paths[0].is_dir():
+            sites, meta = read_topology_compound(paths[0])
+            material_id = str(meta.get("key", paths[0].name))
+            for s in sites:
+                inputs.append({"path": s.source, "element": s.absorbing_element, "edge": s.edge, "kind": "computed",
+                               "multiplicity": s.multiplicity})
+            spectra = list(sites)
+        else:
+            material_id = "input"
+            for p in paths:
+                if p.is_dir():
+                    raise DataError(f"{p}: a folder can only be given alone (one compound folder)")
+                if not p.exists():
+                    raise SpectrumError("file not found", source=str(p))
+                s, is_measured = self._read(p, measured)
+                rec: dict[str, Any] = {"path": str(p), "element": s.absorbing_element, "edge": s.edge,
+                                       "kind": "measured" if is_measured else "computed"}
+                if s.edge != "K":
+                    rec["ignored"] = f"{s.edge} edge: the model uses K edges"
+                    ignored.add(s.absorbing_element)
+                    inputs.append(rec)
+                    continue
+                if s.absorbing_element not in self.featurizer.grids_:
+                    rec["ignored"] = "element not in the training data"
+                    ignored.add(s.absorbing_element)
+                    inputs.append(rec)
+                    continue
+                if is_measured:
+                    s, record = self.preprocess_measured(s)
+                    rec["preprocessing"] = record
+                inputs.append(rec)
+                spectra.append(s)
+        compound = compound_from_spectra(spectra, material_id=material_id)
+        known = [el for el in compound.elements if el in self.featurizer.grids_]
+        ignored |= set(compound.elements) - set(known)
+        for r in inputs:
+            if r["element"] in ignored and "ignored" not in r:
+                r["ignored"] = "element not in the training data"
+        if not known:
+            raise DataError(f"none of the input elements ({', '.join(sorted(ignored)) or 'none'}) is known to the "
+                            f"model; known: {', '.join(self.elements)}")
+        data = self.featurizer.transform([compound])
+        p = float(self.model.predict_proba(data)[0, 1])
+        thr = float(self.model.threshold_)
+        return {"probability": p, "topological": bool(p >= thr), "threshold": thr, "elements": data.elements[0],
+                "elements_ignored": sorted(ignored), "material_id": material_id, "inputs": inputs,
+                "model": str(self.path), "model_name": self.meta.get("model")}
+
+    def preprocess_measured(self, spectrum):
+        """Apply the paper's measured-spectrum preprocessing against this model's reference spectrum.
+
+        Returns
+        -------
+        (Spectrum, dict)
+            The aligned, step-normalised spectrum and the record of fitted parameters.
+        """
+        from xasml.preprocess.normalize import preprocess_measured
+
+        el = spectrum.absorbing_element
+        grid = self.featurizer.grids_[el]
+        return preprocess_measured(spectrum, grid.energy, self.featurizer.reference_[el])
+
+
+def predict_topology(paths: Sequence[str | Path], model_dir: str | Path | None = None,
+                     measured: bool | None = None) -> dict:
+    """Probability that the compound whose spectra are ``paths`` is topological.
+
+    See :meth:`TopologyPredictor.predict_paths` for the inputs and the returned dict.
+    """
+    return TopologyPredictor(model_dir).predict_paths(paths, measured=measured)
+
+
+def format_prediction(res: dict) -> str:
+    """Human-readable lines for a prediction dict."""
+    cls = "topological" if res["topological"] else "trivial"
+    lines = [f"P(topological) = {res['probability']:.3f}  ->  {cls} (threshold {res['threshold']:.3f})",
+             f"elements used: {', '.join(res['elements'])}"]
+    if res["elements_ignored"]:
+        lines.append(f"elements ignored: {', '.join(res['elements_ignored'])}")
+    for r in res["inputs"]:
+        if "preprocessing" in r:
+            pp = r["preprocessing"]
+            lines.append(f"  {r['path']}: measured {r['element']} K; a1={pp['a1']:.4g} a2={pp['a2']:.4g} "
+                         f"a3={pp['a3']:.2f} eV, shift {pp['shift_eV']:+.2f} eV")
+    lines.append(f"model: {res['model']}")
+    return "\n".join(lines)
