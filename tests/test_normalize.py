@@ -165,3 +165,19 @@ def test_pre_edge_on_the_whole_xas_data_library(shared_data):
     assert offsets.size == 275
     assert offsets.max() < 40  # the Sr files, calibrated ~35 eV high, are the worst
     assert np.mean(offsets < 15) > 0.85
+
+
+def test_coarsely_sampled_edge_is_refused(shared_data, feff_cu):
+    # SrCO3_12K_01: the fine XANES region of the scan lies ~35 eV above the edge it recorded,
+    # which is sampled every 10 eV; fitting it would give a meaningless shift
+    s = read_xdi(shared_data / "experimental" / "xas-data-library" / "data" / "Sr" / "SrCO3_12K_01.xdi")
+    with pytest.raises(SpectrumError, match=r"SrCO3_12K_01\.xdi.*sampled every 10\.1 eV"):
+        preprocess_measured(s, feff_cu.energy + (edge_energy("Sr") - CU_K), feff_cu.mu)
+
+
+def test_record_is_json_serialisable(cu_foil, feff_cu):
+    import json
+
+    _, rec = preprocess_measured(cu_foil, feff_cu.energy, feff_cu.mu)
+    assert rec["warnings"] == []
+    assert json.loads(json.dumps(rec))["shift_eV"] == rec["shift_eV"]

@@ -27,6 +27,10 @@ import numpy as np
 
 from xasml.errors import SpectrumError
 
+#: Largest energy step (eV) accepted around the edge by :func:`preprocess_measured`.
+MAX_EDGE_STEP = 3.0
+_A2_BOUNDS = (1e-3, 20.0)  # arctangent steepness bounds, 1/eV
+
 __all__ = ["find_e0", "pre_edge", "NormResult", "ArctanFit", "arctan_step", "fit_arctan_edge",
            "arctan_area", "area_matching_shift", "preprocess_measured"]
 
@@ -364,7 +368,7 @@ def fit_arctan_edge(energy, mu, window: tuple[float, float] | None = None,
     scale = 10.0 * float(np.max(np.abs(m)))
     p0 = [min(a1_0, scale * 0.99), 0.5, min(max(a3_0, lo), hi)]
     try:
-        popt, _ = curve_fit(arctan_step, e, m, p0=p0, bounds=([1e-12, 1e-3, lo], [scale, 20.0, hi]),
+        popt, _ = curve_fit(arctan_step, e, m, p0=p0, bounds=([1e-12, _A2_BOUNDS[0], lo], [scale, _A2_BOUNDS[1], hi]),
                             method="trf", maxfev=20000)
     except (RuntimeError, ValueError) as exc:
         raise SpectrumError(f"arctangent edge fit failed: {exc}", source=source, field="mu") from None
@@ -491,17 +495,25 @@ def preprocess_measured(spectrum, reference_energy, reference_mu,
     dict
         Record of every fitted parameter: ``e0``, ``pre_edge_range``, ``pre_edge_slope``,
         ``pre_edge_intercept``, ``a1``, ``a2``, ``a3``, ``fit_window``, ``fit_rmse``,
-        ``reference_fit`` (a1, a2, a3, window, rmse), ``area_window`` and ``shift_eV``.
+        ``reference_fit`` (a1, a2, a3, window, rmse), ``area_window``, ``shift_eV`` and
+        ``warnings`` (e.g. a steepness at its bound).
 
     Raises
     ------
     SpectrumError
-        If a fit range holds too few points or a fit fails (the file is named).
+        If the edge is sampled more coarsely than :data:`MAX_EDGE_STEP` eV, a fit range holds
+        too few points, or a fit or the area matching fails (the file is named).
     """
     src = spectrum.source
     e, m = _as_xy(spectrum.energy, spectrum.mu, src)
     re_, rm = _as_xy(reference_energy, reference_mu, "reference")
     e0 = find_e0(e, m)
+    i = int(np.searchsorted(e, e0))
+    near = np.diff(e)[max(i - 3, 0): min(i + 2, e.size - 1)]
+    if near.size and near.max() > MAX_EDGE_STEP:
+        raise SpectrumError(f"the edge region around e0 = {e0:.1f} eV is sampled every {near.max():.1f} eV (more "
+                            f"than {MAX_EDGE_STEP} eV): too coarse to fit the edge; the scan's fine region may "
+                            "lie elsewhere (energy calibration)", source=src, field="energy")
     if pre_edge_range is None:
         lo_rel, hi_rel = max(-150.0, e[0] - e0), -30.0
         if np.sum((e >= e0 + lo_rel) & (e <= e0 + hi_rel)) < 3:
@@ -535,7 +547,11 @@ def preprocess_measured(spectrum, reference_energy, reference_mu,
         "reference_fit": ref_fit.to_dict(),
         "area_window": list(area_window),
         "shift_eV": float(shift),
+        "warnings": [],
     }
+    if fit.a2 >= _A2_BOUNDS[1] * 0.999 or fit.a2 <= _A2_BOUNDS[0] * 1.001:
+        record["warnings"].append(f"arctangent steepness a2 = {fit.a2:.3g} 1/eV is at its bound: the edge is "
+                                  "poorly described by an arctangent; check the spectrum")
     meta = dict(spectrum.metadata)
     meta["preprocessing"] = record
     out = spectrum.replace(energy=e + shift, mu=norm, kind="norm", metadata=meta)
