@@ -24,8 +24,10 @@ from xasml.evaluation.exploration import (
 from xasml.evaluation.metrics import (
     binary_metrics,
     bootstrap,
+    bootstrap_many,
     grouped_binary_metrics,
     multiclass_metrics,
+    per_class_rows,
     regression_metrics,
     threshold_from_roc,
 )
@@ -404,3 +406,22 @@ def test_umap_embed_real_spectra(ag):
     np.testing.assert_allclose(umap_embed(X, seed=0), Z)
     with pytest.raises(DataError, match="at least 3"):
         umap_embed(X[:2])
+
+
+def test_bootstrap_many_and_per_class_rows():
+    rng = np.random.default_rng(4)
+    classes = ["T4", "S5", "O6"]
+    y = rng.choice(classes, 90)
+    p = np.where(rng.random(90) < 0.7, y, rng.choice(classes, 90))
+
+    def classwise(a, b):
+        return {c: v["f1"] for c, v in multiclass_metrics(a, b, classes)["per_class"].items()}
+
+    many = bootstrap_many(classwise, y, p, n_boot=8, seed=2)
+    assert list(many) == classes
+    # each metric equals a single-metric bootstrap on the same resamples
+    one = bootstrap(lambda a, b: classwise(a, b)["S5"], y, p, n_boot=8, seed=2)
+    assert many["S5"] == one
+    rows = per_class_rows(multiclass_metrics(y, p, classes), model="MLP")
+    assert [r["class"] for r in rows] == classes and rows[0]["model"] == "MLP"
+    assert sum(r["support"] for r in rows) == 90

@@ -90,6 +90,11 @@ def test_plot_periodic_table_and_bars(tmp_path):
     table = {"PCA + k-means": m["topological"], "SVM": {"recall": 0.8, "precision": 0.7, "f1": None}}
     _check_png(F.plot_metric_bars(table, ["recall", "precision", "f1"], tmp_path / "bars.png", title="Topological",
                                   errors={"SVM": {"recall": 0.05}}, reference={"f1": 0.6}))
+    # Carbone et al. Figure 3 style: elements as groups, classes as bars, pre-edge-only overlay
+    full = {"Ti": {"T4": 0.92, "S5": 0.7, "O6": 0.96}, "Cu": {"T4": 0.9, "S5": 0.5, "O6": 0.95}}
+    pre = {"Ti": {"T4": 0.9, "S5": 0.2, "O6": 0.9}, "Cu": {"T4": 0.4, "S5": 0.1}}
+    _check_png(F.plot_metric_bars(full, ["T4", "S5", "O6"], tmp_path / "cw.png", overlay=pre,
+                                  overlay_label="pre-edge only", ylabel="F1"))
 
 
 def test_plot_embedding_parity_histogram_curves(tmp_path, ag):

@@ -493,6 +493,66 @@ def bootstrap(metric_fn: Callable[..., float], *arrays, n_boot: int = 10, seed: 
     return {"mean": float(ok.mean()), "std": float(ok.std(ddof=1)) if ok.size > 1 else 0.0, "values": values}
 
 
+def bootstrap_many(metric_fn: Callable[..., dict], *arrays, n_boot: int = 10, seed: int = 0,
+                   stratify=None) -> dict[str, dict]:
+    """:func:`bootstrap` for a function returning several named metrics at once.
+
+    Parameters
+    ----------
+    metric_fn : callable
+        ``metric_fn(*resampled_arrays) -> dict[str, float]`` (a flat dict, e.g. the class-wise F1
+        ``{c: v["f1"] for c, v in multiclass_metrics(yt, yp, classes)["per_class"].items()}``).
+    *arrays, n_boot, seed, stratify
+        As in :func:`bootstrap`; every metric sees the same resamples.
+
+    Returns
+    -------
+    dict
+        metric name -> {``mean``, ``std``, ``values``} as returned by :func:`bootstrap`.
+    """
+    cache: list[dict] = []
+
+    def one(*a):
+        cache.append(metric_fn(*a))
+        return 0.0
+
+    bootstrap(one, *arrays, n_boot=n_boot, seed=seed, stratify=stratify)
+    keys = list(dict.fromkeys(k for d in cache for k in d))
+    out = {}
+    for k in keys:
+        vals = [d.get(k) for d in cache]
+        vals = [None if v is None or not np.isfinite(float(v)) else float(v) for v in vals]
+        ok = np.array([v for v in vals if v is not None], dtype=float)
+        out[str(k)] = {"mean": float(ok.mean()) if ok.size else None,
+                       "std": (float(ok.std(ddof=1)) if ok.size > 1 else 0.0) if ok.size else None,
+                       "values": vals}
+    return out
+
+
+def per_class_rows(metrics: dict, model: str | None = None) -> list[dict]:
+    """Rows (class, precision, recall, f1, support) of a metrics dict, for a report table.
+
+    Parameters
+    ----------
+    metrics : dict
+        Output of :func:`binary_metrics`, :func:`multiclass_metrics` or one group of
+        :func:`grouped_binary_metrics` (anything with a ``per_class`` entry).
+    model : str, optional
+        Adds a leading ``model`` column.
+
+    Returns
+    -------
+    list of dict
+    """
+    rows = []
+    for c, v in metrics["per_class"].items():
+        row = {"model": model} if model is not None else {}
+        row.update({"class": c, "precision": v["precision"], "recall": v["recall"], "f1": v["f1"],
+                    "support": v["support"]})
+        rows.append(row)
+    return rows
+
+
 # --------------------------------------------------------------------------------------------
 # regression (forward model: spectra; scalar targets)
 # --------------------------------------------------------------------------------------------

@@ -140,8 +140,14 @@ def plot_roc(curves: Mapping[str, Mapping], path, title: str = "") -> Path:
 def plot_metric_bars(table: Mapping[str, Mapping[str, float]], metrics: Sequence[str], path,
                      title: str = "", errors: Mapping[str, Mapping[str, float]] | None = None,
                      ylabel: str = "Score", ylim: tuple[float, float] | None = None,
-                     reference: Mapping[str, float] | None = None) -> Path:
+                     reference: Mapping[str, float] | None = None,
+                     overlay: Mapping[str, Mapping[str, float]] | None = None,
+                     overlay_label: str = "") -> Path:
     """Grouped bars: one group per model, one bar per metric (Andrejevic et al. 2022, Figure 3b,c).
+
+    With ``overlay`` a second, grey, narrower bar is drawn inside each bar, as in Carbone et al.
+    (2019), Figure 3, where it shows the class-wise F1 of models trained on the pre-edge only.
+    The groups can be anything: models, absorbing elements (with classes as the "metrics"), ...
 
     Parameters
     ----------
@@ -161,6 +167,10 @@ def plot_metric_bars(table: Mapping[str, Mapping[str, float]], metrics: Sequence
         y range; default (0, 1.08) when all values lie in [0, 1].
     reference : dict, optional
         metric -> value drawn as a dashed horizontal line (e.g. the full model's scores).
+    overlay : dict, optional
+        Same shape as ``table``: values drawn as grey bars over the main ones.
+    overlay_label : str
+        Legend entry of the overlay bars.
 
     Returns
     -------
@@ -191,6 +201,10 @@ def plot_metric_bars(table: Mapping[str, Mapping[str, float]], metrics: Sequence
             if np.isfinite(v):
                 ax.annotate(f"{v:.2f}", (b.get_x() + b.get_width() / 2, top), xytext=(0, 2),
                             textcoords="offset points", ha="center", va="bottom", fontsize=7)
+        if overlay is not None:
+            ov = np.array([_fnum(overlay.get(mod, {}).get(m)) for mod in models])
+            ax.bar(pos, np.nan_to_num(ov, nan=0.0), width * 0.5, color="0.45", alpha=0.85,
+                   label=(overlay_label or "overlay") if j == nm - 1 else None, zorder=3)
         if reference is not None and reference.get(m) is not None:
             ax.axhline(float(reference[m]), color=cmap(j % cmap.N), ls="--", lw=1)
     ax.set_xticks(x, models, rotation=20 if max((len(str(m)) for m in models), default=0) > 8 else 0)
@@ -200,7 +214,7 @@ def plot_metric_bars(table: Mapping[str, Mapping[str, float]], metrics: Sequence
     if ylim is not None:
         ax.set_ylim(*ylim)
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(ncols=min(nm, 4), fontsize=9, loc="upper center", bbox_to_anchor=(0.5, -0.12)
+    ax.legend(ncols=min(nm + (overlay is not None), 4), fontsize=9, loc="upper center", bbox_to_anchor=(0.5, -0.12)
               if len(models) > 6 else (0.5, 1.0), frameon=False)
     if title:
         ax.set_title(title, pad=18 if len(models) <= 6 else 6)
