@@ -204,3 +204,23 @@ def test_rfxas_errors(tmp_path, test_data):
     p.write_text("\n".join(text[:2] + [text[2].replace("(8973", "(oops, 8973", 1)]) + "\n")
     with pytest.raises(SpectrumError, match=r"broken\.csv, line 3, field 'x_axis_energy'"):
         read_rfxas_csv(p)
+
+
+def test_fetch_accepts_pydantic_documents(monkeypatch, tmp_path, mp_dir):
+    """mp_api returns pydantic models (emmet XASDoc), not dicts: they are dumped to plain JSON."""
+    from xasml.io.mp import MPXASDocument
+
+    docs = json.loads((mp_dir / "xas_docs.json").read_text())
+
+    class ModelXAS(_FakeXAS):
+        def search(self, **kwargs):
+            return [MPXASDocument.model_validate(d) for d in super().search(**kwargs)]
+
+    class Rester(_FakeMPRester):
+        def __init__(self, api_key=None):
+            self.materials = type("M", (), {"xas": ModelXAS(docs, [])})()
+
+    monkeypatch.setattr(fetch_cli, "_mprester_class", lambda: Rester)
+    files = fetch_cli.fetch_mp(["mp-1005792"], tmp_path, api_key="k")
+    s = read_mp_xas_document(files[0])
+    assert s.absorbing_index == 8 and s.material_id == "mp-1005792"

@@ -66,7 +66,10 @@ def _doc_to_json(doc: Any) -> dict[str, Any]:
         doc = doc.model_dump()
     elif hasattr(doc, "dict") and not isinstance(doc, dict):
         doc = doc.dict()
-    return jsanitize(doc, strict=True, enum_values=True)
+    try:
+        return jsanitize(doc, strict=True, enum_values=True)
+    except (AttributeError, TypeError):  # an object without as_dict(): keep its text
+        return jsanitize(doc, strict=False, enum_values=True)
 
 
 def _safe_name(text: str) -> str:
