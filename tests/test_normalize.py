@@ -3,8 +3,6 @@ Andrejevic et al. (2022), and alignment."""
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pytest
 

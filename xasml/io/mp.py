@@ -21,12 +21,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
 from xasml.errors import SpectrumError
 from xasml.spectrum import KNOWN_EDGES, Spectrum, normalize_element
 
 __all__ = ["read_mp_xas_document", "mp_document_to_spectrum", "MPXASDocument", "MPXASSpectrum"]
-
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 _EDGES = set(KNOWN_EDGES) | {"L2,3"}
 

@@ -163,10 +163,7 @@ def _warn(msgs: list[str], src: str, message: str, line: int | None = None) -> N
 
 def _strip_comment_body(body: str) -> str:
     """Drop the comment token and at most one leading space (XDI rule for user comments)."""
-    body = body[1:]
-    if body.startswith(" "):
-        body = body[1:]
-    return body.rstrip()
+    return body[1:].removeprefix(" ").rstrip()
 
 
 def _is_number(token: str) -> bool:
@@ -239,9 +236,9 @@ def _check_field_values(header: dict[str, dict[str, str]], msgs: list[str], src:
         float_units("Facility.current", v, ("mA", "A"), True)
     if (v := get("Scan", "edge_energy")) is not None:
         float_units("Scan.edge_energy", v, ("eV", "keV", "1/Å", "1/A", "invA"), False)
-    if (v := get("Sample", "temperature")) is not None:
-        if not re.search(r"\broom\b|^rt$", v.strip(), re.IGNORECASE):  # 'room temperature' is common
-            float_units("Sample.temperature", v, ("K", "C", "F", "degrees K", "degrees C", "°C"), False)
+    v = get("Sample", "temperature")
+    if v is not None and not re.search(r"\broom\b|^rt$", v.strip(), re.IGNORECASE):  # 'room temp.' is common
+        float_units("Sample.temperature", v, ("K", "C", "F", "degrees K", "degrees C", "°C"), False)
 
 
 def read_xdi_table(path: str | Path) -> XDIFile:
