@@ -122,7 +122,10 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> dict:
             raise DataError(f"{p}: config file not found")
         try:
             if p.suffix.lower() == ".toml":
-                import tomllib
+                try:
+                    import tomllib
+                except ImportError:  # Python 3.10
+                    import tomli as tomllib
 
                 data = tomllib.loads(p.read_text())
             else:
