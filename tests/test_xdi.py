@@ -17,10 +17,10 @@ LIBRARY = Path("experimental/xas-data-library/data")
 N_BAD = 36
 
 
-def _bad_expectations(shared: Path) -> dict[str, str]:
+def _bad_expectations(folder: Path) -> dict[str, str]:
     """file -> 'error' or 'read' or 'warn', parsed from BadFiles.txt."""
     out = {}
-    for line in (shared / XDI_EXAMPLES / "baddata" / "BadFiles.txt").read_text().splitlines():
+    for line in (folder / "BadFiles.txt").read_text().splitlines():
         m = re.match(r"^(bad_\d+\.xdi)\s+(error msg|file read)(\((\d)\))?", line)
         if m:
             if m.group(2) == "error msg":
@@ -31,13 +31,23 @@ def _bad_expectations(shared: Path) -> dict[str, str]:
     return out
 
 
+def test_bundled_bad_files_are_the_xdi_suite(shared_data, test_data):
+    """tests/data/io/xdi/baddata is an unmodified copy of the XDI project's suite."""
+    ours = test_data / "io" / "xdi" / "baddata"
+    theirs = shared_data / XDI_EXAMPLES / "baddata"
+    names = sorted(p.name for p in theirs.iterdir())
+    assert names == sorted(p.name for p in ours.iterdir() if p.name != "LICENSE")
+    assert all((ours / n).read_bytes() == (theirs / n).read_bytes() for n in names)
+
+
 @pytest.mark.parametrize("i", range(N_BAD))
 @pytest.mark.parametrize("reader", [read_xdi_table, read_xdi])
-def test_bad_files_behave_as_badfiles_txt_says(shared_data, i, reader):
-    expect = _bad_expectations(shared_data)
+def test_bad_files_behave_as_badfiles_txt_says(test_data, i, reader):
+    folder = test_data / "io" / "xdi" / "baddata"
+    expect = _bad_expectations(folder)
     assert len(expect) == N_BAD
     name = f"bad_{i:02d}.xdi"
-    path = shared_data / XDI_EXAMPLES / "baddata" / name
+    path = folder / name
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         if expect[name] == "error":
@@ -58,8 +68,8 @@ def test_bad_files_behave_as_badfiles_txt_says(shared_data, i, reader):
         assert 8700 < result.energy[0] < result.energy[-1] < 10000
 
 
-def test_bad_file_details(shared_data):
-    base = shared_data / XDI_EXAMPLES / "baddata"
+def test_bad_file_details(test_data):
+    base = test_data / "io" / "xdi" / "baddata"
     with pytest.warns(XDIWarning):
         t = read_xdi_table(base / "bad_08.xdi")  # Column.4 missing -> from the label line
     assert t.columns == ["energy", "i0", "itrans", "mutrans"]
@@ -80,7 +90,7 @@ def test_bad_file_details(shared_data):
 def test_angle_abscissa_converted_with_bragg(test_data):
     # bad_12: angle in degrees, Mono.d_spacing renamed; Mono.name 'Si 111' gives d = 3.1356 Å
     with pytest.warns(XDIWarning, match="Si 111"), pytest.warns(XDIWarning, match="d_spacing: missing"):
-        s = read_xdi(test_data / "io" / "xdi" / "bad_12.xdi")
+        s = read_xdi(test_data / "io" / "xdi" / "baddata" / "bad_12.xdi")
     assert np.all(np.diff(s.energy) > 0)  # decreasing angles -> increasing energies
     assert s.energy[0] == pytest.approx(12398.419843 / (2 * mono_d_spacing("Si 111") * np.sin(np.radians(12.3))))
     assert mono_d_spacing("Si(311)") == pytest.approx(5.431020511 / np.sqrt(11))
@@ -89,7 +99,7 @@ def test_angle_abscissa_converted_with_bragg(test_data):
 
 def test_nan_in_data_is_an_error_naming_the_line(test_data):
     with pytest.raises(SpectrumError, match=r"bad_15\.xdi, line 29: value 'nan'"):
-        read_xdi(test_data / "io" / "xdi" / "bad_15.xdi")
+        read_xdi(test_data / "io" / "xdi" / "baddata" / "bad_15.xdi")
 
 
 def test_example_files_all_read(shared_data):
