@@ -212,3 +212,24 @@ def test_read_spectrum_dispatches_by_content(tmp_path, test_data):
         read_spectrum(test_data / "feff" / "omnixas" / "mp-1005792")
     with pytest.raises(TypeError, match="take no reader options"):
         read_spectrum(mp, edge="K")
+
+
+def test_write_xdi_round_trip_keeps_provenance(tmp_path, test_data):
+    from xasml.io.feff import read_feff_xmu
+    from xasml.io.xdi import write_xdi
+    from xasml.preprocess.normalize import preprocess_measured
+
+    s = read_xdi(test_data / "io" / "xdi" / "cu_metal_rt.xdi")
+    ref = read_feff_xmu(test_data / "feff" / "omnixas" / "mp-1005792" / "FEFF-XANES" / "008_Cu" / "xmu.dat")
+    out, rec = preprocess_measured(s, ref.energy, ref.mu)
+    path = write_xdi(tmp_path / "cu_norm.xdi", out)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", XDIWarning)  # what we write is valid XDI
+        back = read_xdi(path)
+        table = read_xdi_table(path)
+    assert (back.absorbing_element, back.edge, back.kind) == ("Cu", "K", "norm")
+    np.testing.assert_allclose(back.energy, out.energy, atol=1e-6)
+    np.testing.assert_allclose(back.mu, out.mu, rtol=1e-9, atol=1e-12)
+    assert float(table.get("xasml.preprocessing_shift_eV")) == pytest.approx(rec["shift_eV"])
+    assert table.get("Mono.d_spacing") == "3.13553" and table.comments == s.metadata["comments"]
+    assert table.applications == ["GSE/1.0", "xasml/" + __import__("xasml").__version__]

@@ -42,8 +42,8 @@ import numpy as np
 from xasml.errors import SpectrumError
 from xasml.spectrum import KNOWN_EDGES, Spectrum, normalize_element
 
-__all__ = ["XDIWarning", "XDIFile", "read_xdi_table", "read_xdi", "XDI_EDGES", "RECOMMENDED_FIELDS",
-           "bragg_energy", "mono_d_spacing"]
+__all__ = ["XDIWarning", "XDIFile", "read_xdi_table", "read_xdi", "write_xdi", "XDI_EDGES",
+           "RECOMMENDED_FIELDS", "bragg_energy", "mono_d_spacing"]
 
 #: hc in eV·Å (CODATA 2018), for Bragg's law E = hc / (2 d sin θ).
 HC_EV_ANGSTROM = 12398.419843320026
@@ -714,3 +714,69 @@ def _element_and_edge(xdi: XDIFile, energy: np.ndarray, mu: np.ndarray, element:
     _warn(msgs, src, f"absorber identified from the data as {found_el} {found_edge} (tabulated "
                      f"{tab:.1f} eV, {how}); give absorbing_element/edge to override")
     return found_el, found_edge
+
+
+def _flat_scalars(prefix: str, obj: Any, out: dict[str, str]) -> None:
+    """Flatten nested dicts/lists of scalars into ``prefix_key: value`` strings (XDI tags)."""
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            _flat_scalars(f"{prefix}_{k}" if prefix else str(k), v, out)
+    elif isinstance(obj, (list, tuple)) and all(isinstance(v, (int, float, str)) for v in obj):
+        out[prefix] = " ".join(f"{v:.10g}" if isinstance(v, float) else str(v) for v in obj)
+    elif isinstance(obj, (bool, int, str)):
+        out[prefix] = str(obj)
+    elif isinstance(obj, float):
+        out[prefix] = f"{obj:.10g}"
+
+
+def write_xdi(path: str | Path, spectrum: Spectrum, comments: list[str] | None = None) -> Path:
+    """Write a spectrum as an XDI 1.1 file (atomically), keeping its provenance.
+
+    The file has the columns ``energy`` (eV) and ``mutrans`` (``kind="mu"``) or ``normtrans``
+    (normalised kinds), ``Element.symbol``/``Element.edge``, the header fields the spectrum was
+    read with (``metadata["header"]``, so an XDI file read and written keeps its metadata),
+    ``Sample.name`` from ``material_id``, and the preprocessing/alignment records
+    (``metadata["preprocessing"]``, ``metadata["alignment"]``) as ``xasml.*`` extension fields.
+
+    Parameters
+    ----------
+    path : str or Path
+        Output file.
+    spectrum : Spectrum
+        The spectrum.
+    comments : list of str, optional
+        User comment lines; default the comments the spectrum was read with.
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
+    from xasml import __version__
+    from xasml.utils import atomic_write_text
+
+    meta = spectrum.metadata
+    header: dict[str, str] = {}
+    for key, value in (meta.get("header") or {}).items():
+        ns = key.split(".", 1)[0].lower()
+        if ns not in ("column", "element", "xasml"):
+            header[key] = str(value)
+    header["Element.symbol"] = spectrum.absorbing_element
+    header["Element.edge"] = spectrum.edge
+    if spectrum.material_id and "Sample.name" not in header:
+        header["Sample.name"] = str(spectrum.material_id)
+    ext: dict[str, str] = {"kind": spectrum.kind}
+    for what in ("preprocessing", "alignment"):
+        if isinstance(meta.get(what), dict):
+            _flat_scalars(what, meta[what], ext)
+    ycol = "mutrans" if spectrum.kind == "mu" else "normtrans"
+    apps = [a for a in meta.get("applications", []) if not a.startswith("xasml/")] + [f"xasml/{__version__}"]
+    lines = [f"# XDI/1.1 {' '.join(apps)}", "# Column.1: energy eV", f"# Column.2: {ycol}"]
+    lines += [f"# {k}: {v}" for k, v in header.items() if "\n" not in v and v.strip()]
+    lines += [f"# xasml.{re.sub(r'[^A-Za-z0-9_-]', '_', k)}: {v}" for k, v in ext.items() if v.strip()]
+    lines.append("# ///")
+    for c in (meta.get("comments", []) if comments is None else comments):
+        lines.append(f"# {c}" if c else "#")
+    lines += ["#-----", f"# energy {ycol}"]
+    lines += [f"{e:.6f} {m:.10g}" for e, m in zip(spectrum.energy, spectrum.mu)]
+    return atomic_write_text(path, "\n".join(lines) + "\n")
