@@ -158,3 +158,65 @@ def test_report_writes_markdown(tmp_path, ag):
     assert json.loads(block)["n"] == 9
     assert "- two\n" in text and "```bash\nxasml topology explore\n```" in text
     assert not list(run.glob(".report.md.*"))
+
+
+# ---------------------------------------------------------------------------------------------
+# per-element exploration report
+# ---------------------------------------------------------------------------------------------
+
+def test_element_matrices_from_padded_arrays(ag):
+    from xasml.report.exploration import element_matrices
+
+    _, X, y = ag
+    # compounds 0..8 with Ag (Z=47) in slot 1 and a fake second absorber slot left empty
+    X3 = np.zeros((9, 2, X.shape[1]))
+    X3[:, 1] = X
+    Z = np.zeros((9, 2), int)
+    Z[:, 1] = 47
+    mask = Z > 0
+    out = element_matrices(X3, Z, mask, y)
+    assert list(out) == ["Ag"]
+    np.testing.assert_array_equal(out["Ag"][0], X)
+    np.testing.assert_array_equal(out["Ag"][1], y)
+    assert list(element_matrices(X3, Z, mask, y, symbols=False)) == [47]
+
+
+def test_exploration_report_on_real_ag(tmp_path, ag):
+    from xasml.report.exploration import classify_pattern, exploration_report
+
+    energy, X, y = ag
+    data = {"Ag": (X, y), "Tc": (X[:3], y[:3])}  # the second is too small and is listed as skipped
+    path, summary = exploration_report(data, tmp_path / "ex", energies={"Ag": energy}, source="tests/data")
+    assert path == tmp_path / "ex" / "report.md"
+    assert [r["element"] for r in summary["rows"]] == ["Ag"] and "Tc" in summary["skipped"]
+    assert summary["rows"][0]["pattern"] == "II" and summary["patterns"]["II"] == ["Ag"]
+    assert summary["mean"]["topological"]["f1"] == pytest.approx(1.0)
+    text = path.read_text()
+    for fig in ("pca_kmeans_Ag.png", "confusion_Ag.png", "spectra_Ag.png", "periodic_f1_trivial.png",
+                "mean_scores.png"):
+        assert f"(figures/{fig})" in text
+        _check_png(tmp_path / "ex" / "figures" / fig)
+    assert "Skipped: Tc (n=3" in text
+    assert json.loads((tmp_path / "ex" / "exploration.json").read_text())["rows"][0]["n"] == 9
+    # pattern rules
+    def fake(r0, r1):
+        return {"balanced_accuracy": (r0 + r1) / 2,
+                "per_class": {"trivial": {"recall": r0}, "topological": {"recall": r1}}}
+    assert classify_pattern(fake(0.3, 1.0)) == "I"
+    assert classify_pattern(fake(0.8, 0.85)) == "II"
+    assert classify_pattern(fake(0.5, 0.6)) == "III"
+
+
+def test_exploration_command_on_shared_feff10(tmp_path, shared_data):
+    from xasml.report.exploration import main
+
+    root = shared_data / "feff10-topology-v0"
+    if not root.is_dir():
+        pytest.skip("feff10-topology-v0 not in the shared data")
+    assert main(["--data", str(root), "--out", str(tmp_path / "ex"), "--min-count", "12"]) == 0
+    summary = json.loads((tmp_path / "ex" / "exploration.json").read_text())
+    els = [r["element"] for r in summary["rows"]]
+    assert {"O", "S", "Se"} <= set(els)
+    for r in summary["rows"]:
+        assert r["n"] >= 12 and r["explained_variance"] >= 0.8 - 1e-9
+    assert (tmp_path / "ex" / "report.md").read_text().startswith("# Per-element PCA + k-means exploration")
