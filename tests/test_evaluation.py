@@ -121,6 +121,9 @@ def test_binary_metrics_one_class_and_bad_input():
     assert m["auc"] is None and m["roc"]["fpr"] == []
     assert m["per_class"]["trivial"]["support"] == 0
     assert m["per_class"]["topological"]["recall"] == pytest.approx(2 / 3)
+    # macro F1 over the classes that occur: trivial is predicted once (F1 0), topological F1 0.8
+    assert m["macro_f1"] == pytest.approx(0.4)
+    assert binary_metrics([1, 1], [0.9, 0.8])["macro_f1"] == 1.0  # trivial absent everywhere
     _json_ok(m)
     with pytest.raises(DataError, match="y_true.*index 1"):
         binary_metrics([0, 2, 1], [0.1, 0.2, 0.3])

@@ -133,7 +133,8 @@ def binary_metrics(y_true, y_score, threshold: float = 0.5,
     -------
     dict
         ``threshold``, ``n``, ``n_pos`` (examples of class 1), ``accuracy``, ``balanced_accuracy``
-        (mean of the two recalls), ``macro_f1``, ``auc`` (None when only one class is present),
+        (mean of the recalls of the classes present), ``macro_f1`` (mean F1 of the classes that
+        occur in ``y_true`` or the predictions), ``auc`` (None when only one class is present),
         ``roc`` {``fpr``, ``tpr``, ``thresholds``} (lists; the first threshold, "predict nothing
         as class 1", is ``max(y_score) + 1`` instead of infinity so the dict stays valid JSON; empty
         lists when only one class is present), ``confusion`` ``[[tn, fp], [fn, tp]]`` (rows: true
@@ -162,7 +163,9 @@ def binary_metrics(y_true, y_score, threshold: float = 0.5,
     cm = confusion_matrix(y_true, y_pred, labels=[0, 1])
     per_class = _per_class(y_true, y_pred, [0, 1], class_names)
     recalls = [per_class[str(c)]["recall"] for c in class_names]
-    f1s = [per_class[str(c)]["f1"] for c in class_names]
+    n_pred = np.bincount(y_pred, minlength=2)
+    f1s = [per_class[str(c)]["f1"] for i, c in enumerate(class_names)
+           if per_class[str(c)]["support"] > 0 or n_pred[i] > 0]
     both = np.unique(y_true).size == 2
     if both:
         fpr, tpr, thr = roc_curve(y_true, y_score)
