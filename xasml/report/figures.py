@@ -118,13 +118,16 @@ def plot_roc(curves: Mapping[str, Mapping], path, title: str = "") -> Path:
     fig = _new_figure((5.2, 5.0))
     ax = fig.add_subplot()
     ax.plot([0, 1], [0, 1], ls="--", color="0.6", lw=1, label="chance")
-    for name, c in curves.items():
+    styles = ("-", "--", "-.", ":")
+    for i, (name, c) in enumerate(curves.items()):
         fpr, tpr = np.asarray(c.get("fpr", []), float), np.asarray(c.get("tpr", []), float)
         if fpr.size == 0:
             continue
         auc = c.get("auc")
         label = f"{name} (AUC = {auc:.3f})" if auc is not None else str(name)
-        ax.plot(fpr, tpr, lw=2, label=label, drawstyle="default")
+        # line styles cycle so that coinciding curves stay distinguishable
+        ax.plot(fpr, tpr, lw=2, ls=styles[(i // 10) % 4] if len(curves) > 10 else styles[i % 4] if i else "-",
+                label=label, alpha=0.9)
     ax.set_xlim(-0.01, 1.01)
     ax.set_ylim(-0.01, 1.01)
     ax.set_aspect("equal")
@@ -207,17 +210,19 @@ def plot_metric_bars(table: Mapping[str, Mapping[str, float]], metrics: Sequence
                    label=(overlay_label or "overlay") if j == nm - 1 else None, zorder=3)
         if reference is not None and reference.get(m) is not None:
             ax.axhline(float(reference[m]), color=cmap(j % cmap.N), ls="--", lw=1)
-    ax.set_xticks(x, models, rotation=20 if max((len(str(m)) for m in models), default=0) > 8 else 0)
+    if max((len(str(m)) for m in models), default=0) > 8:
+        ax.set_xticks(x, models, rotation=20, ha="right", rotation_mode="anchor")
+    else:
+        ax.set_xticks(x, models)
     ax.set_ylabel(ylabel)
     if ylim is None and all_vals and min(all_vals) >= 0 and max(all_vals) <= 1:
         ylim = (0, 1.1)
     if ylim is not None:
         ax.set_ylim(*ylim)
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(ncols=min(nm + (overlay is not None), 4), fontsize=9, loc="upper center", bbox_to_anchor=(0.5, -0.12)
-              if len(models) > 6 else (0.5, 1.0), frameon=False)
+    fig.legend(ncols=min(nm + (overlay is not None), 5), fontsize=9, loc="outside lower center", frameon=False)
     if title:
-        ax.set_title(title, pad=18 if len(models) <= 6 else 6)
+        ax.set_title(title)
     return _save(fig, path)
 
 
