@@ -27,6 +27,7 @@ from xasml.evaluation.metrics import (
     bootstrap_many,
     grouped_binary_metrics,
     multiclass_metrics,
+    one_vs_rest_roc,
     per_class_rows,
     regression_metrics,
     threshold_from_roc,
@@ -428,3 +429,25 @@ def test_bootstrap_many_and_per_class_rows():
     rows = per_class_rows(multiclass_metrics(y, p, classes), model="MLP")
     assert [r["class"] for r in rows] == classes and rows[0]["model"] == "MLP"
     assert sum(r["support"] for r in rows) == 90
+
+
+def test_one_vs_rest_roc():
+    rng = np.random.default_rng(5)
+    classes = ["T4", "S5", "O6"]
+    y = rng.choice(classes, 60)
+    proba = rng.dirichlet(np.ones(3), 60)
+    proba[np.arange(60), [classes.index(v) for v in y]] += 0.5
+    proba /= proba.sum(axis=1, keepdims=True)
+    curves = one_vs_rest_roc(y, proba, classes)
+    assert list(curves) == classes
+    for j, c in enumerate(classes):
+        assert curves[c]["auc"] == pytest.approx(skm.roc_auc_score(y == c, proba[:, j]))
+        assert curves[c]["fpr"][0] == 0.0 and curves[c]["tpr"][-1] == 1.0
+    # macro average equals multiclass_metrics' auc_ovr
+    m = multiclass_metrics(y, np.array(classes)[proba.argmax(axis=1)], classes, y_proba=proba)
+    assert m["auc_ovr"] == pytest.approx(np.mean([curves[c]["auc"] for c in classes]))
+    # log loss with the columns in the (unsorted) order of classes
+    order = np.argsort(classes)
+    assert m["log_loss"] == pytest.approx(skm.log_loss(y, proba[:, order], labels=sorted(classes)))
+    assert one_vs_rest_roc(["T4", "T4"], [[1, 0, 0], [0.5, 0.5, 0]], classes)["S5"]["auc"] is None
+    _json_ok(curves)

@@ -291,7 +291,7 @@ def multiclass_metrics(y_true, y_pred, classes: Sequence, y_proba=None) -> dict:
         If lengths differ, ``classes`` has duplicates, a label is not one of ``classes``, or
         ``y_proba`` has the wrong shape.
     """
-    from sklearn.metrics import confusion_matrix, log_loss, roc_auc_score
+    from sklearn.metrics import confusion_matrix, roc_auc_score
 
     classes = [_native(c) for c in classes]
     if len(set(classes)) != len(classes):
@@ -335,7 +335,10 @@ def multiclass_metrics(y_true, y_pred, classes: Sequence, y_proba=None) -> dict:
                             f"got {proba.shape}")
         if not np.isfinite(proba).all():
             raise DataError("y_proba: contains NaN or inf")
-        out["log_loss"] = float(log_loss(y_true, np.clip(proba, 1e-15, 1), labels=classes))
+        # cross-entropy computed directly: sklearn's log_loss assumes sorted label columns
+        col = {c: j for j, c in enumerate(classes)}
+        p_true = proba[np.arange(n), [col[v] for v in y_true.tolist()]] / np.maximum(proba.sum(axis=1), 1e-300)
+        out["log_loss"] = float(-np.mean(np.log(np.clip(p_true, 1e-15, 1.0))))
         present = [i for i, c in enumerate(classes) if s[i] > 0]
         if len(present) >= 2:
             aucs = []
@@ -345,6 +348,54 @@ def multiclass_metrics(y_true, y_pred, classes: Sequence, y_proba=None) -> dict:
             out["auc_ovr"] = float(np.mean(aucs))
         else:
             out["auc_ovr"] = None
+    return out
+
+
+def one_vs_rest_roc(y_true, y_proba, classes: Sequence) -> dict[str, dict]:
+    """One-vs-rest ROC curve and AUC of every class of a multi-class classifier.
+
+    Parameters
+    ----------
+    y_true : array_like, shape (n,)
+        True class labels, each one of ``classes``.
+    y_proba : array_like, shape (n, len(classes))
+        Predicted probabilities, columns in the order of ``classes``.
+    classes : sequence
+        Class labels.
+
+    Returns
+    -------
+    dict
+        str(class) -> {``fpr``, ``tpr``, ``auc``} (ready for
+        :func:`xasml.report.figures.plot_roc`); classes absent from ``y_true`` (or the only class
+        present) get empty curves and ``auc`` None.
+
+    Raises
+    ------
+    xasml.errors.DataError
+        If shapes disagree or a label is not one of ``classes``.
+    """
+    from sklearn.metrics import roc_auc_score, roc_curve
+
+    classes = [_native(c) for c in classes]
+    y_true = _as_1d(y_true, "y_true")
+    proba = np.asarray(y_proba, dtype=float)
+    n = len(y_true)
+    if proba.shape != (n, len(classes)):
+        raise DataError(f"y_proba: expected shape ({n}, {len(classes)}) (examples, classes), got {proba.shape}")
+    labels = y_true.tolist()
+    known = set(classes)
+    for i, v in enumerate(labels):
+        if v not in known:
+            raise DataError(f"y_true: label {v!r} at index {i} is not one of classes {classes}")
+    out = {}
+    for j, c in enumerate(classes):
+        yt = np.array([v == c for v in labels], dtype=int)
+        if 0 < yt.sum() < n:
+            fpr, tpr, _ = roc_curve(yt, proba[:, j])
+            out[str(c)] = {"fpr": fpr.tolist(), "tpr": tpr.tolist(), "auc": float(roc_auc_score(yt, proba[:, j]))}
+        else:
+            out[str(c)] = {"fpr": [], "tpr": [], "auc": None}
     return out
 
 
