@@ -129,25 +129,62 @@ class Report:
 
     # ---- building blocks -----------------------------------------------------------------
     def heading(self, text: str, level: int = 2) -> Report:
-        """Add a heading of ``level`` (1-6)."""
+        """Add a heading.
+
+        Parameters
+        ----------
+        text : str
+            Heading text.
+        level : int
+            1 (title) to 6; sections are 2.
+
+        Raises
+        ------
+        ValueError
+            If ``level`` is outside 1..6.
+        """
         if not 1 <= int(level) <= 6:
             raise ValueError(f"heading level must be 1..6, got {level}")
         self._blocks.append(f"{'#' * int(level)} {text}\n")
         return self
 
     def paragraph(self, text: str) -> Report:
-        """Add a paragraph of Markdown text."""
+        """Add a paragraph.
+
+        Parameters
+        ----------
+        text : str
+            Markdown text (inline formatting, links and math are passed through).
+        """
         self._blocks.append(str(text).strip() + "\n")
         return self
 
     def bullets(self, items: Sequence[str]) -> Report:
-        """Add a bulleted list."""
+        """Add a bulleted list.
+
+        Parameters
+        ----------
+        items : sequence of str
+            One Markdown line per bullet.
+        """
         self._blocks.append("".join(f"- {it}\n" for it in items))
         return self
 
     def table(self, rows, columns: Sequence[str] | None = None, floatfmt: str = ".3f",
               caption: str | None = None) -> Report:
-        """Add a table (see :func:`markdown_table`), optionally preceded by an italic caption."""
+        """Add a table, optionally preceded by an italic caption.
+
+        Parameters
+        ----------
+        rows : list of dict or pandas.DataFrame
+            See :func:`markdown_table`.
+        columns : sequence of str, optional
+            Columns and their order (default: all keys in order of appearance).
+        floatfmt : str
+            Format of float cells, e.g. ``".3f"``.
+        caption : str, optional
+            Shown in italics above the table.
+        """
         block = (f"*{caption}*\n\n" if caption else "") + markdown_table(rows, columns, floatfmt)
         self._blocks.append(block)
         return self
@@ -177,12 +214,26 @@ class Report:
         return self
 
     def json_block(self, obj: Any) -> Report:
-        """Add a fenced JSON code block of ``obj`` (numpy values allowed)."""
+        """Add a fenced JSON code block.
+
+        Parameters
+        ----------
+        obj : Any
+            JSON-serialisable object; numpy scalars and arrays, paths and sets are converted.
+        """
         self._blocks.append("```json\n" + json.dumps(obj, indent=2, default=_json_default) + "\n```\n")
         return self
 
     def code(self, text: str, language: str = "") -> Report:
-        """Add a fenced code block (e.g. the command that produced the run)."""
+        """Add a fenced code block (e.g. the command that produced the run).
+
+        Parameters
+        ----------
+        text : str
+            Code.
+        language : str
+            Language tag for highlighting (``"bash"``, ``"toml"``, ...).
+        """
         self._blocks.append(f"```{language}\n{str(text).rstrip()}\n```\n")
         return self
 
@@ -192,7 +243,13 @@ class Report:
         return "\n".join(self._blocks)
 
     def write(self) -> Path:
-        """Write ``<folder>/<filename>`` atomically and return its path."""
+        """Write ``<folder>/<filename>`` atomically (temporary file, then rename).
+
+        Returns
+        -------
+        Path
+            The Markdown file.
+        """
         return atomic_write_text(self.folder / self.filename, self.to_markdown())
 
     def __repr__(self) -> str:
