@@ -170,15 +170,53 @@ class PCAKMeansResult:
         return self.pca.transform(_check_X(X, self.pca.n_features_in_))[:, : self.n_components]
 
     def predict_cluster(self, X) -> np.ndarray:
-        """k-means cluster of each spectrum, shape (n,)."""
+        """k-means cluster of each spectrum.
+
+        Parameters
+        ----------
+        X : array_like, shape (n, d)
+            Spectra on the fitted grid.
+
+        Returns
+        -------
+        ndarray of int, shape (n,)
+        """
         return self.kmeans.predict(self.transform(X))
 
     def predict(self, X) -> np.ndarray:
-        """Class (0/1) of each spectrum through its cluster, shape (n,)."""
+        """Class of each spectrum through its matched cluster.
+
+        Parameters
+        ----------
+        X : array_like, shape (n, d)
+            Spectra on the fitted grid.
+
+        Returns
+        -------
+        ndarray of int, shape (n,)
+            0 (trivial) or 1 (topological).
+
+        Raises
+        ------
+        xasml.errors.DataError
+            If X has the wrong number of energy points or non-finite values.
+        """
         return np.array([self.mapping[int(k)] for k in self.predict_cluster(X)], dtype=int)
 
     def decision_score(self, X) -> np.ndarray | None:
-        """Score in [0, 1] (> 0.5 means class 1) as described for ``score``; None if undefined."""
+        """Distance score of each spectrum (see the ``score`` attribute).
+
+        Parameters
+        ----------
+        X : array_like, shape (n, d)
+            Spectra on the fitted grid.
+
+        Returns
+        -------
+        ndarray, shape (n,), or None
+            ``d0 / (d0 + d1)`` in [0, 1], > 0.5 exactly for class 1; None unless there are two
+            clusters matched to different classes.
+        """
         return _distance_score(self.kmeans, self.mapping, self.transform(X))
 
     def summary(self) -> dict:
