@@ -141,3 +141,20 @@ def test_dataset_roundtrip(tmp_path, test_data):
     (tmp_path / "x.parquet").write_text("nope")
     with pytest.raises(DataError, match="not a readable Parquet"):
         read_dataset(tmp_path / "x.parquet")
+
+
+def test_atomic_write_gives_normal_permissions_and_keeps_old_file_on_error(tmp_path):
+    import os
+
+    from xasml.utils import atomic_path, atomic_write_text
+
+    target = atomic_write_text(tmp_path / "a.txt", "old")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~umask
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("interrupted")
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["a.txt"]
