@@ -1,0 +1,234 @@
+"""A trained forward model (descriptor + MLP + grid + broadening) and prediction from structures.
+
+A model folder holds::
+
+    <dir>/forward.json          element, edge, energy grid, descriptor parameters, broadening of the
+                                training targets, data source and metrics summary
+    <dir>/estimator.json        the MLP's parameters and fitted preprocessing (JSON)
+    <dir>/weights.safetensors   the MLP's weights (no pickle)
+
+``xasml forward predict`` loads one (default: the shipped model of the structure's absorber) and
+prints one JSON object per structure.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from xasml.descriptors.wacsf import WACSF, site_environment, structure_environment
+from xasml.errors import DataError
+from xasml.models.base import load_estimator
+from xasml.preprocess.broaden import Broadening
+from xasml.utils import atomic_write_json
+
+__all__ = ["ForwardModel", "shipped_model_dir", "predict_files"]
+
+SHIPPED = Path(__file__).resolve().parents[1] / "data" / "forward"
+
+
+def shipped_model_dir(element: str) -> Path:
+    """Folder of the model shipped for ``element`` (``xasml/data/forward/<El>``).
+
+    Raises
+    ------
+    DataError
+        If no model is shipped for that element.
+    """
+    d = SHIPPED / element
+    if not (d / "forward.json").exists():
+        have = sorted(p.name for p in SHIPPED.iterdir() if (p / "forward.json").exists()) if SHIPPED.exists() else []
+        raise DataError(f"no shipped forward model for {element} (shipped: {', '.join(have) or 'none'}); "
+                        "pass --model DIR")
+    return d
+
+
+@dataclass
+class ForwardModel:
+    """Structure -> spectrum: wACSF descriptor, XANESNET MLP, energy grid and target broadening.
+
+    Parameters
+    ----------
+    estimator : XanesnetMLP
+        Fitted network.
+    descriptor : WACSF or None
+        Descriptor the network was trained on (None: only precomputed descriptors accepted).
+    energy : ndarray, shape (n_points,)
+        Absolute energies (eV) of the predicted spectrum.
+    element, edge : str
+        Absorber and edge.
+    broadening : Broadening
+        Broadening that was applied to the training targets (hence present in predictions).
+    info : dict
+        Provenance (data source, metrics, training time, attribution).
+    """
+
+    estimator: Any
+    descriptor: WACSF | None
+    energy: np.ndarray
+    element: str
+    edge: str = "K"
+    broadening: Broadening = field(default_factory=Broadening)
+    info: dict = field(default_factory=dict)
+
+    def save(self, path: str | Path) -> Path:
+        """Write the model folder (see module docstring); returns it."""
+        path = Path(path)
+        self.estimator.save(path)
+        atomic_write_json(path / "forward.json", {
+            "format": "xasml-forward-model", "version": 1, "element": self.element, "edge": self.edge,
+            "energy": np.asarray(self.energy, dtype=float).tolist(),
+            "descriptor": {"name": "wacsf", **self.descriptor.to_dict()} if self.descriptor else None,
+            "broadening": self.broadening.to_dict(), "info": self.info})
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "ForwardModel":
+        """Read a model folder written by :meth:`save`.
+
+        Raises
+        ------
+        DataError
+            If ``forward.json`` is missing or malformed.
+        """
+        path = Path(path)
+        meta_path = path / "forward.json"
+        if not meta_path.exists():
+            raise DataError(f"{path}: not a forward model folder (no forward.json)")
+        try:
+            meta = json.loads(meta_path.read_text())
+            desc = meta.get("descriptor")
+            if desc:
+                desc = {k: v for k, v in desc.items() if k != "name"}
+            return cls(load_estimator(path), WACSF.from_dict(desc) if desc else None, np.asarray(meta["energy"]),
+                       meta["element"], meta.get("edge", "K"), Broadening.from_dict(meta.get("broadening")),
+                       meta.get("info", {}))
+        except (KeyError, TypeError, json.JSONDecodeError) as exc:
+            raise DataError(f"{meta_path}: malformed forward model description ({exc})") from None
+
+    # -- prediction --------------------------------------------------------------------------
+    def predict_descriptors(self, X: np.ndarray) -> np.ndarray:
+        """Spectra (n, n_points) from descriptors (n, n_features)."""
+        return self.estimator.predict(np.atleast_2d(X))
+
+    def _need_descriptor(self) -> WACSF:
+        if self.descriptor is None:
+            raise DataError("this model was trained on precomputed descriptors; it cannot featurise structures")
+        return self.descriptor
+
+    def predict_molecule(self, numbers, positions, absorbing_index: int = 0) -> np.ndarray:
+        """Spectrum (n_points,) of the absorber ``absorbing_index`` of a molecule (Å coordinates)."""
+        w = self._need_descriptor()
+        if int(numbers[absorbing_index]) != _z(self.element):
+            raise DataError(f"atom {absorbing_index} has Z={int(numbers[absorbing_index])}, but this model "
+                            f"predicts {self.element} (Z={_z(self.element)}) spectra")
+        return self.predict_descriptors(w.from_environments(
+            [site_environment(numbers, positions, absorbing_index, w.r_cut)]))[0]
+
+    def predict_structure(self, structure, absorbing_index: int) -> np.ndarray:
+        """Spectrum (n_points,) of site ``absorbing_index`` of a periodic pymatgen ``Structure``."""
+        w = self._need_descriptor()
+        if not 0 <= absorbing_index < len(structure):
+            raise DataError(f"absorbing index {absorbing_index} out of range for {len(structure)} sites")
+        sym = structure[absorbing_index].specie.symbol
+        if sym != self.element:
+            raise DataError(f"site {absorbing_index} is {sym}, but this model predicts {self.element} spectra")
+        return self.predict_descriptors(w.from_environments(
+            [structure_environment(structure, absorbing_index, w.r_cut)]))[0]
+
+    def predict_file(self, path: str | Path, absorbing_index: int | None = None) -> dict:
+        """Predict from a structure file: ``.xyz`` (absorber first unless ``absorbing_index``) or
+        any crystal file pymatgen reads (``absorbing_index`` required unless the structure has a
+        single site of the model's element).
+
+        Returns
+        -------
+        dict
+            ``file``, ``element``, ``edge``, ``absorbing_index``, ``energy`` (eV), ``mu``,
+            ``broadening`` (what the training targets had).
+        """
+        from xasml.io.structures import is_xyz, read_structure, read_xyz
+
+        path = Path(path)
+        if is_xyz(path):
+            mol = read_xyz(path)
+            idx = 0 if absorbing_index is None else int(absorbing_index)
+            if not 0 <= idx < len(mol):
+                raise DataError(f"{path}: absorbing index {idx} out of range for {len(mol)} atoms")
+            try:
+                mu = self.predict_molecule(mol.numbers, mol.positions, idx)
+            except DataError as exc:
+                raise DataError(f"{path}: {exc}") from None
+        else:
+            s = read_structure(path)
+            if absorbing_index is None:
+                sites = [i for i, site in enumerate(s) if site.specie.symbol == self.element]
+                if len(sites) != 1:
+                    raise DataError(f"{path}: {len(sites)} {self.element} sites; pass --absorbing-index "
+                                    f"(one of {sites[:20]})")
+                absorbing_index = sites[0]
+            idx = int(absorbing_index)
+            try:
+                mu = self.predict_structure(s, idx)
+            except DataError as exc:
+                raise DataError(f"{path}: {exc}") from None
+        return {"file": str(path), "element": self.element, "edge": self.edge, "absorbing_index": idx,
+                "energy": [round(float(e), 4) for e in self.energy], "mu": [float(f"{m:.6g}") for m in mu],
+                "broadening": self.broadening.to_dict()}
+
+
+def _z(element: str) -> int:
+    from pymatgen.core.periodic_table import Element
+
+    return Element(element).Z
+
+
+def _guess_element(path: Path, absorbing_index: int | None) -> str:
+    from xasml.io.structures import is_xyz, read_structure, read_xyz
+
+    from pymatgen.core.periodic_table import Element
+
+    if is_xyz(path):
+        mol = read_xyz(path)
+        return Element.from_Z(int(mol.numbers[absorbing_index or 0])).symbol
+    s = read_structure(path)
+    if absorbing_index is not None:
+        return s[int(absorbing_index)].specie.symbol
+    shipped = {p.name for p in SHIPPED.iterdir()} if SHIPPED.exists() else set()
+    els = [e.symbol for e in s.composition.elements if e.symbol in shipped]
+    if len(els) != 1:
+        raise DataError(f"{path}: cannot tell which shipped model to use (elements with a model: {els}); "
+                        "pass --model or --absorbing-index")
+    return els[0]
+
+
+def predict_files(paths, model_dir: str | Path | None = None, absorbing_index: int | None = None) -> list[dict]:
+    """Predict spectra for structure files.
+
+    Parameters
+    ----------
+    paths : iterable of str or Path
+        ``.xyz`` molecules (absorber first) or crystal files.
+    model_dir : str or Path, optional
+        Model folder; default: the shipped model of each structure's absorbing element.
+    absorbing_index : int, optional
+        Absorbing site (0-based); required for crystals with several sites of the element.
+
+    Returns
+    -------
+    list of dict
+        One :meth:`ForwardModel.predict_file` result per path.
+    """
+    cache: dict[str, ForwardModel] = {}
+    out = []
+    for p in paths:
+        p = Path(p)
+        key = str(model_dir) if model_dir else shipped_model_dir(_guess_element(p, absorbing_index)).as_posix()
+        if key not in cache:
+            cache[key] = ForwardModel.load(key)
+        out.append(cache[key].predict_file(p, absorbing_index))
+    return out

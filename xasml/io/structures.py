@@ -1,0 +1,213 @@
+"""Readers for structures (XYZ molecules, crystal files) and FDMNES spectra.
+
+* XYZ files as distributed with XANESNET: an atom count line, a comment line, then one atom per
+  line with the **atomic number** (or the chemical symbol) in column 1 and Cartesian coordinates
+  in Å; the absorber is the first atom, at the origin.
+* Crystal files (POSCAR/CONTCAR, CIF, anything pymatgen reads) via ``pymatgen.core.Structure``.
+* FDMNES spectra: two header lines (``FDMNES`` and ``energy <xanes>``) then two columns,
+  absolute energy (eV) and absorption cross-section.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from xasml.errors import DataError, SpectrumError
+from xasml.spectrum import Spectrum
+
+__all__ = ["XYZMolecule", "read_xyz", "read_structure", "read_fdmnes", "is_xyz"]
+
+
+@dataclass(frozen=True)
+class XYZMolecule:
+    """A molecule read from an XYZ file.
+
+    Attributes
+    ----------
+    numbers : ndarray, shape (n_atoms,)
+        Atomic numbers.
+    positions : ndarray, shape (n_atoms, 3)
+        Cartesian coordinates, Å.
+    comment : str
+        The comment (second) line.
+    source : str or None
+        The file.
+    """
+
+    numbers: np.ndarray
+    positions: np.ndarray
+    comment: str = ""
+    source: str | None = None
+
+    def __len__(self) -> int:
+        return int(len(self.numbers))
+
+    def to_pymatgen(self):
+        """The molecule as a :class:`pymatgen.core.Molecule`."""
+        from pymatgen.core import Molecule
+
+        return Molecule([int(z) for z in self.numbers], self.positions)
+
+
+def _atomic_number(token: str, src: str, lineno: int) -> int:
+    from pymatgen.core.periodic_table import Element
+
+    try:
+        z = int(token)
+    except ValueError:
+        z = None
+    if z is None:
+        try:
+            z = Element(token[:1].upper() + token[1:].lower()).Z
+        except ValueError:
+            raise DataError(f"{src}, line {lineno}: column 1 {token!r} is neither an atomic number nor "
+                            "a chemical symbol") from None
+    if not 1 <= z <= 118:
+        raise DataError(f"{src}, line {lineno}: atomic number {z} out of range 1-118")
+    return z
+
+
+def read_xyz(path: str | Path) -> XYZMolecule:
+    """Read an XYZ file (atomic numbers or symbols in column 1).
+
+    Parameters
+    ----------
+    path : str or Path
+        The file. The first line is the atom count; if it is not an integer the file is read as
+        a bare list of atom lines (no count and comment lines).
+
+    Returns
+    -------
+    XYZMolecule
+
+    Raises
+    ------
+    DataError
+        If the file is missing or empty, a line lacks 4 columns, a coordinate is not numeric,
+        or the number of atom lines disagrees with the count line.
+    """
+    path = Path(path)
+    src = str(path)
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except FileNotFoundError:
+        raise DataError(f"{src}: file not found") from None
+    if not any(line.strip() for line in lines):
+        raise DataError(f"{src}: empty file, expected an XYZ structure")
+    comment = ""
+    first = 0
+    count = None
+    head = lines[0].split()
+    if len(head) == 1 and head[0].isdigit():
+        count = int(head[0])
+        comment = lines[1].strip() if len(lines) > 1 else ""
+        first = 2
+    numbers, coords = [], []
+    for lineno, line in enumerate(lines[first:], start=first + 1):
+        parts = line.split()
+        if not parts:
+            continue
+        if count is not None and len(numbers) == count:
+            break
+        if len(parts) < 4:
+            raise DataError(f"{src}, line {lineno}: expected 4 columns (Z x y z), found {len(parts)}")
+        numbers.append(_atomic_number(parts[0], src, lineno))
+        try:
+            coords.append([float(v) for v in parts[1:4]])
+        except ValueError:
+            raise DataError(f"{src}, line {lineno}: non-numeric coordinate in {line.strip()[:60]!r}") from None
+    if count is not None and len(numbers) != count:
+        raise DataError(f"{src}: the count line says {count} atoms but {len(numbers)} atom lines follow")
+    if not numbers:
+        raise DataError(f"{src}: no atom lines")
+    return XYZMolecule(np.array(numbers, dtype=int), np.array(coords, dtype=float), comment, src)
+
+
+def is_xyz(path: str | Path) -> bool:
+    """True when ``path`` has the ``.xyz`` extension."""
+    return Path(path).suffix.lower() == ".xyz"
+
+
+def read_structure(path: str | Path):
+    """Read a crystal structure file with pymatgen (POSCAR, CONTCAR, CIF, ...).
+
+    Parameters
+    ----------
+    path : str or Path
+
+    Returns
+    -------
+    pymatgen.core.Structure
+
+    Raises
+    ------
+    DataError
+        If the file is missing or pymatgen cannot parse it.
+    """
+    from pymatgen.core import Structure
+
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: file not found")
+    try:
+        return Structure.from_file(str(path))
+    except Exception as exc:  # pymatgen raises many types
+        raise DataError(f"{path}: cannot read a crystal structure ({type(exc).__name__}: {exc}); "
+                        "expected POSCAR, CIF or another format pymatgen reads") from None
+
+
+def read_fdmnes(path: str | Path, absorbing_element: str, edge: str = "K", material_id: str | None = None,
+                absorbing_index: int | None = 0, header_lines: int = 2) -> Spectrum:
+    """Read an FDMNES spectrum: ``header_lines`` header lines, then energy (eV) and mu columns.
+
+    Parameters
+    ----------
+    path : str or Path
+        The file.
+    absorbing_element : str
+        Absorber symbol (FDMNES files do not say).
+    edge : str
+        Edge.
+    material_id : str, optional
+        Default: the file stem.
+    absorbing_index : int, optional
+        Absorbing atom index in the structure (0 for XANESNET files).
+    header_lines : int
+        Number of header lines to skip (2 for FDMNES ``_conv``-less output).
+
+    Returns
+    -------
+    Spectrum
+        ``kind="mu"``.
+
+    Raises
+    ------
+    SpectrumError
+        If the file is missing, a data line does not have at least 2 numeric columns, or the
+        spectrum is invalid.
+    """
+    path = Path(path)
+    src = str(path)
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except FileNotFoundError:
+        raise SpectrumError("file not found", source=src) from None
+    rows = []
+    for lineno, line in enumerate(lines[header_lines:], start=header_lines + 1):
+        parts = line.split()
+        if not parts:
+            continue
+        if len(parts) < 2:
+            raise SpectrumError(f"expected 2 columns (energy, mu), found {len(parts)}", source=src, line=lineno)
+        try:
+            rows.append((float(parts[0]), float(parts[1])))
+        except ValueError:
+            raise SpectrumError(f"non-numeric value in {line.strip()[:60]!r}", source=src, line=lineno) from None
+    if not rows:
+        raise SpectrumError(f"no data lines after {header_lines} header lines", source=src)
+    data = np.asarray(rows)
+    return Spectrum(energy=data[:, 0], mu=data[:, 1], absorbing_element=absorbing_element, edge=edge,
+                    material_id=material_id or path.stem, absorbing_index=absorbing_index, source=src)
