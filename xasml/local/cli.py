@@ -1,0 +1,104 @@
+"""``xasml local run|predict|label``: the local-structure capability on the command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from xasml.local.config import HELP, LocalConfig
+
+
+def add_parser(subparsers) -> None:
+    """Register ``xasml local`` and its sub-commands on an argparse ``subparsers`` object."""
+    p = subparsers.add_parser("local", help="coordination environment, coordination number and oxidation state "
+                                            "from spectra (Carbone et al. 2019)",
+                              description="Local structure from XANES: labels, training, evaluation, prediction.")
+    sub = p.add_subparsers(dest="local_command", metavar="SUBCOMMAND")
+
+    defaults = LocalConfig.defaults()
+    r = sub.add_parser("run", help="label, build, train, evaluate and report into a run folder",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description="Options of a --config file (JSON or TOML), with defaults:\n" + "\n".join(
+                           f"  {k} = {json.dumps(defaults[k])}\n      {HELP.get(k, '')}" for k in defaults))
+    r.add_argument("--data", help=HELP["data"])
+    r.add_argument("--out", help="run folder (default runs/local-<element>-<date>)")
+    r.add_argument("--config", help="JSON or TOML file with options (see below)")
+    r.add_argument("--element", help=HELP["element"])
+    r.add_argument("--seed", type=int, help=HELP["seed"])
+    r.add_argument("--n-jobs", type=int, help=HELP["n_jobs"])
+    r.add_argument("--quick", action="store_true", help="tiny smoke run: 3 epochs, 2 models, no robustness study")
+    r.set_defaults(func=_run)
+
+    q = sub.add_parser("predict", help="predict for spectrum files (FEFF xmu.dat, XDI)")
+    q.add_argument("files", nargs="+", metavar="FILE", help="spectrum files")
+    q.add_argument("--task", required=True, choices=["coordination", "cn", "oxidation"],
+                   help="coordination environment (classes), coordination number or oxidation state")
+    q.add_argument("--model", help="model bundle, or a run folder (default: the model shipped with xasml)")
+    q.add_argument("--json", action="store_true", help="one JSON object per line")
+    q.set_defaults(func=_predict)
+
+    lab = sub.add_parser("label", help="label the absorbing sites of a data folder (ChemEnv, bond valence)")
+    lab.add_argument("--data", help=HELP["data"])
+    lab.add_argument("--element", default="Cu", help=HELP["element"])
+    lab.add_argument("--cache", required=True, help="label table to write / resume (.parquet or .csv)")
+    lab.add_argument("--n-jobs", type=int, default=2, help=HELP["n_jobs"])
+    lab.set_defaults(func=_label)
+    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+
+
+def _run(args) -> int:
+    from xasml.local.run import run_local
+
+    cfg = LocalConfig.from_file(args.config) if args.config else LocalConfig()
+    d = cfg.to_dict()
+    if args.quick:
+        d.update(LocalConfig.quick().to_dict() | {"data": d["data"]})
+    for key, val in (("data", args.data), ("element", args.element), ("seed", args.seed), ("n_jobs", args.n_jobs)):
+        if val is not None:
+            d[key] = val
+    cfg = LocalConfig.from_dict(d, source=args.config or "command line")
+    out = args.out or f"runs/local-{cfg.element}-{time.strftime('%Y%m%d-%H%M%S')}"
+    run_local(cfg, out)
+    return 0
+
+
+def _predict(args) -> int:
+    from xasml.local.predict import predict_files
+
+    results = predict_files(args.files, args.task, args.model)
+    status = 0
+    for r in results:
+        if "error" in r:
+            status = 1
+        if args.json:
+            print(json.dumps(r))
+        elif "error" in r:
+            print(f"{r['file']}: error: {r['error']}", file=sys.stderr)
+        elif "probabilities" in r:
+            top = ", ".join(f"{c} {p:.2f}" for c, p in sorted(r["probabilities"].items(), key=lambda kv: -kv[1])[:3])
+            print(f"{r['file']}: {r['prediction']}  ({top})")
+        else:
+            print(f"{r['file']}: {r['prediction']:.2f} ± {r['std']:.2f}")
+    return status
+
+
+def _label(args) -> int:
+    from xasml.datasets.local import discover_sites
+    from xasml.labels.site import label_sites, summarize_labels
+    from xasml.local.config import default_data_path
+
+    data = args.data or default_data_path()
+    sites = discover_sites(data, args.element)
+    g = sites.groupby("material_id", sort=True).agg(structure_path=("structure_path", "first"),
+                                                   indices=("absorbing_index", list)).reset_index()
+    tasks = [(r.material_id, r.structure_path, r.indices) for r in g.itertuples() if r.structure_path]
+    t0 = time.time()
+    df = label_sites(tasks, cache=Path(args.cache), n_jobs=args.n_jobs)
+    s = summarize_labels(df)
+    s.pop("errors")
+    s["wall_seconds"] = round(time.time() - t0, 1)
+    print(json.dumps(s, indent=1))
+    return 0

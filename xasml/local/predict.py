@@ -1,0 +1,234 @@
+"""Prediction with local-structure models: coordination environment, coordination number, oxidation state.
+
+A model *bundle* is a folder::
+
+    <bundle>/bundle.json        task, element, edge, grid, feature window, classes, reference spectrum,
+                                training provenance
+    <bundle>/estimator/         the fitted estimator (estimator.json + weights.safetensors)
+
+so that prediction applies exactly the preprocessing of training: the spectrum is resampled on
+the stored grid with a cubic spline and scaled to maximum 1; the estimator then applies its own
+per-point standardisation. Measured spectra (anything that is not FEFF output) are first
+background-subtracted, edge-step normalised and shifted onto the computed energy scale by area
+matching to the bundle's reference (the mean training spectrum), with
+:func:`xasml.preprocess.normalize.preprocess_measured`.
+
+Bundles ship with the package in ``xasml/data/local/<task>/``; ``xasml local run`` writes them
+to ``<run>/models/<task>/``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from xasml.errors import DataError, SpectrumError
+from xasml.preprocess.augment import max_normalize, shifted_resample
+from xasml.preprocess.grid import EnergyGrid
+from xasml.utils import atomic_write_json
+
+TASKS = ("coordination", "cn", "oxidation")
+SHIPPED_DIR = Path(__file__).resolve().parents[1] / "data" / "local"
+
+
+@dataclass
+class ModelBundle:
+    """A fitted estimator with everything needed to prepare its input.
+
+    Attributes
+    ----------
+    task : str
+        ``"coordination"`` (classes), ``"cn"`` or ``"oxidation"`` (regression).
+    estimator : XasmlEstimator
+    element, edge : str
+    grid : EnergyGrid
+        Absolute energies (eV) of the input.
+    feature_slice : (int, int)
+        Grid points used (all of them, or the pre-edge part).
+    reference_mu : ndarray, shape (n_points,)
+        Mean max-normalised training spectrum on ``grid`` (alignment reference for measured data).
+    info : dict
+        Provenance (protocol, metrics, data fingerprint, ...).
+    path : Path or None
+    """
+
+    task: str
+    estimator: Any
+    element: str
+    edge: str
+    grid: EnergyGrid
+    feature_slice: tuple[int, int]
+    reference_mu: np.ndarray
+    info: dict
+    path: Path | None = None
+
+    @property
+    def is_classifier(self) -> bool:
+        return hasattr(self.estimator, "predict_proba")
+
+    def save(self, path: str | Path) -> Path:
+        """Write the bundle folder (JSON + safetensors; no pickle)."""
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        self.estimator.save(path / "estimator")
+        atomic_write_json(path / "bundle.json", {
+            "format": "xasml.local.bundle/1", "task": self.task, "element": self.element, "edge": self.edge,
+            "grid": self.grid.to_dict(), "feature_slice": list(self.feature_slice),
+            "reference_mu": [round(float(v), 6) for v in self.reference_mu], "info": self.info})
+        self.path = path
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "ModelBundle":
+        """Read a bundle folder.
+
+        Raises
+        ------
+        DataError
+            If ``bundle.json`` is missing or malformed.
+        """
+        from xasml.models.base import load_estimator
+
+        path = Path(path)
+        meta_path = path / "bundle.json"
+        if not meta_path.exists():
+            raise DataError(f"{path}: not a local-structure model (no bundle.json)")
+        try:
+            meta = json.loads(meta_path.read_text())
+            return cls(task=meta["task"], estimator=load_estimator(path / "estimator"), element=meta["element"],
+                       edge=meta["edge"], grid=EnergyGrid.from_dict(meta["grid"]),
+                       feature_slice=tuple(meta["feature_slice"]), reference_mu=np.asarray(meta["reference_mu"]),
+                       info=meta.get("info", {}), path=path)
+        except (KeyError, json.JSONDecodeError) as exc:
+            raise DataError(f"{meta_path}: malformed bundle ({type(exc).__name__}: {exc})") from None
+
+    # -- input preparation ---------------------------------------------------------------
+    def prepare(self, spectra: Sequence, measured: Sequence[bool] | None = None) -> tuple[np.ndarray, list[dict]]:
+        """Model input of spectra: (measured ones aligned first), resampled, max-normalised, windowed.
+
+        Parameters
+        ----------
+        spectra : sequence of Spectrum
+        measured : sequence of bool, optional
+            Which spectra are measured; default: every spectrum not read from FEFF output
+            (no ``feff_version`` in its metadata).
+
+        Returns
+        -------
+        X : ndarray, shape (n, n_features)
+        records : list of dict
+            Preprocessing record per spectrum (empty for computed spectra).
+
+        Raises
+        ------
+        SpectrumError
+            If a spectrum is of another element or measured preprocessing fails.
+        """
+        from xasml.preprocess.normalize import preprocess_measured
+
+        if measured is None:
+            measured = [not is_computed(s) for s in spectra]
+        prepared, records = [], []
+        for s, meas in zip(spectra, measured):
+            if s.absorbing_element != self.element:
+                raise SpectrumError(f"this model is for {self.element} {self.edge}-edge spectra, got "
+                                    f"{s.absorbing_element}", source=s.source, field="absorbing_element")
+            if meas:
+                s, rec = preprocess_measured(s, self.grid.energy, self.reference_mu)
+                records.append(rec)
+            else:
+                records.append({})
+            prepared.append(s)
+        X = max_normalize(shifted_resample(prepared, self.grid.energy, 0.0, kind="cubic"))
+        a, b = self.feature_slice
+        return X[:, a:b], records
+
+    def predict(self, spectra: Sequence, measured: Sequence[bool] | None = None) -> list[dict]:
+        """Predictions as dictionaries: ``prediction`` and ``probabilities`` or ``std``."""
+        X, records = self.prepare(spectra, measured)
+        out = []
+        if self.is_classifier:
+            P = self.estimator.predict_proba(X)
+            classes = [str(c) for c in self.estimator.classes_]
+            for p, rec in zip(P, records):
+                out.append({"prediction": classes[int(np.argmax(p))],
+                            "probabilities": {c: round(float(v), 4) for c, v in zip(classes, p)}})
+        else:
+            mean, std = self.estimator.predict(X, return_std=True)
+            for m, s in zip(mean, std):
+                out.append({"prediction": round(float(m), 3), "std": round(float(s), 3)})
+        for o, rec in zip(out, records):
+            if rec:
+                o["alignment_shift_eV"] = round(float(rec.get("shift_eV", 0.0)), 2)
+        return out
+
+
+def is_computed(spectrum) -> bool:
+    """True for spectra read from FEFF output (they need no measured-data preprocessing)."""
+    return bool(spectrum.metadata.get("feff_version")) or "e_fermi_rel" in spectrum.metadata
+
+
+def find_bundle(task: str, model: str | Path | None = None) -> Path:
+    """Locate the bundle of ``task``.
+
+    Parameters
+    ----------
+    task : {"coordination", "cn", "oxidation"}
+    model : str or Path, optional
+        A bundle folder, a folder holding ``<task>/``, or a run folder (``models/<task>/``).
+        Default: the bundle shipped in ``xasml/data/local/<task>``.
+
+    Raises
+    ------
+    DataError
+        If no bundle is found (the places looked at are listed).
+    """
+    if task not in TASKS:
+        raise DataError(f"unknown task {task!r}; expected one of {', '.join(TASKS)}")
+    root = Path(model) if model is not None else SHIPPED_DIR
+    candidates = [root, root / task, root / "models" / task]
+    for c in candidates:
+        if (c / "bundle.json").exists():
+            if c == root and model is not None:
+                meta = json.loads((c / "bundle.json").read_text())
+                if meta.get("task") != task:
+                    raise DataError(f"{c}: bundle is for task {meta.get('task')!r}, not {task!r}")
+            return c
+    raise DataError(f"no {task} model found; looked in {', '.join(str(c) for c in candidates)}")
+
+
+def predict_files(files: Sequence[str | Path], task: str, model: str | Path | None = None) -> list[dict]:
+    """Predict ``task`` for spectrum files (FEFF ``xmu.dat``, XDI, ...).
+
+    Parameters
+    ----------
+    files : sequence of path
+    task : {"coordination", "cn", "oxidation"}
+    model : path, optional
+        See :func:`find_bundle`.
+
+    Returns
+    -------
+    list of dict
+        One per file: ``file``, ``prediction``, and ``probabilities`` (class -> probability) for
+        classification or ``std`` for regression; ``error`` instead when the file could not be
+        used.
+    """
+    from xasml.io.reader import read_spectrum
+
+    bundle = ModelBundle.load(find_bundle(task, model))
+    out = []
+    for f in files:
+        try:
+            s = read_spectrum(f)
+            if isinstance(s, list):
+                s = s[0]
+            res = bundle.predict([s])[0]
+            out.append({"file": str(f), **res})
+        except (SpectrumError, DataError, OSError, ValueError) as exc:
+            out.append({"file": str(f), "error": str(exc)})
+    return out
