@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     atomic_write_json(out / "results.json", result)
     lines = [f"# Topology indicator benchmark ({len(args.seeds)} seeds: {', '.join(map(str, args.seeds))})", "",
              f"Data: `{data}` ({per_seed[0]['data'].get('n_compounds')} compounds; split "
-             f"{per_seed[0]['splits']}). Test-split scores, mean ± std over seeds.", "",
+             f"{per_seed[0]['splits']} for seed {per_seed[0]['seed']}). Test-split scores, mean ± std over seeds.", "",
              "| model | F1 topological | F1 trivial | AUC | fit time (s) |", "| --- | ---: | ---: | ---: | ---: |"]
     for name, m in models.items():
         lines.append(f"| {name} | {_fmt(m['F1 topological'])} | {_fmt(m['F1 trivial'])} | {_fmt(m['AUC'])} | "

@@ -268,9 +268,7 @@ def build_topology_frame(root: str | Path, labeler=None, omnixas: str | Path | N
         }))
     if not frames:
         raise DataError(f"{root}: no labelled compound with spectra for all its elements")
-    frame = pd.concat(frames, ignore_index=True)
-    # drop the per-spectrum metadata arrays that spectra_to_frame does not keep
-    return frame, report
+    return pd.concat(frames, ignore_index=True), report
 
 
 def write_topology_dataset(path: str | Path, frame: pd.DataFrame, report: dict | None = None) -> Path:

@@ -74,7 +74,7 @@ def _evaluate(model, data: dict, compounds_elements: dict) -> dict:
 
     out: dict[str, Any] = {"threshold": float(model.threshold_), "splits": {}}
     for split, d in data.items():
-        if not len(d) or len(np.unique(d.y)) < 1:
+        if not len(d):
             continue
         p = model.predict_proba(d)[:, 1]
         m = binary_metrics(d.y, p, threshold=model.threshold_, class_names=CLASS_NAMES)
@@ -168,7 +168,7 @@ def run_topology(data: str | Path | None = None, out: str | Path | None = None, 
     """
     import sys
 
-    from xasml.datasets.splits import balanced_split, split_summary
+    from xasml.datasets.splits import balanced_split, check_disjoint, split_summary
     from xasml.datasets.topology import (TopologyFeaturizer, build_topology_frame, compounds_from_frame,
                                          load_topology_frame)
     from xasml.runs import RunFolder
@@ -234,8 +234,7 @@ def run_topology(data: str | Path | None = None, out: str | Path | None = None, 
     if holdout:
         idx["holdout"] = holdout
     ids = {k: [compounds[i].material_id for i in v] for k, v in idx.items()}
-    allids = [m for v in ids.values() for m in v]
-    assert len(allids) == len(set(allids)), "a compound is in two splits"
+    check_disjoint(ids, len(compounds))
     summary = split_summary(idx, [c.elements for c in compounds], [c.subclass for c in compounds])
     run.write_splits({**ids, "summary": summary, "method": "balanced_split (element by element, rarest first, "
                       "stratified by subclass)", "seed": seed})
