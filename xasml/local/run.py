@@ -15,6 +15,7 @@ model selection: the architecture and training are fixed by the paper).
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections import defaultdict
@@ -268,9 +269,14 @@ def run_measured(cfg: LocalConfig, run: RunFolder) -> dict:
                if (run.path / "models" / t / "bundle.json").exists()}
     rows = []
     items = []
+    known_path = SHIPPED_DIR / "measured_references.json"
+    known_all = json.loads(known_path.read_text()).get(cfg.element, {}) if known_path.exists() else {}
     for f in sorted((exp / "xas-data-library" / "data" / cfg.element).glob("*.xd*")):
         try:
-            items.append((f.name, read_xdi(f), {}))
+            k = known_all.get(f.stem, {})
+            items.append((f.name, read_xdi(f), {"known_os": k.get("oxidation_state"),
+                                                 "known_cn": k.get("coordination_number"),
+                                                 "known_env": k.get("environment")}))
         except Exception as exc:
             rows.append({"file": f.name, "error": str(exc)[:200]})
     csv = exp / "rfxas" / "experiment.csv"
@@ -279,9 +285,8 @@ def run_measured(cfg: LocalConfig, run: RunFolder) -> dict:
 
         for s, lab in read_rfxas_csv(csv):
             if s.absorbing_element == cfg.element:
-                items.append((f"rfxas:{lab.get('xas_id')} {lab.get('formula')}", s,
-                              {"cn_label": lab.get("coordination_number"), "env_label": lab.get("top_environment"),
-                               "technique": s.metadata.get("technique")}))
+                items.append((f"rfxas:{lab.get('xas_id')} {lab.get('formula')} ({s.metadata.get('technique')})", s,
+                              {"known_cn": lab.get("coordination_number"), "known_env": lab.get("top_environment")}))
     for name, s, known in items:
         row = {"file": name, **known}
         for task, b in bundles.items():
