@@ -114,8 +114,9 @@ def main(argv: list[str] | None = None) -> int:
 
     atomic_write_json(out / "results.json", result)
     lines = [f"# Topology indicator benchmark ({len(args.seeds)} seeds: {', '.join(map(str, args.seeds))})", "",
-             f"Data: `{data}` ({per_seed[0]['data'].get('n_compounds')} compounds; split "
-             f"{per_seed[0]['splits']} for seed {per_seed[0]['seed']}). Test-split scores, mean ± std over seeds.", "",
+             (f"Data: `{data}` ({per_seed[0]['data'].get('n_compounds')} compounds; split "
+              f"{per_seed[0]['splits']} for seed {per_seed[0]['seed']}). Test-split scores, mean ± std over seeds."),
+             "",
              "| model | F1 topological | F1 trivial | AUC | fit time (s) |", "| --- | ---: | ---: | ---: | ---: |"]
     for name, m in models.items():
         lines.append(f"| {name} | {_fmt(m['F1 topological'])} | {_fmt(m['F1 trivial'])} | {_fmt(m['AUC'])} | "
@@ -123,8 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     lines += ["", "Paired comparison (number of seeds where the network scores higher):", ""]
     lines += [f"- {k}: {v}/{len(args.seeds)}" for k, v in comparison.items() if v is not None]
     times = ", ".join(f"{s['seed']}: {s['wall_s']:.0f} s" for s in per_seed)
-    lines += ["", f"Per-seed run time: {times}; total {result['wall_seconds']:.0f} s on {platform.platform()} "
-                  f"({args.threads} torch thread(s))."]
+    lines += ["", (f"Per-seed run time: {times}; total {result['wall_seconds']:.0f} s on {platform.platform()} "
+                   f"({args.threads} torch thread(s)).")]
     atomic_write_text(out / "results.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0

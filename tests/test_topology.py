@@ -7,10 +7,21 @@ import pandas as pd
 import pytest
 
 from xasml.datasets.splits import balanced_split, check_disjoint, split_summary
-from xasml.datasets.topology import (TopologyFeaturizer, average_over_intervals, build_topology_frame,
-                                     compounds_from_frame, load_topology_frame, write_topology_dataset)
+from xasml.datasets.topology import (
+    TopologyFeaturizer,
+    average_over_intervals,
+    build_topology_frame,
+    compounds_from_frame,
+    load_topology_frame,
+    write_topology_dataset,
+)
 from xasml.errors import DataError
-from xasml.labels.topology import (TopologyCatalogue, TopologyLabeler, formula_key, normalize_subclass)
+from xasml.labels.topology import (
+    TopologyCatalogue,
+    TopologyLabeler,
+    formula_key,
+    normalize_subclass,
+)
 from xasml.topology.run import BUNDLED_DATASET
 
 TINY = "topology/feff10"

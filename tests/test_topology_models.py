@@ -8,7 +8,11 @@ import numpy as np
 import pytest
 
 from xasml.datasets.splits import balanced_split
-from xasml.datasets.topology import TopologyFeaturizer, compounds_from_frame, load_topology_frame
+from xasml.datasets.topology import (
+    TopologyFeaturizer,
+    compounds_from_frame,
+    load_topology_frame,
+)
 from xasml.errors import DataError
 from xasml.models import get_model, load_estimator
 from xasml.topology.run import BUNDLED_DATASET

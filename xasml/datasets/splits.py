@@ -14,7 +14,7 @@ elements absorb the imbalance left by rare ones. Every compound ends in exactly 
 from __future__ import annotations
 
 from collections import Counter
-from typing import Hashable, Sequence
+from collections.abc import Hashable, Sequence
 
 import numpy as np
 

@@ -28,14 +28,15 @@ from __future__ import annotations
 
 import json
 import warnings
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from xasml.errors import DataError, SpectrumError
+from xasml.errors import DataError
 from xasml.preprocess.grid import EnergyGrid, common_grid
 from xasml.preprocess.standardize import PerElementStandardizer
 from xasml.spectrum import Spectrum, element_average
@@ -73,7 +74,7 @@ def _composition_elements(folder: Path) -> list[str] | None:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     s = Structure.from_file(p)
-            except Exception as exc:  # pymatgen parser errors vary
+            except Exception as exc:  # noqa: BLE001 - pymatgen parser errors vary; re-raised as DataError
                 raise DataError(f"{p}: cannot read structure: {exc}") from None
             return sorted({sp.symbol for sp in s.composition.elements})
     return None
@@ -96,6 +97,20 @@ def _structure_multiplicities(folder: Path) -> dict[int, int]:
                 for i in group:
                     out[i] = len(group)
             return out
+    return {}
+
+
+def _formula_and_space_group(folder: Path) -> dict[str, Any]:
+    """Reduced formula and space-group number of the structure in ``folder`` (empty if none)."""
+    from pymatgen.core import Structure
+
+    for name in ("structure.cif", "POSCAR"):
+        p = folder / name
+        if p.exists():
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                s = Structure.from_file(p)
+            return {"formula": s.composition.reduced_formula, "sg": int(s.get_space_group_info()[1])}
     return {}
 
 
@@ -226,17 +241,7 @@ def build_topology_frame(root: str | Path, labeler=None, omnixas: str | Path | N
             meta.setdefault("mp_ids", folder.name)
             lab = labeler.label(mp_ids=[folder.name])
             sub, top, how = lab.subclass, int(lab.topological), "catalogues"
-            meta["formula"] = "".join(meta["elements"])
-            try:
-                from pymatgen.core import Structure
-
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    s = Structure.from_file(folder / "POSCAR")
-                meta["formula"] = s.composition.reduced_formula
-                meta["sg"] = s.get_space_group_info()[1]
-            except Exception:
-                pass
+            meta.update(_formula_and_space_group(folder))
         else:
             sub, top, how = _label_row(meta, labeler)
         if sub is None:
@@ -422,13 +427,13 @@ class TopologyData:
 
         return [[Element.from_Z(int(z)).symbol for z, m in zip(zr, mr) if m] for zr, mr in zip(self.Z, self.mask)]
 
-    def subset(self, idx: Iterable[int]) -> "TopologyData":
+    def subset(self, idx: Iterable[int]) -> TopologyData:
         """Rows ``idx`` (in that order)."""
         idx = np.asarray(list(idx), dtype=int)
         return TopologyData(self.X[idx], self.Z[idx], self.mask[idx], self.y[idx],
                             [self.material_ids[i] for i in idx], [self.subclass[i] for i in idx])
 
-    def with_spectra(self, X: np.ndarray) -> "TopologyData":
+    def with_spectra(self, X: np.ndarray) -> TopologyData:
         """Same compounds, other spectra (e.g. coarsened)."""
         return TopologyData(np.asarray(X, dtype=np.float32), self.Z, self.mask, self.y, self.material_ids,
                             self.subclass)
@@ -463,7 +468,7 @@ class TopologyFeaturizer:
         self.n_points = int(n_points)
         self.anchor = anchor
 
-    def fit(self, compounds: Sequence[TopologyCompound]) -> "TopologyFeaturizer":
+    def fit(self, compounds: Sequence[TopologyCompound]) -> TopologyFeaturizer:
         """Choose the grids and fit the standardiser on ``compounds`` (the training split).
 
         Raises
@@ -544,7 +549,7 @@ class TopologyFeaturizer:
                 "counts": self.counts_}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "TopologyFeaturizer":
+    def from_dict(cls, d: dict) -> TopologyFeaturizer:
         self = cls(d["width"], d["n_points"], d.get("anchor", "median-overlap"))
         self.grids_ = {el: EnergyGrid.from_dict(g) for el, g in d["grids"].items()}
         self.standardizer_ = PerElementStandardizer.from_dict(d["standardizer"])
@@ -574,7 +579,7 @@ def average_over_intervals(X: np.ndarray, step_ev: float, delta_e: float) -> np.
     ndarray, same shape as ``X``
     """
     X = np.asarray(X)
-    k = max(1, int(round(delta_e / step_ev)))
+    k = max(1, round(delta_e / step_ev))
     if k == 1:
         return X.copy()
     out = np.empty_like(X)

@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import csv
 import functools
+import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import pandas as pd
 
@@ -84,7 +85,7 @@ def is_topological(subclass: str) -> bool:
     return subclass in TOPOLOGICAL_SUBCLASSES
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def formula_key(formula: str) -> str:
     """Canonical reduced formula used to match compounds across catalogues.
 
@@ -100,7 +101,7 @@ def formula_key(formula: str) -> str:
 
     try:
         comp = Composition(str(formula).strip())
-    except Exception as exc:  # pymatgen raises several types
+    except Exception as exc:  # noqa: BLE001 - pymatgen raises several types; re-raised as DataError
         raise DataError(f"cannot parse formula {formula!r}: {exc}") from None
     if not len(comp):
         raise DataError(f"empty formula {formula!r}")
@@ -110,7 +111,7 @@ def formula_key(formula: str) -> str:
 
 
 def _split_ids(value: object) -> list[str]:
-    if value is None or (isinstance(value, float) and value != value):
+    if value is None or (isinstance(value, float) and math.isnan(value)):
         return []
     return [p.strip() for p in str(value).replace(",", ";").split(";") if p.strip()]
 
@@ -216,13 +217,13 @@ class TopologyCatalogue:
             for m in mp_ids:
                 out.extend(self._by_mp.get(m, []))
             return out
-        if formula is None or sg is None or (isinstance(sg, float) and sg != sg):
+        if formula is None or sg is None or (isinstance(sg, float) and math.isnan(sg)):
             return []
         return list(self._by_fsg.get((formula_key(formula), int(sg)), []))
 
     # -- loaders --------------------------------------------------------------------------------
     @classmethod
-    def from_materiae(cls, folder: str | Path, soc: bool = True, match: str = "auto") -> "TopologyCatalogue":
+    def from_materiae(cls, folder: str | Path, soc: bool = True, match: str = "auto") -> TopologyCatalogue:
         """Read the Materiae catalogue (Zhang et al., Nature 566, 475 (2019)).
 
         Parameters
@@ -277,7 +278,7 @@ class TopologyCatalogue:
         return cls("materiae", entries, match=match)
 
     @classmethod
-    def from_arsenal(cls, folder: str | Path, match: str = "formula_sg") -> "TopologyCatalogue":
+    def from_arsenal(cls, folder: str | Path, match: str = "formula_sg") -> TopologyCatalogue:
         """Read the Topological Materials Arsenal (Tang et al., Nature 566, 486 (2019)).
 
         Parameters
@@ -322,7 +323,7 @@ class TopologyCatalogue:
     @classmethod
     def from_csv(cls, path: str | Path, name: str | None = None, class_column: str = "class",
                  mp_id_column: str = "mp_id", formula_column: str = "formula", sg_column: str = "sg",
-                 match: str = "auto") -> "TopologyCatalogue":
+                 match: str = "auto") -> TopologyCatalogue:
         """Read a generic CSV catalogue.
 
         Parameters
@@ -437,7 +438,7 @@ class TopologyLabeler:
 
     @classmethod
     def from_folder(cls, folder: str | Path, conflict_level: str = "subclass", soc: bool = True,
-                    ambiguous_catalogue: str = "conflict") -> "TopologyLabeler":
+                    ambiguous_catalogue: str = "conflict") -> TopologyLabeler:
         """Load ``materiae/`` and ``arsenal/`` (whichever exist) under ``folder``.
 
         Raises

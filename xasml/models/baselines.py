@@ -48,7 +48,7 @@ class _KernelSVM(XasmlEstimator):
     def _fit_features(self, data: TopologyData) -> None:
         """Learn anything the features need (e.g. the element vocabulary)."""
 
-    def fit(self, X: TopologyData, y=None, validation: TopologyData | None = None) -> "_KernelSVM":
+    def fit(self, X: TopologyData, y=None, validation: TopologyData | None = None) -> _KernelSVM:
         """Fit the SVM (``validation`` is accepted for a uniform interface and unused)."""
         from sklearn.linear_model import LogisticRegression
         from sklearn.svm import SVC
@@ -248,7 +248,7 @@ class PCAKMeansClassifier(XasmlEstimator):
         self.min_count = min_count
         self.seed = seed
 
-    def fit(self, X: TopologyData, y=None, validation: TopologyData | None = None) -> "PCAKMeansClassifier":
+    def fit(self, X: TopologyData, y=None, validation: TopologyData | None = None) -> PCAKMeansClassifier:
         """Fit one PCA + k-means per element on the training compounds (``validation`` unused)."""
         from pymatgen.core.periodic_table import Element
 

@@ -25,7 +25,12 @@ import numpy as np
 
 from xasml.datasets.topology import TopologyData
 from xasml.errors import DataError
-from xasml.models.base import XasmlEstimator, numpy_to_torch_state, register_model, torch_state_to_numpy
+from xasml.models.base import (
+    XasmlEstimator,
+    numpy_to_torch_state,
+    register_model,
+    torch_state_to_numpy,
+)
 
 
 def _build_module(n_points: int, spectral_hidden: int, spectral_dim: int, n_types: int, type_dim: int,
@@ -167,7 +172,7 @@ class TopologyNet(XasmlEstimator):
                 torch.as_tensor(data.Z, dtype=torch.long, device=device),
                 torch.as_tensor(data.mask, dtype=torch.bool, device=device))
 
-    def fit(self, X: TopologyData, y=None, validation: TopologyData | None = None) -> "TopologyNet":
+    def fit(self, X: TopologyData, y=None, validation: TopologyData | None = None) -> TopologyNet:
         """Train on ``X`` (labels ``X.y`` unless ``y`` is given), early-stopping on ``validation``.
 
         Parameters

@@ -3,4 +3,4 @@
 from xasml.topology.predict import TopologyPredictor, predict_topology
 from xasml.topology.run import BUNDLED_DATASET, BUNDLED_MODEL, run_topology
 
-__all__ = ["run_topology", "predict_topology", "TopologyPredictor", "BUNDLED_DATASET", "BUNDLED_MODEL"]
+__all__ = ["BUNDLED_DATASET", "BUNDLED_MODEL", "TopologyPredictor", "predict_topology", "run_topology"]

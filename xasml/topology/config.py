@@ -130,7 +130,7 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> dict:
                 data = tomllib.loads(p.read_text())
             else:
                 data = json.loads(p.read_text())
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - TOML/JSON decoders raise several types; re-raised
             raise DataError(f"{p}: cannot parse config: {exc}") from None
         if not isinstance(data, dict):
             raise DataError(f"{p}: config must be a table/object at the top level")

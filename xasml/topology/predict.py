@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import json
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
-import numpy as np
-
-from xasml.errors import DataError, SpectrumError
+from xasml.errors import DataError
 
 
 class TopologyPredictor:
@@ -61,28 +60,22 @@ class TopologyPredictor:
         """Absorbing elements the model knows."""
         return self.featurizer.elements_
 
-    def _read(self, path: Path, measured: bool | None) -> tuple[Any, bool]:
-        """Read one spectrum file; returns (Spectrum, is_measured)."""
-        from xasml.io.feff import read_feff_xmu
+    def _read(self, path: Path, measured: bool | None) -> list[tuple[Any, bool]]:
+        """Read one spectrum file; returns [(Spectrum, is_measured), ...].
 
-        name = path.name.lower()
-        is_feff = name.endswith("xmu.dat") or name.endswith(".xmu")
-        if not is_feff:
-            try:
-                head = path.read_text(errors="replace")[:4000]
-            except OSError as exc:
-                raise SpectrumError(f"cannot read: {exc}", source=str(path)) from None
-            is_feff = "FEFF" in head and "omega" in head
-        if is_feff:
-            return read_feff_xmu(path), bool(measured) if measured is not None else False
-        try:
-            from xasml.io.reader import read_spectrum
-        except ImportError:  # reader module not available: XDI directly
-            from xasml.io.xdi import read_xdi as read_spectrum
+        The format is detected from the content (:func:`xasml.io.reader.detect_format`): XDI
+        files are measured spectra, FEFF ``xmu.dat`` and Materials Project documents computed
+        ones, unless ``measured`` forces either.
+        """
+        from xasml.io.reader import detect_format, read_spectrum
+
+        fmt = detect_format(path)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            spec = read_spectrum(path)
-        return spec, True if measured is None else bool(measured)
+            got = read_spectrum(path)
+        spectra = got if isinstance(got, list) else [got]
+        is_measured = (fmt == "xdi") if measured is None else bool(measured)
+        return [(s, is_measured) for s in spectra]
 
     def predict_paths(self, paths: Sequence[str | Path], measured: bool | None = None) -> dict:
         """Predict from spectrum files of one compound, or from one compound folder.
@@ -108,7 +101,10 @@ class TopologyPredictor:
         DataError, SpectrumError
             If nothing usable remains or a file is invalid (named).
         """
-        from xasml.datasets.topology import compound_from_spectra, read_topology_compound
+        from xasml.datasets.topology import (
+            compound_from_spectra,
+            read_topology_compound,
+        )
 
         paths = [Path(p) for p in paths]
         if not paths:
@@ -128,26 +124,22 @@ class TopologyPredictor:
             for p in paths:
                 if p.is_dir():
                     raise DataError(f"{p}: a folder can only be given alone (one compound folder)")
-                if not p.exists():
-                    raise SpectrumError("file not found", source=str(p))
-                s, is_measured = self._read(p, measured)
-                rec: dict[str, Any] = {"path": str(p), "element": s.absorbing_element, "edge": s.edge,
-                                       "kind": "measured" if is_measured else "computed"}
-                if s.edge != "K":
-                    rec["ignored"] = f"{s.edge} edge: the model uses K edges"
-                    ignored.add(s.absorbing_element)
+                for s, is_measured in self._read(p, measured):
+                    rec: dict[str, Any] = {"path": str(p), "element": s.absorbing_element, "edge": s.edge,
+                                           "kind": "measured" if is_measured else "computed"}
                     inputs.append(rec)
-                    continue
-                if s.absorbing_element not in self.featurizer.grids_:
-                    rec["ignored"] = "element not in the training data"
-                    ignored.add(s.absorbing_element)
-                    inputs.append(rec)
-                    continue
-                if is_measured:
-                    s, record = self.preprocess_measured(s)
-                    rec["preprocessing"] = record
-                inputs.append(rec)
-                spectra.append(s)
+                    if s.edge != "K":
+                        rec["ignored"] = f"{s.edge} edge: the model uses K edges"
+                        ignored.add(s.absorbing_element)
+                        continue
+                    if s.absorbing_element not in self.featurizer.grids_:
+                        rec["ignored"] = "element not in the training data"
+                        ignored.add(s.absorbing_element)
+                        continue
+                    if is_measured:
+                        s, record = self.preprocess_measured(s)
+                        rec["preprocessing"] = record
+                    spectra.append(s)
         compound = compound_from_spectra(spectra, material_id=material_id)
         known = [el for el in compound.elements if el in self.featurizer.grids_]
         ignored |= set(compound.elements) - set(known)

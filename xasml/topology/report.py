@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -13,7 +12,7 @@ def _safe(fn, *args, **kwargs):
     """Draw one figure; a plotting failure becomes a warning, never a failed run."""
     try:
         return fn(*args, **kwargs)
-    except Exception as exc:  # pragma: no cover - defensive
+    except Exception as exc:  # noqa: BLE001  # pragma: no cover - a figure must not fail the run
         warnings.warn(f"figure {kwargs.get('path', args[2] if len(args) > 2 else '')} skipped: {exc}")
         return None
 

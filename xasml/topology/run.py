@@ -169,8 +169,12 @@ def run_topology(data: str | Path | None = None, out: str | Path | None = None, 
     import sys
 
     from xasml.datasets.splits import balanced_split, check_disjoint, split_summary
-    from xasml.datasets.topology import (TopologyFeaturizer, build_topology_frame, compounds_from_frame,
-                                         load_topology_frame)
+    from xasml.datasets.topology import (
+        TopologyFeaturizer,
+        build_topology_frame,
+        compounds_from_frame,
+        load_topology_frame,
+    )
     from xasml.runs import RunFolder
     from xasml.topology.config import load_config
     from xasml.utils import atomic_write_json, progress, seed_everything
@@ -312,7 +316,7 @@ def resolution_study(data: dict, feat, cfg: dict, seed: int, fitted: dict, show_
     models = [m for m in cfg["resolution"]["models"] if m in fitted]
     jobs = [(m, de) for m in models for de in out["delta_e"]]
     for name, de in progress(jobs, desc="resolution study", disable=not show_progress):
-        k = max(1, int(round(de / step)))
+        k = max(1, round(de / step))
         if k == 1:
             model = fitted[name]
         else:
