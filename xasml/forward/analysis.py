@@ -40,7 +40,7 @@ def permutation_importance(model, X: np.ndarray, y: np.ndarray, energy: np.ndarr
     energy : ndarray, shape (n_points,), optional
         Energy grid, eV (needed for ``windows``).
     windows : sequence of (lo, hi)
-        Energy windows in eV relative to ``e0``.
+        Energy windows in eV relative to ``e0``; windows holding no grid point are skipped.
     e0 : float, optional
         Edge energy, eV (needed for ``windows``).
     n_repeats : int
@@ -64,11 +64,16 @@ def permutation_importance(model, X: np.ndarray, y: np.ndarray, energy: np.ndarr
         features = np.flatnonzero(mask) if mask is not None else np.arange(X.shape[1])
     features = np.asarray(features, dtype=int)
     masks = [np.ones(y.shape[1], dtype=bool)]
+    kept_windows = []
     for lo, hi in windows:
         if energy is None or e0 is None:
             raise ValueError("windows need energy and e0")
         rel = np.asarray(energy) - e0
-        masks.append((rel >= lo) & (rel <= hi))
+        w = (rel >= lo) & (rel <= hi)
+        if w.any():                       # windows outside the grid are skipped
+            masks.append(w)
+            kept_windows.append((lo, hi))
+    windows = kept_windows
     base_err = (model.predict(X) - y) ** 2
     base = np.array([base_err[:, m].mean() for m in masks])
     scores = np.zeros((len(features), n_repeats, len(masks)))

@@ -27,7 +27,7 @@ import numpy as np
 from xasml.errors import DataError
 
 __all__ = ["core_hole_width", "edge_energy", "lorentzian_kernel", "lorentzian_broaden", "arctan_width",
-           "arctan_broaden", "Broadening"]
+           "arctan_broaden", "arctan_postbroaden", "Broadening"]
 
 
 def core_hole_width(element: str, edge: str = "K") -> float:
@@ -166,6 +166,24 @@ def arctan_broaden(energy: np.ndarray, mu: np.ndarray, e_fermi: float, gamma_hol
     """
     width = arctan_width(energy, e_fermi, gamma_hole, gamma_max, e_center, e_large)
     return lorentzian_broaden(energy, mu, width)
+
+
+def arctan_postbroaden(energy: np.ndarray, mu: np.ndarray, e_fermi: float, gamma_hole: float,
+                       gamma_max: float = 15.0, e_center: float = 30.0, e_large: float = 30.0) -> np.ndarray:
+    """Add the energy-dependent part of the arctangent broadening to already core-hole-broadened spectra.
+
+    Lorentzian widths add under convolution, so spectra convoluted with ``gamma_hole`` are
+    brought to (approximately, since the width varies with energy) the full arctangent
+    broadening by a further Lorentzian of width ``Γ(E) − Γ_hole`` (clamped at 1 meV where it
+    vanishes, below ``e_fermi``). This is the optional post-processing of XANESNET predictions
+    (Rankine & Penfold 2022, Table I values in parentheses).
+
+    Returns
+    -------
+    ndarray, same shape as ``mu``
+    """
+    width = arctan_width(energy, e_fermi, gamma_hole, gamma_max, e_center, e_large) - gamma_hole
+    return lorentzian_broaden(energy, mu, np.maximum(width, 1e-3))
 
 
 @dataclass
