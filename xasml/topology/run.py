@@ -253,7 +253,12 @@ def run_topology(data: str | Path | None = None, out: str | Path | None = None, 
     elements = {k: data[k].elements for k in data}
 
     # ---- models ---------------------------------------------------------------------------------
-    metrics: dict[str, Any] = {"class_names": list(CLASS_NAMES), "models": {}, "splits": {k: len(v) for k, v in idx.items()}}
+    metrics: dict[str, Any] = {"class_names": list(CLASS_NAMES), "models": {},
+                               "splits": {k: len(v) for k, v in idx.items()},
+                               # the compounds behind every per-split list of probabilities
+                               "compounds": {k: {"material_id": d.material_ids, "elements": elements[k],
+                                                 "subclass": list(d.subclass), "y": d.y.tolist()}
+                                             for k, d in data.items()}}
     fitted = {}
     for name in progress(cfg["models"], desc="models", disable=not show_progress):
         t = time.time()
