@@ -370,10 +370,12 @@ def label_sites(tasks: Sequence[tuple[str, str | Path, Sequence[int]]], cache: s
     """
     options = options or LabelOptions()
     known: dict[tuple[str, int], dict] = {}
-    for src in (seed_cache, cache):
+    cached: dict[tuple[str, int], dict] = {}
+    for src, store in ((seed_cache, known), (cache, cached)):
         if src is not None and Path(src).exists():
             for r in read_label_cache(src).to_dict("records"):
-                known[(str(r["material_id"]), int(r["absorbing_index"]))] = r
+                store[(str(r["material_id"]), int(r["absorbing_index"]))] = r
+    known.update(cached)
     todo, done_rows = [], {}
     for mid, path, idx in tasks:
         sha = file_sha1(path) if verify_hash else None
@@ -391,8 +393,8 @@ def label_sites(tasks: Sequence[tuple[str, str | Path, Sequence[int]]], cache: s
                  len(todo), n_jobs)
 
     def checkpoint():
-        if cache is not None:
-            merged = dict(known)
+        if cache is not None:  # the cache keeps its own earlier entries and every site of this call
+            merged = dict(cached)
             merged.update(done_rows)
             write_label_cache(cache, labels_to_frame(merged.values()))
 
@@ -416,8 +418,7 @@ def label_sites(tasks: Sequence[tuple[str, str | Path, Sequence[int]]], cache: s
             n_done += 1
             if n_done % checkpoint_every == 0:
                 checkpoint()
-    if todo:
-        checkpoint()
+    checkpoint()
     rows = [done_rows[(str(mid), int(i))] for mid, _, idx in tasks for i in idx]
     return labels_to_frame(rows)
 

@@ -94,6 +94,7 @@ HELP: dict[str, str] = {
     "eval_sigmas": "test-set noise levels for the robustness curve",
     "regression_targets": "site properties regressed by an ensemble (oxidation_state, coordination_number)",
     "n_ensemble": "members of each regression ensemble (mean = prediction, std = uncertainty)",
+    "regression_noise_copies": "noisy copies (sigma = noise_sigma) added to the regression training set; no energy shifts, which would blur the chemical shift",
     "regression_arch": "architecture of the regression members (mlp or cnn)",
     "ship_protocol": "protocol whose classifier becomes models/coordination (the model predict uses)",
     "ship_arch": "architecture of models/coordination",
@@ -135,6 +136,7 @@ class LocalConfig:
     eval_sigmas: list[float] = field(default_factory=lambda: [0.0, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1])
     regression_targets: list[str] = field(default_factory=lambda: ["oxidation_state", "coordination_number"])
     n_ensemble: int = 8
+    regression_noise_copies: int = 1
     regression_arch: str = "mlp"
     ship_protocol: str = "b"
     ship_arch: str = "mlp"

@@ -93,7 +93,9 @@ def write_report(run, cfg: LocalConfig, metrics: dict[str, Any]):
                              "rounded accuracy": m["accuracy_rounded"],
                              "MAE of train mean": m["baseline_mae_train_mean"]})
     rep.table(rows)
-    rep.paragraph(f"{cfg.n_ensemble} bootstrap-trained members; prediction = ensemble mean, uncertainty = "
+    rep.paragraph(f"{cfg.n_ensemble} bootstrap-trained members, trained on the base spectra plus "
+                  f"{cfg.regression_noise_copies} noisy copy(ies) (σ = {cfg.noise_sigma}) but no energy shifts, "
+                  "which would blur the chemical shift that carries the oxidation state; prediction = ensemble mean, uncertainty = "
                   "standard deviation across members (Lu-group perspective). Coverage = fraction of test sites "
                   "whose label lies within mean ± 2σ.")
     for target in metrics.get("regression", {}):

@@ -108,9 +108,15 @@ def _bundle(task: str, est, ds: LocalDataset, feature_slice, info: dict, cfg: Lo
                        feature_slice=tuple(int(v) for v in feature_slice), reference_mu=ref, info=info)
 
 
-def run_classification(cfg: LocalConfig, ds: LocalDataset, run: RunFolder, report_rows: dict) -> dict:
-    """Protocols x architectures (+ pre-edge ablation): train, score, save. Returns metrics."""
+def run_classification(cfg: LocalConfig, ds: LocalDataset, run: RunFolder, report_rows: dict,
+                       fitted: dict | None = None) -> dict:
+    """Protocols x architectures (+ pre-edge ablation): train, score, save. Returns metrics.
+
+    ``fitted``, when given, receives the full-spectrum classifiers by (protocol, arch).
+    """
     from xasml.report.figures import plot_confusion
+
+    fitted = {} if fitted is None else fitted
 
     out: dict[str, Any] = {}
     for proto in cfg.protocols:
@@ -153,6 +159,7 @@ def run_classification(cfg: LocalConfig, ds: LocalDataset, run: RunFolder, repor
                 if region == "full" and proto.name == cfg.ship_protocol and arch == cfg.ship_arch:
                     bundle.save(run.path / "models" / "coordination")
                 if region == "full":
+                    fitted[(proto.name, arch)] = clf
                     plot_confusion(np.asarray(sc["ensemble"]["confusion"]), classes,
                                    run.report_dir / f"confusion_{name}.png",
                                    title=f"protocol {proto.name}, {arch.upper()} ensemble, test split")
@@ -161,8 +168,12 @@ def run_classification(cfg: LocalConfig, ds: LocalDataset, run: RunFolder, repor
     return out
 
 
-def run_robustness(cfg: LocalConfig, ds: LocalDataset, run: RunFolder) -> dict:
-    """Macro F1 against test-set energy shift and noise, with and without augmentation (§III.E)."""
+def run_robustness(cfg: LocalConfig, ds: LocalDataset, run: RunFolder, fitted: dict | None = None) -> dict:
+    """Macro F1 against test-set energy shift and noise, with and without augmentation (§III.E).
+
+    The "shift + noise" variant is the protocol's main model when ``fitted`` holds it (same
+    training), else it is trained here like the other variants.
+    """
     from xasml.evaluation.metrics import multiclass_metrics
     from xasml.report.figures import plot_curves
 
@@ -181,9 +192,12 @@ def run_robustness(cfg: LocalConfig, ds: LocalDataset, run: RunFolder) -> dict:
     for arch in cfg.archs:
         curves_shift, curves_noise = {}, {}
         for vname, (shifts, sigma, copies) in variants.items():
-            Xtr, ytr = sub.training_arrays("environment", shifts=shifts, noise_sigma=sigma, noise_copies=copies,
-                                           seed=cfg.seed)
-            clf = _classifier(cfg, arch, cfg.robustness_models, cfg.seed + 7).fit(Xtr, ytr)
+            if vname.endswith("(default)") and fitted and (proto.name, arch) in fitted:
+                clf = fitted[(proto.name, arch)]
+            else:
+                Xtr, ytr = sub.training_arrays("environment", shifts=shifts, noise_sigma=sigma, noise_copies=copies,
+                                               seed=cfg.seed)
+                clf = _classifier(cfg, arch, cfg.robustness_models, cfg.seed + 7).fit(Xtr, ytr)
 
             def macro(X):
                 P = clf.predict_proba_members(X)
@@ -222,7 +236,10 @@ def run_regression(cfg: LocalConfig, ds: LocalDataset, run: RunFolder) -> dict:
         mask = ds.table[target].notna().to_numpy()
         sub = ds.subset(mask)
         sub.table[target] = sub.table[target].astype(float)
-        Xtr, ytr = sub.training_arrays(target, shifts=cfg.shifts, noise_sigma=cfg.noise_sigma, seed=cfg.seed)
+        # No energy-shift augmentation here: the edge position carries the oxidation state
+        # (chemical shift of a few eV per unit), so shifted copies would teach the wrong answer.
+        Xtr, ytr = sub.training_arrays(target, shifts=[], noise_sigma=cfg.noise_sigma,
+                                       noise_copies=cfg.regression_noise_copies, seed=cfg.seed)
         t0 = time.time()
         reg = SpectrumEnsembleRegressor(arch=cfg.regression_arch, epochs=cfg.epochs, batch_size=cfg.batch_size,
                                         learning_rate=cfg.learning_rate, n_members=cfg.n_ensemble, seed=cfg.seed,
@@ -361,12 +378,13 @@ def run_local(cfg: LocalConfig, out: str | Path) -> dict:
     metrics: dict[str, Any] = {"labels": lab_summary, "dataset": ds.info, "paper_cu": PAPER_CU}
     report_rows: dict[str, Any] = {}
     t0 = time.time()
-    metrics["classification"] = run_classification(cfg, ds, run, report_rows)
+    fitted: dict = {}
+    metrics["classification"] = run_classification(cfg, ds, run, report_rows, fitted)
     timings["classification"] = round(time.time() - t0, 1)
     run.write_metrics(metrics)
     if cfg.robustness:
         t0 = time.time()
-        metrics["robustness"] = run_robustness(cfg, ds, run)
+        metrics["robustness"] = run_robustness(cfg, ds, run, fitted)
         timings["robustness"] = round(time.time() - t0, 1)
         run.write_metrics(metrics)
     t0 = time.time()
