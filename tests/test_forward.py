@@ -209,3 +209,29 @@ def test_shipped_models_predict_cli(capsys, shared_data):
     assert len(fe["energy"]) == len(fe["mu"]) == 226 and fe["broadening"]["kind"] == "lorentzian"
     assert fe["energy"][0] == pytest.approx(7097.0) and max(fe["mu"]) > 0.2
     assert len(cu["mu"]) == 141 and cu["broadening"]["kind"] == "none"
+
+
+def test_v_npz_and_fe_folder_loaders(shared_data):
+    from xasml.forward.data import load_forward_data
+
+    v = load_forward_data(shared_data / "xanesnet-v" / "k_edge_v.npz")
+    assert v.X.shape == (1439, 97) and v.y.shape == (1439, 226) and v.element == "V"
+    assert v.energy[0] == pytest.approx(5465 - 15, abs=2) and v.broadening.kind == "none"
+    fe = load_forward_data(shared_data / "xanesnet-fe" / "preconv", limit=20)
+    assert fe.X.shape == (20, 97) and fe.y.shape == (20, 226)
+    assert fe.broadening.kind == "lorentzian" and fe.broadening.fwhm == pytest.approx(1.25, abs=0.05)
+    # Lorentzian convolution smooths: the largest point-to-point jump shrinks
+    from xasml.io.structures import read_fdmnes
+
+    raw = read_fdmnes(shared_data / "xanesnet-fe" / "preconv" / "xanes_train" / f"{fe.ids[0]}.txt", "Fe")
+    assert np.abs(np.diff(fe.y[0])).max() < np.abs(np.diff(raw.mu)).max()
+
+
+def test_predict_errors_are_clear(tmp_path):
+    from xasml.cli import main
+
+    bad = tmp_path / "x.xyz"
+    bad.write_text("1\n\n8 0 0 0\n")
+    model = tmp_path / "nomodel"
+    model.mkdir()
+    assert main(["forward", "predict", "--model", str(model), str(bad)]) == 1

@@ -42,7 +42,7 @@ DEFAULTS: dict[str, Any] = {
     "metrics": {"peak_prominence": 0.05, "peak_max_shift": 5.0},
     "analysis": {"enabled": True, "importance_repeats": 3,
                  "windows": [[-3.0, 3.0], [50.0, 56.0]], "select_fractions": [0.1, 0.2, 0.4, 0.6, 0.8, 1.0],
-                 "sfs_features": 8, "sfs_pool": 24, "fast_epochs": 40, "max_samples": 2000},
+                 "sfs_features": 6, "sfs_pool": 16, "fast_epochs": 40, "max_samples": 2000},
     "report": {"enabled": True},
 }
 

@@ -142,8 +142,8 @@ class ForwardModel:
 
     def predict_file(self, path: str | Path, absorbing_index: int | None = None) -> dict:
         """Predict from a structure file: ``.xyz`` (absorber first unless ``absorbing_index``) or
-        any crystal file pymatgen reads (``absorbing_index`` required unless the structure has a
-        single site of the model's element).
+        any crystal file pymatgen reads (``absorbing_index`` required unless all sites of the
+        model's element are symmetry-equivalent, in which case the first is used).
 
         Returns
         -------
@@ -166,11 +166,7 @@ class ForwardModel:
         else:
             s = read_structure(path)
             if absorbing_index is None:
-                sites = [i for i, site in enumerate(s) if site.specie.symbol == self.element]
-                if len(sites) != 1:
-                    raise DataError(f"{path}: {len(sites)} {self.element} sites; pass --absorbing-index "
-                                    f"(one of {sites[:20]})")
-                absorbing_index = sites[0]
+                absorbing_index = _single_inequivalent_site(s, self.element, path)
             idx = int(absorbing_index)
             try:
                 mu = self.predict_structure(s, idx)
@@ -179,6 +175,27 @@ class ForwardModel:
         return {"file": str(path), "element": self.element, "edge": self.edge, "absorbing_index": idx,
                 "energy": [round(float(e), 4) for e in self.energy], "mu": [float(f"{m:.6g}") for m in mu],
                 "broadening": self.broadening.to_dict()}
+
+
+def _single_inequivalent_site(structure, element: str, path) -> int:
+    """Index of the absorbing site when all ``element`` sites are symmetry-equivalent (pymatgen
+    ``SpacegroupAnalyzer``); otherwise a :class:`DataError` listing one index per inequivalent site."""
+    from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
+
+    sites = [i for i, site in enumerate(structure) if site.specie.symbol == element]
+    if not sites:
+        raise DataError(f"{path}: no {element} site in the structure")
+    if len(sites) == 1:
+        return sites[0]
+    try:
+        eq = SpacegroupAnalyzer(structure).get_symmetrized_structure().equivalent_indices
+    except Exception:  # symmetry search failed: ask the user
+        eq = [[i] for i in sites]
+    classes = [sorted(c) for c in eq if c and c[0] in sites]
+    if len(classes) == 1:
+        return classes[0][0]
+    raise DataError(f"{path}: {len(classes)} inequivalent {element} sites; pass --absorbing-index "
+                    f"(one of {[c[0] for c in classes][:20]})")
 
 
 def _z(element: str) -> int:
