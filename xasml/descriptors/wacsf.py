@@ -57,8 +57,10 @@ def cosine_cutoff(r: np.ndarray, r_cut: float) -> np.ndarray:
     ndarray
         ``0.5 (cos(pi r / r_cut) + 1)`` where ``r <= r_cut``, else 0; same shape as ``r``.
     """
-    r = np.asarray(r, dtype=float)
-    return np.where(r <= r_cut, 0.5 * (np.cos(np.pi * np.minimum(r, r_cut) / r_cut) + 1.0), 0.0)
+    r = np.asarray(r)
+    if not np.issubdtype(r.dtype, np.floating):
+        r = r.astype(float)
+    return np.where(r <= r_cut, 0.5 * (np.cos(np.minimum(r, r_cut) * (np.pi / r_cut)) + 1.0), 0.0).astype(r.dtype)
 
 
 def gastegger_parameters(n: int, r_min: float, r_max: float, scheme: str) -> tuple[np.ndarray, np.ndarray]:
@@ -231,7 +233,7 @@ class WACSF:
     g2_scheme: str = "shifted"
     g4_scheme: str = "centred"
     dtype: str = "float32"
-    _chunk_pairs: int = field(default=400_000, repr=False)
+    _chunk_pairs: int = field(default=60_000, repr=False)
 
     def __post_init__(self) -> None:
         self.lambdas = tuple(float(x) for x in self.lambdas)
@@ -355,27 +357,26 @@ class WACSF:
         rjk2 = np.maximum(rj * rj + rk * rk - 2.0 * dot, 0.0)
         rjk = np.sqrt(rjk2)
         w *= cosine_cutoff(rjk, self.r_cut)
-        live = w > 0
-        with np.errstate(invalid="ignore", divide="ignore"):
-            cos = np.where(live, dot / np.where(live, rj * rk, 1.0), 0.0)
+        cos = np.divide(dot, rj * rk, out=np.zeros_like(dot), where=w > 0)
         np.clip(cos, -1.0, 1.0, out=cos)
-        # angular factors 2^(1-zeta) (1 + lambda cos)^zeta, shape (b, p, n_lambda * n_zeta)
-        ang = np.empty(cos.shape + (len(self.lambdas) * len(self.zetas),), dtype=cos.dtype)
+        # angular factors 2^(1-zeta) (1 + lambda cos)^zeta, shape (b, n_lambda * n_zeta, p)
+        ang = np.empty((b, len(self.lambdas) * len(self.zetas), cos.shape[1]), dtype=cos.dtype)
         c = 0
         for lam in self.lambdas:
             base = 1.0 + lam * cos
             for zeta in self.zetas:
-                ang[..., c] = _power(base, zeta) * np.asarray(2.0 ** (1.0 - zeta), dtype=cos.dtype)
+                np.multiply(_power(base, zeta), np.asarray(2.0 ** (1.0 - zeta), dtype=cos.dtype), out=ang[:, c])
                 c += 1
-        # radial factors exp(-eta[(rij-mu)^2 + (rik-mu)^2 + (rjk-mu)^2]), shape (b, p, n_rad)
+        # radial factors w * exp(-eta[(rij-mu)^2 + (rik-mu)^2 + (rjk-mu)^2]), shape (b, n_rad, p)
         eta, mu = self.g4_eta.astype(r.dtype), self.g4_mu.astype(r.dtype)
         if np.all(mu == 0):
-            s = (rj * rj + rk * rk + rjk2)[..., None]
+            s = (rj * rj + rk * rk + rjk2)[:, None, :]
         else:
-            s = (rj[..., None] - mu) ** 2 + (rk[..., None] - mu) ** 2 + (rjk[..., None] - mu) ** 2
-        rad = np.exp(-eta * s)
-        rad *= w[..., None]
-        g = 2.0 * (rad.transpose(0, 2, 1) @ ang)               # (b, n_rad, n_ang)
+            s = ((rj[:, None, :] - mu[:, None]) ** 2 + (rk[:, None, :] - mu[:, None]) ** 2
+                 + (rjk[:, None, :] - mu[:, None]) ** 2)
+        rad = np.exp(-eta[:, None] * s)
+        rad *= w[:, None, :]
+        g = 2.0 * (rad @ ang.transpose(0, 2, 1))               # (b, n_rad, n_ang)
         return g.reshape(b, -1).astype(float)
 
     def molecule(self, numbers: Sequence[int], positions: np.ndarray, absorbing_index: int = 0) -> np.ndarray:

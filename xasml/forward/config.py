@@ -150,7 +150,10 @@ def load_config(path: str | Path | None = None, preset: str | None = None, **ove
             raise DataError(f"{p}: config file not found")
         try:
             if p.suffix.lower() == ".toml":
-                import tomllib
+                try:
+                    import tomllib
+                except ImportError:  # Python 3.10
+                    import tomli as tomllib
 
                 file_cfg = tomllib.loads(p.read_text())
             else:

@@ -202,9 +202,15 @@ def _write_report(run: RunFolder, cfg: dict, ds: ForwardDataset, test: ForwardDa
                 curves = {"whole spectrum": np.asarray(imp["overall"])[sel]}
                 for w in imp["windows"]:
                     curves[f"{w['window'][0]:+g}…{w['window'][1]:+g} eV"] = np.asarray(w["importance"])[sel]
-                rep.figure(plot_curves(np.array([feats[a] for a in sel]), curves, rd / f"importance_{grp}.png",
-                                       "feature index", "MSE increase (%)", f"Permutation importance, {grp}"),
-                           f"Permutation importance of the {grp} features (Figs. 8 and 9).")
+                if grp == "G2" and all("mu=" in names[feats[a]] for a in sel):
+                    x = np.array([float(names[feats[a]].split("mu=")[1].split(",")[0]) for a in sel])
+                    xlabel = "G2 centre μ (Å)"
+                else:
+                    x, xlabel = np.array([feats[a] for a in sel]), "feature index"
+                rep.figure(plot_curves(x, curves, rd / f"importance_{grp}.png", xlabel, "MSE increase (%)",
+                                       f"Permutation importance, {grp}"),
+                           f"Permutation importance of the {grp} features (Figs. 8 and 9); windows relative to "
+                           f"the tabulated edge energy {analysis['edge_energy']:.1f} eV.")
         sfm = analysis.get("select_from_model") or []
         if sfm:
             rep.figure(plot_curves(np.array([r["fraction"] * 100 for r in sfm]),
