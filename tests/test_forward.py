@@ -235,3 +235,27 @@ def test_predict_errors_are_clear(tmp_path):
     model = tmp_path / "nomodel"
     model.mkdir()
     assert main(["forward", "predict", "--model", str(model), str(bad)]) == 1
+
+
+def test_configured_arctan_broadening_is_applied_and_recorded(tmp_path):
+    from xasml.forward.config import load_config
+    from xasml.forward.run import dataset_from_config
+
+    cfg = load_config(data={"path": str(CU), "limit": 3}, broadening={"kind": "arctan"},
+                      descriptor={"n_g2": 4, "n_g4": 8})
+    ds = dataset_from_config(cfg)
+    raw = dataset_from_config(load_config(data={"path": str(CU), "limit": 3}, descriptor={"n_g2": 4, "n_g4": 8}))
+    assert ds.broadening.kind == "arctan" and ds.broadening.fwhm == pytest.approx(1.55, abs=0.05)
+    assert ds.broadening.e_fermi == pytest.approx(8979, abs=1)
+    assert not np.allclose(ds.y, raw.y) and raw.broadening.kind == "none"
+
+
+def test_model_refuses_wrong_absorber(tmp_path):
+    from xasml.forward.predict import SHIPPED, ForwardModel
+
+    if not (SHIPPED / "Fe" / "forward.json").exists():
+        pytest.skip("no shipped Fe model")
+    f = tmp_path / "cu.xyz"
+    f.write_text("2\n\n29 0 0 0\n8 1.9 0 0\n")
+    with pytest.raises(DataError, match="predicts Fe"):
+        ForwardModel.load(SHIPPED / "Fe").predict_file(f)

@@ -139,12 +139,14 @@ def dataset_from_config(cfg: dict, show_progress: bool = True) -> ForwardDataset
         if cfg["data"]["limit"]:
             kwargs["limit"] = int(cfg["data"]["limit"])
         if kind != "auto":
-            kwargs["broadening"] = Broadening(kind=kind, element=cfg["data"]["element"], edge=cfg["data"]["edge"], **b)
+            kwargs["broadening"] = Broadening("none")      # applied below, once the element is known
     elif kind not in ("auto", "none"):
         raise DataError("config: broadening of precomputed .npz spectra is not supported (they are already convolved)")
     ds = load_forward_data(path, element=cfg["data"]["element"], edge=cfg["data"]["edge"], **kwargs)
-    if kind != "auto" and ds.broadening.element is None and ds.broadening.kind != "none":
-        ds.broadening = Broadening(kind=kind, element=ds.element, edge=ds.edge, **b).resolved()
+    if kind not in ("auto", "none"):
+        br = Broadening(kind=kind, element=ds.element, edge=ds.edge, **b).resolved()
+        ds.y = br.apply(ds.energy, ds.y)
+        ds.broadening = br
     return ds
 
 
