@@ -30,7 +30,7 @@ import time
 import warnings
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -330,7 +330,6 @@ class LabelOptions:
     max_cn: int | None = None
     bv_timeout: float | None = 30.0
     chemenv_timeout: float | None = 120.0
-    extra: dict = field(default_factory=dict)
 
     def kwargs(self) -> dict:
         return {"distance_cutoff": self.distance_cutoff, "angle_cutoff": self.angle_cutoff,

@@ -68,7 +68,7 @@ HELP: dict[str, str] = {
     "element": "absorbing element",
     "edge": "absorption edge",
     "n_jobs": "worker processes for site labelling",
-    "n_threads": "torch threads for training",
+    "n_threads": "torch threads for training (1 is fastest for these small networks, and on a shared machine)",
     "use_shipped_labels": "reuse the label table shipped in xasml/data/local when the structure files match (SHA-1)",
     "distance_cutoff": "ChemEnv: neighbours beyond this x nearest-neighbour distance are ignored (paper: 1.2)",
     "angle_cutoff": "ChemEnv SimplestChemenvStrategy solid-angle cutoff",
@@ -87,6 +87,7 @@ HELP: dict[str, str] = {
     "shifts": "training augmentation energy shifts in eV (paper: +-1, +-2)",
     "noise_sigma": "Gaussian noise added to the shifted training copies, in units of the spectrum maximum (paper: 0.03)",
     "pre_edge_ablation": "also train on the pre-edge region only (grid below the median edge energy)",
+    "pre_edge_protocols": "protocols that get the pre-edge ablation (the paper's is a)",
     "robustness": "F1 against test-set energy shift and noise, models with and without augmentation",
     "robustness_protocol": "protocol used for the robustness study",
     "robustness_models": "models per variant in the robustness study",
@@ -110,7 +111,7 @@ class LocalConfig:
     element: str = "Cu"
     edge: str = "K"
     n_jobs: int = 2
-    n_threads: int = 2
+    n_threads: int = 1
     use_shipped_labels: bool = True
     distance_cutoff: float = 1.2
     angle_cutoff: float = 0.3
@@ -129,6 +130,7 @@ class LocalConfig:
     shifts: list[float] = field(default_factory=lambda: [-2.0, -1.0, 1.0, 2.0])
     noise_sigma: float = 0.03
     pre_edge_ablation: bool = True
+    pre_edge_protocols: list[str] = field(default_factory=lambda: ["a"])
     robustness: bool = True
     robustness_protocol: str = "a"
     robustness_models: int = 3

@@ -54,6 +54,9 @@ def write_report(run, cfg: LocalConfig, metrics: dict[str, Any]):
     p = metrics["paper_cu"]
     for pname, pm in metrics.get("classification", {}).items():
         rep.heading(f"Protocol {pname}: {pm['description']}", level=3)
+        if pm.get("skipped"):
+            rep.paragraph(f"Skipped: fewer than two classes with training sites, or no test sites ({pm['classes']}).")
+            continue
         rep.table(classification_table(metrics, pname))
         rep.paragraph(f"Class counts per split: {pm['counts']}")
         if pname == "a" and cfg.element == "Cu":
@@ -66,7 +69,7 @@ def write_report(run, cfg: LocalConfig, metrics: dict[str, Any]):
         for mname, sc in pm["models"].items():
             if sc["region"] == "full":
                 rep.figure(f"confusion_{mname}.png", f"Confusion matrix of the {mname} ensemble on the test split")
-    if "robustness" in metrics:
+    if "robustness" in metrics and not metrics["robustness"].get("skipped"):
         rob = metrics["robustness"]
         rep.heading("Robustness to energy shifts and noise (Figures 5 and 6 of the paper)")
         rep.paragraph(f"Protocol {rob['protocol']}, {cfg.robustness_models} models per variant; macro F1 on the "

@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from xasml.datasets.local import (LocalDataset, build_local_dataset, check_group_split, discover_sites,
                                   select_protocol)
@@ -31,7 +30,7 @@ from xasml.local.config import LocalConfig
 from xasml.local.predict import SHIPPED_DIR, ModelBundle
 from xasml.models.local_nets import SpectrumClassifier, SpectrumEnsembleRegressor
 from xasml.runs import RunFolder
-from xasml.utils import atomic_write_json, seed_everything
+from xasml.utils import seed_everything
 
 log = logging.getLogger(__name__)
 
@@ -102,8 +101,12 @@ def pre_edge_slice(ds: LocalDataset) -> tuple[int, int]:
     return 0, max(n, 12)
 
 
-def _bundle(task: str, est, ds: LocalDataset, feature_slice, info: dict, cfg: LocalConfig) -> ModelBundle:
+def _bundle(task: str, est, ds: LocalDataset, feature_slice, info: dict, cfg: LocalConfig,
+            run: RunFolder | None = None) -> ModelBundle:
     ref = ds.X[ds.split_mask("train")].mean(axis=0)
+    if run is not None:  # provenance: which code and which data made this model
+        info = {**info, **{k: run.info.get(k) for k in ("xasml_version", "git_revision", "data_fingerprint", "seed")},
+                "data": str(cfg.data), "n_train_sites": int(ds.split_mask("train").sum())}
     return ModelBundle(task=task, estimator=est, element=ds.element, edge=cfg.edge, grid=ds.grid,
                        feature_slice=tuple(int(v) for v in feature_slice), reference_mu=ref, info=info)
 
@@ -121,6 +124,13 @@ def run_classification(cfg: LocalConfig, ds: LocalDataset, run: RunFolder, repor
     out: dict[str, Any] = {}
     for proto in cfg.protocols:
         sub, classes = select_protocol(ds, proto.classes, proto.min_count, proto.ligands)
+        train_classes = set(sub.table.loc[sub.split_mask("train"), "environment"])
+        if len(train_classes) < 2 or not sub.split_mask("test").any():
+            _say(f"protocol {proto.name}: skipped, needs >= 2 classes in training and a test split "
+                 f"(classes {sorted(train_classes)}, {len(sub)} sites)")
+            out[proto.name] = {"description": proto.description, "classes": classes, "skipped": True,
+                               "models": {}, "counts": {}}
+            continue
         counts = {s: {c: int(((sub.table["split"] == s) & (sub.table["environment"] == c)).sum()) for c in classes}
                   for s in ("train", "val", "test")}
         _say(f"protocol {proto.name}: {len(sub)} sites, classes {classes}, train/val/test "
@@ -132,7 +142,7 @@ def run_classification(cfg: LocalConfig, ds: LocalDataset, run: RunFolder, repor
         X_test, X_val = sub.features("test"), sub.features("val")
         Xtr, ytr = sub.training_arrays("environment", shifts=cfg.shifts, noise_sigma=cfg.noise_sigma, seed=cfg.seed)
         variants = [("full", (0, cfg.n_points))]
-        if cfg.pre_edge_ablation:
+        if cfg.pre_edge_ablation and proto.name in cfg.pre_edge_protocols:
             variants.append(("pre-edge", pre_edge_slice(sub)))
         for region, (a, b) in variants:
             for arch in cfg.archs:
@@ -154,7 +164,7 @@ def run_classification(cfg: LocalConfig, ds: LocalDataset, run: RunFolder, repor
                 bundle = _bundle("coordination", clf, sub, (a, b), {
                     "protocol": proto.name, "classes": classes, "arch": arch, "region": region,
                     "test_macro_f1": sc["macro_f1"], "paper": "Carbone et al., Phys. Rev. Materials 3, 033604 (2019)"},
-                    cfg)
+                    cfg, run)
                 bundle.save(run.path / "models" / "experiments" / name)
                 if region == "full" and proto.name == cfg.ship_protocol and arch == cfg.ship_arch:
                     bundle.save(run.path / "models" / "coordination")
@@ -179,6 +189,9 @@ def run_robustness(cfg: LocalConfig, ds: LocalDataset, run: RunFolder, fitted: d
 
     proto = next(p for p in cfg.protocols if p.name == cfg.robustness_protocol)
     sub, classes = select_protocol(ds, proto.classes, proto.min_count, proto.ligands)
+    if len(set(sub.table.loc[sub.split_mask("train"), "environment"])) < 2 or not sub.split_mask("test").any():
+        _say(f"robustness study skipped: protocol {proto.name} has too few classes or no test sites")
+        return {"protocol": proto.name, "skipped": True, "shift": {}, "noise": {}}
     y_test = sub.table.loc[sub.split_mask("test"), "environment"].to_numpy()
     variants = {  # name: (shifts, noise_sigma on shifted copies, unshifted noisy copies)
         "no augmentation": ([], 0.0, 0),
@@ -269,7 +282,7 @@ def run_regression(cfg: LocalConfig, ds: LocalDataset, run: RunFolder) -> dict:
         task = TASK_OF_TARGET[target]
         _bundle(task, reg, sub, (0, cfg.n_points), {
             "target": target, "test": {k: t[k] for k in ("mae", "rmse", "coverage_2sigma")},
-            "method": "ensemble mean and standard deviation (Lu-group pipeline)"}, cfg).save(run.path / "models" / task)
+            "method": "ensemble mean and standard deviation (Lu-group pipeline)"}, cfg, run).save(run.path / "models" / task)
     return out
 
 
@@ -419,6 +432,8 @@ def _pca_figures(cfg: LocalConfig, ds: LocalDataset, run: RunFolder) -> dict:
     out = {}
     for proto in cfg.protocols:
         sub, classes = select_protocol(ds, proto.classes, proto.min_count, proto.ligands)
+        if len(sub) < 3:
+            continue
         X = StandardScaler().fit_transform(sub.X)
         y = sub.table["environment"].to_numpy()
         for region, (a, b) in (("full", (0, cfg.n_points)), ("pre-edge", pre_edge_slice(sub))):
