@@ -4,6 +4,12 @@ machines and CI), else the small real samples shipped in ``tests/data``."""
 from __future__ import annotations
 
 import os
+
+# One thread per BLAS / OpenMP pool in tests: on the 2-core CI machine, torch's OpenMP pool and
+# OpenBLAS otherwise oversubscribe the cores and small linear-algebra calls slow down by 100x.
+# Set before numpy or torch is imported by any test module.
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
 from pathlib import Path
 
 import pytest
