@@ -278,6 +278,13 @@ def to_markdown(r: dict) -> str:
                          f"{row['cpu_s_full']} | {row['load_average']:.1f} |")
         lines += ["", "Wall time on the shared machine depends on the other jobs; the CPU time is what one "
                   "dedicated core would take. The paper preset is timed on 20 epochs and scaled to 512.", ""]
+    if "cv_5x5_fast" in r:
+        c = r["cv_5x5_fast"]["summary"]
+        lines += ["## Five-times-repeated five-fold cross-validation, fast preset (Fe)", "",
+                  f"`{r['cv_5x5_fast']['command']}` on the {r['cv_5x5_fast']['n']} non-held-out complexes, "
+                  f"{r['cv_5x5_fast']['n_fits']} fits: median Δμ {c['median_delta_mu']['mean']:.2f} ± "
+                  f"{c['median_delta_mu']['std']:.2f} %, peak ΔE mean {c['peak_mean_abs_dE']['mean']:.2f} eV, "
+                  f"hit rate {c['peak_hit_rate']['mean']:.3f}, {c['seconds']['mean']:.0f} s per fit (shared machine).", ""]
     if "select" in r:
         s = r["select"]
         lines += ["## Configuration selection (cross-validation on the non-held-out Fe part)", "",
