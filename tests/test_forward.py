@@ -157,6 +157,10 @@ def test_train_save_load_predict_roundtrip(cu_data, tmp_path):
     assert np.allclose(r["mu"], m.predict(cu_data.X[i:i + 1])[0], rtol=1e-4, atol=1e-5)
     with pytest.raises(DataError, match="is O"):
         back.predict_file(poscar, absorbing_index=5)
+    # all four Cu sites of Cu2O are equivalent: the index may be omitted
+    assert back.predict_file(poscar)["absorbing_index"] == 0
+    spec = back.to_spectrum(r["mu"], "mp-361", 0)
+    assert spec.absorbing_element == "Cu" and len(spec) == 141 and spec.metadata["predicted"]
     # same seed, same model
     m2 = XanesnetMLP(hidden=(32, 32), epochs=30, batch_size=8, lr=3e-3, schedule="onecycle", scale_targets=True,
                      seed=1).fit(cu_data.X, cu_data.y)

@@ -140,6 +140,16 @@ class ForwardModel:
         return self.predict_descriptors(w.from_environments(
             [structure_environment(structure, absorbing_index, w.r_cut)]))[0]
 
+    def to_spectrum(self, mu: np.ndarray, material_id: str | None = None, absorbing_index: int | None = None,
+                    source: str | None = None):
+        """Wrap a predicted ``mu`` (n_points,) as a :class:`xasml.spectrum.Spectrum` on the model grid;
+        ``metadata`` records the model's broadening and ``"predicted": True``."""
+        from xasml.spectrum import Spectrum
+
+        return Spectrum(energy=self.energy, mu=mu, absorbing_element=self.element, edge=self.edge,
+                        material_id=material_id, absorbing_index=absorbing_index, source=source,
+                        metadata={"predicted": True, "broadening": self.broadening.to_dict()})
+
     def predict_file(self, path: str | Path, absorbing_index: int | None = None) -> dict:
         """Predict from a structure file: ``.xyz`` (absorber first unless ``absorbing_index``) or
         any crystal file pymatgen reads (``absorbing_index`` required unless all sites of the
