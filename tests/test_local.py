@@ -230,6 +230,13 @@ def test_ensemble_regressor_oxidation_state(gridded, tmp_path):
     loaded = load_estimator(reg.save(tmp_path / "r"))
     m2, s2 = loaded.predict(X[te], return_std=True)
     np.testing.assert_allclose(m2, mean, atol=1e-5)
+    # variance scaling on held-out data: +-2 sigma then covers ~95 % of those data
+    reg.calibrate(X[te], y[te])
+    m3, s3 = reg.predict(X[te], return_std=True)
+    assert np.mean(np.abs(m3 - y[te]) <= 2 * s3 + 1e-9) >= 0.9
+    np.testing.assert_allclose(s3, std * reg.std_scale_, rtol=1e-6)
+    again = load_estimator(reg.save(tmp_path / "r2"))
+    assert again.std_scale_ == pytest.approx(reg.std_scale_)
     with pytest.raises(DataError, match="NaN"):
         SpectrumEnsembleRegressor(epochs=1).fit(X[:3], [1.0, np.nan, 2.0])
 

@@ -96,6 +96,7 @@ HELP: dict[str, str] = {
     "regression_targets": "site properties regressed by an ensemble (oxidation_state, coordination_number)",
     "n_ensemble": "members of each regression ensemble (mean = prediction, std = uncertainty)",
     "regression_noise_copies": "noisy copies (sigma = noise_sigma) added to the regression training set; no energy shifts, which would blur the chemical shift",
+    "calibrate_std": "scale the ensemble spread on the validation split so that mean +- 2 std covers 95 % (raw coverage is reported too)",
     "regression_arch": "architecture of the regression members (mlp or cnn)",
     "ship_protocol": "protocol whose classifier becomes models/coordination (the model predict uses)",
     "ship_arch": "architecture of models/coordination",
@@ -139,6 +140,7 @@ class LocalConfig:
     regression_targets: list[str] = field(default_factory=lambda: ["oxidation_state", "coordination_number"])
     n_ensemble: int = 8
     regression_noise_copies: int = 1
+    calibrate_std: bool = True
     regression_arch: str = "mlp"
     ship_protocol: str = "b"
     ship_arch: str = "mlp"

@@ -259,12 +259,22 @@ def run_regression(cfg: LocalConfig, ds: LocalDataset, run: RunFolder) -> dict:
                                         n_threads=cfg.n_threads).fit(Xtr, ytr.astype(float))
         dt = time.time() - t0
         res = {}
+        y_val = sub.table.loc[sub.split_mask("val"), target].to_numpy(float)
+        raw = {}
+        for split in ("val", "test"):
+            y = sub.table.loc[sub.split_mask(split), target].to_numpy(float)
+            if len(y):
+                raw[split] = regression_metrics(y, *reg.predict(sub.features(split), return_std=True))
+        if cfg.calibrate_std and len(y_val) >= 5:
+            reg.calibrate(sub.features("val"), y_val)  # validation split only; the test split stays untouched
         for split in ("val", "test"):
             y = sub.table.loc[sub.split_mask(split), target].to_numpy(float)
             if not len(y):
                 continue
             mean, std = reg.predict(sub.features(split), return_std=True)
             m = regression_metrics(y, mean, std)
+            m["coverage_2sigma_uncalibrated"] = raw[split]["coverage_2sigma"]
+            m["std_scale"] = float(getattr(reg, "std_scale_", 1.0))
             m["accuracy_rounded"] = float(np.mean(np.round(mean) == y))
             m["mean_std"] = float(np.mean(std))
             m["baseline_mae_train_mean"] = float(np.mean(np.abs(y - ytr.astype(float).mean())))
@@ -277,11 +287,13 @@ def run_regression(cfg: LocalConfig, ds: LocalDataset, run: RunFolder) -> dict:
         res["n_unknown_labels"] = int((~mask).sum())
         out[target] = res
         t = res["test"]
-        _say(f"  {target}: test MAE {t['mae']:.3f}, coverage(+-2 sigma) {t['coverage_2sigma']:.3f}, "
+        _say(f"  {target}: test MAE {t['mae']:.3f}, coverage(+-2 sigma) {t['coverage_2sigma']:.3f} "
+             f"(uncalibrated {t['coverage_2sigma_uncalibrated']:.3f}, std x {t['std_scale']:.2f}), "
              f"{cfg.n_ensemble} members, {dt:.0f} s")
         task = TASK_OF_TARGET[target]
         _bundle(task, reg, sub, (0, cfg.n_points), {
-            "target": target, "test": {k: t[k] for k in ("mae", "rmse", "coverage_2sigma")},
+            "target": target, "test": {k: t[k] for k in ("mae", "rmse", "coverage_2sigma",
+                                                          "coverage_2sigma_uncalibrated", "std_scale")},
             "method": "ensemble mean and standard deviation (Lu-group pipeline)"}, cfg, run).save(run.path / "models" / task)
     return out
 
