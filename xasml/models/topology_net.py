@@ -232,7 +232,7 @@ class TopologyNet(XasmlEstimator):
                     loss = loss_fn(net(Xt[b], Zt[b], Mt[b]), yt[b])
                     loss.backward()
                     opt.step()
-                    tot += float(loss) * len(b)
+                    tot += float(loss.detach()) * len(b)
                 rec = {"epoch": epoch + 1, "train_loss": tot / len(y)}
                 if validation is not None and len(validation):
                     net.eval()
