@@ -300,7 +300,9 @@ def to_markdown(r: dict) -> str:
             lines.append(f"| {row['config']} | {_fmt(row['median_delta_mu'])} | {_fmt(row['median_delta_mu_std'])} | "
                          f"{_fmt(row['mse'], '.2e')} | {_fmt(row.get('peak_mean_abs_dE'))} | "
                          f"{_fmt(row.get('peak_hit_rate'), '.3f')} | {_fmt(row['seconds'], '.0f')} |")
-        lines.append("")
+        lines += ["", "Same folds for every configuration. 's per fit' is wall time on the shared machine while the "
+                  "row ran, so it varies with the other jobs (see the training-time table for a quiet-machine "
+                  "figure).", ""]
     for el in ("fe", "v", "cu"):
         if el not in r:
             continue
