@@ -20,7 +20,8 @@ import numpy as np
 
 from xasml.descriptors.wacsf import WACSF, site_environment, structure_environment
 from xasml.errors import DataError
-from xasml.preprocess.broaden import Broadening, edge_energy
+from xasml.preprocess.align import edge_energy
+from xasml.preprocess.broaden import Broadening
 from xasml.utils import fingerprint_arrays, progress
 
 __all__ = ["ForwardDataset", "load_forward_data", "load_xanesnet_folder", "load_xanesnet_npz",

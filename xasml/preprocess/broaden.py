@@ -25,8 +25,9 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from xasml.errors import DataError
+from xasml.preprocess.align import edge_energy
 
-__all__ = ["core_hole_width", "edge_energy", "lorentzian_kernel", "lorentzian_broaden", "arctan_width",
+__all__ = ["core_hole_width", "lorentzian_kernel", "lorentzian_broaden", "arctan_width",
            "arctan_broaden", "arctan_postbroaden", "Broadening"]
 
 
@@ -59,16 +60,6 @@ def core_hole_width(element: str, edge: str = "K") -> float:
     if w is None or (isinstance(w, (list, tuple)) and not w):
         raise DataError(f"no core-hole width for {element} {edge} in xraydb")
     return float(w)
-
-
-def edge_energy(element: str, edge: str = "K") -> float:
-    """Tabulated absorption edge energy (eV) from xraydb, e.g. Fe K: 7112 eV."""
-    import xraydb
-
-    try:
-        return float(xraydb.xray_edge(element, edge).energy)
-    except Exception as exc:
-        raise DataError(f"no edge energy for {element} {edge} in xraydb ({exc})") from None
 
 
 def lorentzian_kernel(energy: np.ndarray, fwhm: float | np.ndarray) -> np.ndarray:
