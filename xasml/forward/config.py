@@ -15,11 +15,11 @@ error naming the key. ``xasml forward run --show-config`` prints the defaults wi
 
 from __future__ import annotations
 
-import copy
 import json
 from pathlib import Path
 from typing import Any
 
+from xasml.config import merge_config, read_config_file
 from xasml.errors import DataError
 
 __all__ = ["DEFAULTS", "PRESETS", "DESCRIPTIONS", "load_config", "describe_defaults", "model_params"]
@@ -108,18 +108,7 @@ DESCRIPTIONS: dict[str, str] = {
 
 
 def _merge(base: dict, over: dict, where: str = "") -> dict:
-    out = copy.deepcopy(base)
-    for k, v in over.items():
-        key = f"{where}{k}"
-        if k not in base:
-            raise DataError(f"config: unknown option {key!r} (known: {', '.join(sorted(base))})")
-        if isinstance(base[k], dict):
-            if not isinstance(v, dict):
-                raise DataError(f"config: option {key!r} must be a table/object")
-            out[k] = _merge(base[k], v, key + ".")
-        else:
-            out[k] = copy.deepcopy(v)
-    return out
+    return merge_config(base, over, where)
 
 
 def load_config(path: str | Path | None = None, preset: str | None = None, **overrides: Any) -> dict:
@@ -143,25 +132,7 @@ def load_config(path: str | Path | None = None, preset: str | None = None, **ove
     DataError
         If the file is missing or unparsable, an option is unknown or a value is invalid.
     """
-    file_cfg: dict = {}
-    if path is not None:
-        p = Path(path)
-        if not p.exists():
-            raise DataError(f"{p}: config file not found")
-        try:
-            if p.suffix.lower() == ".toml":
-                try:
-                    import tomllib
-                except ImportError:  # Python 3.10
-                    import tomli as tomllib
-
-                file_cfg = tomllib.loads(p.read_text())
-            else:
-                file_cfg = json.loads(p.read_text())
-        except Exception as exc:
-            raise DataError(f"{p}: cannot parse config: {exc}") from None
-        if not isinstance(file_cfg, dict):
-            raise DataError(f"{p}: config must be a table/object at the top level")
+    file_cfg = read_config_file(path) if path is not None else {}
     name = preset or file_cfg.get("preset") or DEFAULTS["preset"]
     if name not in PRESETS:
         raise DataError(f"config: preset {name!r} unknown (known: {', '.join(PRESETS)})")

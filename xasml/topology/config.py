@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from xasml.config import merge_config, read_config_file
 from xasml.errors import DataError
 
 #: every option with its default; network defaults are those of Andrejevic et al. (2022)
@@ -81,18 +82,7 @@ DESCRIPTIONS: dict[str, str] = {
 
 
 def _merge(base: dict, over: dict, where: str = "") -> dict:
-    out = copy.deepcopy(base)
-    for k, v in over.items():
-        key = f"{where}{k}"
-        if k not in base:
-            raise DataError(f"config: unknown option {key!r} (known: {', '.join(sorted(base))})")
-        if isinstance(base[k], dict) and k != "network_variants":
-            if not isinstance(v, dict):
-                raise DataError(f"config: option {key!r} must be a table/object")
-            out[k] = _merge(base[k], v, key + ".")
-        else:
-            out[k] = copy.deepcopy(v)
-    return out
+    return merge_config(base, over, where, opaque=("network_variants",))
 
 
 def load_config(path: str | Path | None = None, **overrides: Any) -> dict:
@@ -117,27 +107,10 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> dict:
     """
     cfg = copy.deepcopy(DEFAULTS)
     if path is not None:
-        p = Path(path)
-        if not p.exists():
-            raise DataError(f"{p}: config file not found")
         try:
-            if p.suffix.lower() == ".toml":
-                try:
-                    import tomllib
-                except ImportError:  # Python 3.10
-                    import tomli as tomllib
-
-                data = tomllib.loads(p.read_text())
-            else:
-                data = json.loads(p.read_text())
-        except Exception as exc:  # noqa: BLE001 - TOML/JSON decoders raise several types; re-raised
-            raise DataError(f"{p}: cannot parse config: {exc}") from None
-        if not isinstance(data, dict):
-            raise DataError(f"{p}: config must be a table/object at the top level")
-        try:
-            cfg = _merge(cfg, data)
+            cfg = _merge(cfg, read_config_file(path))
         except DataError as exc:
-            raise DataError(f"{p}: {exc}") from None
+            raise DataError(f"{path}: {exc}") from None
     cfg = _merge(cfg, {k: v for k, v in overrides.items() if v is not None})
     validate_config(cfg)
     return cfg
