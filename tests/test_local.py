@@ -252,6 +252,38 @@ def test_network_shapes():
 
 # -- configuration and command line ------------------------------------------------------------
 
+def test_balanced_class_weight_raises_minority_recall(gridded):
+    """'balanced' weighting must move predictions towards a class made rare in training."""
+    from xasml.models.local_nets import SpectrumClassifier
+
+    frame, _, _, _, X, _ = gridded
+    y = frame["environment"].to_numpy().astype(str)
+    rare = pd.Series(y).value_counts().index[-1]
+    keep = np.flatnonzero(y != rare)
+    keep = np.sort(np.concatenate([keep, np.flatnonzero(y == rare)[:4]]))  # the rare class: 4 examples
+    kw = dict(epochs=15, n_members=2, seed=0, n_threads=1, lr_schedule="cosine")
+    plain = SpectrumClassifier(**kw).fit(X[keep], y[keep])
+    weighted = SpectrumClassifier(class_weight="balanced", **kw).fit(X[keep], y[keep])
+    c = list(plain.classes_).index(rare)
+    assert weighted.predict_proba(X)[:, c].mean() > plain.predict_proba(X)[:, c].mean()
+    with pytest.raises(ValueError, match="class_weight"):
+        SpectrumClassifier(class_weight="auto", epochs=1).fit(X, y)
+    with pytest.raises(ValueError, match="lr_schedule"):
+        SpectrumClassifier(lr_schedule="step", epochs=1).fit(X, y)
+
+
+def test_paper_preset_and_new_options_validated():
+    from xasml.local.config import PAPER_TRAINING, LocalConfig
+
+    cfg = LocalConfig.paper()
+    assert (cfg.class_weight, cfg.lr_schedule, cfg.epochs, cfg.batch_size) == (None, "constant", 50, 32)
+    assert set(PAPER_TRAINING) <= set(LocalConfig.defaults())
+    with pytest.raises(DataError, match="class_weight"):
+        LocalConfig.from_dict({"class_weight": "auto"})
+    with pytest.raises(DataError, match="lr_schedule"):
+        LocalConfig.from_dict({"lr_schedule": "step"})
+
+
 def test_config_rejects_unknown_and_bad_values(tmp_path):
     from xasml.local.config import LocalConfig
 

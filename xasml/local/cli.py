@@ -29,6 +29,8 @@ def add_parser(subparsers) -> None:
     r.add_argument("--element", help=HELP["element"])
     r.add_argument("--seed", type=int, help=HELP["seed"])
     r.add_argument("--n-jobs", type=int, help=HELP["n_jobs"])
+    r.add_argument("--paper", action="store_true",
+                   help="classifier training exactly as Carbone et al. 2019 (plain cross-entropy, constant lr, 50 epochs)")
     r.add_argument("--quick", action="store_true", help="tiny smoke run: 3 epochs, 2 models, no robustness study")
     r.set_defaults(func=_run)
 
@@ -54,6 +56,10 @@ def _run(args) -> int:
 
     cfg = LocalConfig.from_file(args.config) if args.config else LocalConfig()
     d = cfg.to_dict()
+    if args.paper:
+        from xasml.local.config import PAPER_TRAINING
+
+        d.update(PAPER_TRAINING)
     if args.quick:
         d.update(LocalConfig.quick().to_dict() | {"data": d["data"]})
     for key, val in (("data", args.data), ("element", args.element), ("seed", args.seed), ("n_jobs", args.n_jobs)):

@@ -50,6 +50,9 @@ def write_report(run, cfg: LocalConfig, metrics: dict[str, Any]):
         f"Mean ± standard deviation over {cfg.n_models} independently trained models, each scored on its own "
         "stratified bootstrap resample of the test split (Carbone et al. 2019, §II.C). Training set augmented "
         f"with shifts {cfg.shifts} eV and Gaussian noise σ = {cfg.noise_sigma} on the shifted copies. "
+        f"Training: {cfg.epochs} epochs, batch {cfg.batch_size}, Adam {cfg.learning_rate:g} "
+        f"({cfg.lr_schedule} schedule), cross-entropy "
+        f"{'with balanced class weights' if cfg.class_weight == 'balanced' else 'unweighted'}. "
         "`_pre` models see only the pre-edge region (grid below the median edge energy).")
     p = metrics["paper_cu"]
     for pname, pm in metrics.get("classification", {}).items():

@@ -48,7 +48,7 @@ def _say(msg: str) -> None:
 def _classifier(cfg: LocalConfig, arch: str, n_members: int, seed: int) -> SpectrumClassifier:
     return SpectrumClassifier(arch=arch, epochs=cfg.epochs, batch_size=cfg.batch_size,
                               learning_rate=cfg.learning_rate, n_members=n_members, seed=seed,
-                              n_threads=cfg.n_threads)
+                              n_threads=cfg.n_threads, class_weight=cfg.class_weight, lr_schedule=cfg.lr_schedule)
 
 
 def member_scores(clf: SpectrumClassifier, X: np.ndarray, y: np.ndarray, classes: list[str], n_boot: int,

@@ -128,7 +128,9 @@ class _SpectrumNetEnsemble(XasmlEstimator):
                  conv_filters: int = 8, kernel_size: int = 10, pool_size: int = 2, epochs: int = 50,
                  batch_size: int = 32, learning_rate: float = 1e-3, weight_decay: float = 0.0,
                  n_members: int = 1, bootstrap: bool = False, seed: int = 0, device: str | None = None,
-                 n_threads: int | None = None):
+                 n_threads: int | None = None, class_weight: str | None = None, lr_schedule: str = "constant"):
+        self.class_weight = class_weight
+        self.lr_schedule = lr_schedule
         self.arch = arch
         self.hidden = hidden
         self.dropout = dropout
@@ -193,6 +195,19 @@ class _SpectrumNetEnsemble(XasmlEstimator):
         rows = torch.randint(0, n, (M, n), generator=gen) if self.bootstrap else torch.arange(n).repeat(M, 1)
         net = self._net(X.shape[1], n_out, M).to(device)
         opt = torch.optim.Adam(net.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay)
+        schedule = getattr(self, "lr_schedule", "constant") or "constant"
+        if schedule not in ("constant", "cosine"):
+            raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {schedule!r}")
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(int(self.epochs), 1)) \
+            if schedule == "cosine" else None
+        weight = None  # class weights n / (k n_c) of the training set ("balanced", as scikit-learn)
+        cw = getattr(self, "class_weight", None)
+        if loss_name == "ce" and cw is not None:
+            if cw != "balanced":
+                raise ValueError(f"class_weight must be None or 'balanced', got {cw!r}")
+            counts = np.bincount(np.asarray(targets), minlength=n_out).astype(np.float64)
+            weight = torch.tensor(len(targets) / (n_out * np.maximum(counts, 1.0)), dtype=torch.float32,
+                                  device=device)
         curves = torch.zeros(M, int(self.epochs))
         for ep in range(int(self.epochs)):
             net.train()
@@ -203,7 +218,8 @@ class _SpectrumNetEnsemble(XasmlEstimator):
                 out = net(Xs[bi])  # (M, B, n_out)
                 t = T[bi]
                 if loss_name == "ce":
-                    per = F.cross_entropy(out.reshape(-1, n_out), t.reshape(-1), reduction="none").view(bi.shape)
+                    per = F.cross_entropy(out.reshape(-1, n_out), t.reshape(-1), weight=weight,
+                                          reduction="none").view(bi.shape)
                 else:
                     per = ((out - t) ** 2).mean(dim=2)
                 loss_m = per.mean(dim=1)  # (M,)
@@ -212,6 +228,8 @@ class _SpectrumNetEnsemble(XasmlEstimator):
                 opt.step()
                 tot += loss_m.detach() * bi.shape[1]
             curves[:, ep] = (tot / n).cpu()
+            if sched is not None:
+                sched.step()
         net.eval()
         self.net_ = net.cpu()
         self.loss_curves_ = curves.numpy().tolist()
@@ -277,6 +295,11 @@ class SpectrumClassifier(_SpectrumNetEnsemble):
     epochs, batch_size, learning_rate : training (50, 32, Adam 1e-3).
     weight_decay : float
         L2 penalty in Adam (0: none, as the paper).
+    class_weight : {None, "balanced"}
+        None: plain cross-entropy (the paper). ``"balanced"``: class c weighted by
+        n / (k n_c) over the training rows, so rare environments (S:5) count as much as common ones.
+    lr_schedule : {"constant", "cosine"}
+        Constant Adam step (the paper) or cosine annealing from ``learning_rate`` to 0 over ``epochs``.
     n_members : int
         Independently seeded networks; probabilities are averaged.
     bootstrap : bool
