@@ -27,6 +27,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(prog="xasml", description="Machine learning on X-ray absorption spectra.")
     parser.add_argument("--version", action="version", version=f"xasml {__version__}")
+    parser.add_argument("--num-threads", type=int, default=None, metavar="N",
+                        help="threads for PyTorch and the BLAS/OpenMP pools (default: $XASML_THREADS or 1, "
+                             "fastest for these small models on a few cores)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, module in COMMANDS.items():
         if importlib.util.find_spec(module) is None:  # capability not built yet
@@ -42,6 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    from xasml.utils import set_threads
+
+    set_threads(args.num_threads if args.num_threads is not None else getattr(args, "threads", None))
     try:
         return int(args.func(args) or 0)
     except XasmlError as exc:

@@ -13,12 +13,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
         print(describe_defaults())
         return 0
-    import torch
-
     from xasml.topology.run import run_topology
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    # --threads is applied by xasml.cli.main (torch and BLAS pools) before this runs
     run_topology(data=args.data, out=args.out, seed=args.seed, config=args.config, show_progress=not args.quiet)
     return 0
 
@@ -67,7 +64,7 @@ def add_parser(subparsers) -> None:
     r.add_argument("--out", metavar="DIR", help="run folder (default runs/topology-<date>-<time>)")
     r.add_argument("--seed", type=int, help="seed (default 0, or the config's)")
     r.add_argument("--config", metavar="FILE", help="TOML/JSON config overriding defaults (see --show-config)")
-    r.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    r.add_argument("--threads", type=int, default=None, help="threads for torch and BLAS (same as xasml --num-threads; default 1)")
     r.add_argument("--show-config", action="store_true", help="print every option with default and description")
     r.add_argument("--quiet", action="store_true", help="no progress output")
     r.set_defaults(func=_cmd_run)
