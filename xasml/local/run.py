@@ -254,7 +254,7 @@ def run_regression(cfg: LocalConfig, ds: LocalDataset, run: RunFolder) -> dict:
         Xtr, ytr = sub.training_arrays(target, shifts=[], noise_sigma=cfg.noise_sigma,
                                        noise_copies=cfg.regression_noise_copies, seed=cfg.seed)
         t0 = time.time()
-        reg = SpectrumEnsembleRegressor(arch=cfg.regression_arch, epochs=cfg.epochs, batch_size=cfg.batch_size,
+        reg = SpectrumEnsembleRegressor(arch=cfg.regression_arch, epochs=cfg.regression_epochs, batch_size=cfg.batch_size,
                                         learning_rate=cfg.learning_rate, n_members=cfg.n_ensemble, seed=cfg.seed,
                                         n_threads=cfg.n_threads).fit(Xtr, ytr.astype(float))
         dt = time.time() - t0
