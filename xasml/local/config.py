@@ -9,7 +9,6 @@ Nothing here is specific to Cu: ``element`` and the protocols' class sets are op
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
@@ -215,20 +214,9 @@ class LocalConfig:
     @classmethod
     def from_file(cls, path: str | Path) -> "LocalConfig":
         """Read a ``.json`` or ``.toml`` configuration file."""
-        path = Path(path)
-        if not path.exists():
-            raise DataError(f"{path}: configuration file not found")
-        text = path.read_text()
-        try:
-            if path.suffix == ".toml":
-                import tomllib
+        from xasml.config import read_config_file
 
-                d = tomllib.loads(text)
-            else:
-                d = json.loads(text)
-        except Exception as exc:  # json.JSONDecodeError / tomllib.TOMLDecodeError
-            raise DataError(f"{path}: cannot parse configuration: {exc}") from None
-        return cls.from_dict(d, source=str(path))
+        return cls.from_dict(read_config_file(path), source=str(path))
 
     @staticmethod
     def defaults() -> dict[str, Any]:
