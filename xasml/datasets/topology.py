@@ -63,8 +63,14 @@ def atomic_number(symbol: str) -> int:
 # ---------------------------------------------------------------------------------------------
 # reading compound folders
 # ---------------------------------------------------------------------------------------------
-def _composition_elements(folder: Path) -> list[str] | None:
-    """Elements of the structure in ``folder`` (structure.cif or POSCAR), or None."""
+def _folder_structure(folder: Path):
+    """The structure in ``folder`` (``structure.cif`` or ``POSCAR``), or None when there is none.
+
+    Raises
+    ------
+    DataError
+        Naming the file, if pymatgen cannot read it.
+    """
     from pymatgen.core import Structure
 
     for name in ("structure.cif", "POSCAR"):
@@ -73,45 +79,24 @@ def _composition_elements(folder: Path) -> list[str] | None:
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    s = Structure.from_file(p)
+                    return Structure.from_file(p)
             except Exception as exc:  # noqa: BLE001 - pymatgen parser errors vary; re-raised as DataError
                 raise DataError(f"{p}: cannot read structure: {exc}") from None
-            return sorted({sp.symbol for sp in s.composition.elements})
     return None
 
 
-def _structure_multiplicities(folder: Path) -> dict[int, int]:
-    """Site multiplicities from the structure's symmetry (when no material.json gives them)."""
-    from pymatgen.core import Structure
+def _structure_metadata(structure) -> tuple[dict[int, int], list[str], dict[str, Any]]:
+    """Site multiplicities (symmetry), elements, and reduced formula + space-group number of a structure."""
     from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
-    for name in ("structure.cif", "POSCAR"):
-        p = folder / name
-        if p.exists():
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                s = Structure.from_file(p)
-                sym = SpacegroupAnalyzer(s).get_symmetrized_structure()
-            out = {}
-            for group in sym.equivalent_indices:
-                for i in group:
-                    out[i] = len(group)
-            return out
-    return {}
-
-
-def _formula_and_space_group(folder: Path) -> dict[str, Any]:
-    """Reduced formula and space-group number of the structure in ``folder`` (empty if none)."""
-    from pymatgen.core import Structure
-
-    for name in ("structure.cif", "POSCAR"):
-        p = folder / name
-        if p.exists():
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                s = Structure.from_file(p)
-            return {"formula": s.composition.reduced_formula, "sg": int(s.get_space_group_info()[1])}
-    return {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sga = SpacegroupAnalyzer(structure)
+        sym = sga.get_symmetrized_structure()
+        sg = int(sga.get_space_group_number())
+    mult = {i: len(group) for group in sym.equivalent_indices for i in group}
+    elements = sorted({sp.symbol for sp in structure.composition.elements})
+    return mult, elements, {"formula": structure.composition.reduced_formula, "sg": sg}
 
 
 def read_topology_compound(folder: str | Path) -> tuple[list[Spectrum], dict[str, Any]]:
@@ -146,11 +131,12 @@ def read_topology_compound(folder: str | Path) -> tuple[list[Spectrum], dict[str
     if mj.exists():
         meta = json.loads(mj.read_text())
         elements = sorted({s["element"] for s in meta.get("sites", [])})
+    elif (structure := _folder_structure(folder)) is not None:
+        mult, elements, formula_sg = _structure_metadata(structure)
+        spectra = [s.replace(multiplicity=mult.get(s.absorbing_index, 1)) for s in spectra]
+        meta.update(formula_sg)
     else:
-        mult = _structure_multiplicities(folder)
-        if mult:
-            spectra = [s.replace(multiplicity=mult.get(s.absorbing_index, 1)) for s in spectra]
-        elements = _composition_elements(folder) or sorted({s.absorbing_element for s in spectra})
+        elements = sorted({s.absorbing_element for s in spectra})
     meta = {k: v for k, v in meta.items() if k not in ("sites", "settings")}
     meta.setdefault("key", folder.name)
     meta["elements"] = [e for e in elements if e != "H"]
@@ -241,7 +227,6 @@ def build_topology_frame(root: str | Path, labeler=None, omnixas: str | Path | N
             meta.setdefault("mp_ids", folder.name)
             lab = labeler.label(mp_ids=[folder.name])
             sub, top, how = lab.subclass, int(lab.topological), "catalogues"
-            meta.update(_formula_and_space_group(folder))
         else:
             sub, top, how = _label_row(meta, labeler)
         if sub is None:
