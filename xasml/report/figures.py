@@ -59,6 +59,18 @@ def _save(fig, path) -> Path:
     return path
 
 
+def _finish(fig, ax, path, xlabel: str, ylabel: str, title: str = "", legend: dict | None = None) -> Path:
+    """Axis labels, light grid, optional legend (``legend`` = its keyword arguments) and title; save."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    if legend is not None:
+        ax.legend(**legend)
+    if title:
+        ax.set_title(title)
+    return _save(fig, path)
+
+
 def class_colors(labels: Sequence) -> dict:
     """Stable colour per class label: blue/orange for the topology classes, tab10/tab20 otherwise.
 
@@ -131,13 +143,8 @@ def plot_roc(curves: Mapping[str, Mapping], path, title: str = "") -> Path:
     ax.set_xlim(-0.01, 1.01)
     ax.set_ylim(-0.01, 1.01)
     ax.set_aspect("equal")
-    ax.set_xlabel("False positive rate")
-    ax.set_ylabel("True positive rate")
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize=9)
-    if title:
-        ax.set_title(title)
-    return _save(fig, path)
+    return _finish(fig, ax, path, "False positive rate", "True positive rate", title,
+                   legend={"loc": "lower right", "fontsize": 9})
 
 
 def plot_metric_bars(table: Mapping[str, Mapping[str, float]], metrics: Sequence[str], path,
@@ -426,13 +433,7 @@ def plot_spectra(energy, spectra: Mapping[str, np.ndarray], path, title: str = "
         for s in S[sel]:
             ax.plot(energy, s + i * offset, color=col, lw=0.6, alpha=0.35)
         ax.plot(energy, S.mean(axis=0) + i * offset, color=col, lw=2.4, label=f"{name} (n={len(S)})")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=9)
-    if title:
-        ax.set_title(title)
-    return _save(fig, path)
+    return _finish(fig, ax, path, xlabel, ylabel, title, legend={"fontsize": 9})
 
 
 def plot_pca_kmeans(result, y, path, title: str = "", class_names: Sequence[str] = ("trivial", "topological"),
@@ -602,12 +603,7 @@ def plot_parity(x, y, path, xlabel: str, ylabel: str, title: str = "", annotate:
                     transform=ax.transAxes, va="top", ha="left", fontsize=9,
                     bbox={"boxstyle": "round", "fc": "white", "ec": "0.7"})
     ax.set_aspect("equal")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.grid(alpha=0.3)
-    if title:
-        ax.set_title(title)
-    return _save(fig, path)
+    return _finish(fig, ax, path, xlabel, ylabel, title)
 
 
 def plot_histogram(values, path, xlabel: str, title: str = "", bins: int = 50, log: bool = False,
@@ -647,12 +643,7 @@ def plot_histogram(values, path, xlabel: str, title: str = "", bins: int = 50, l
             med = float(np.median(v))
             ax.axvline(med, color="#d62728", ls="--", lw=1.2, label=f"median = {med:.3g}")
             ax.legend(fontsize=9)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.grid(alpha=0.3)
-    if title:
-        ax.set_title(title)
-    return _save(fig, path)
+    return _finish(fig, ax, path, xlabel, ylabel, title)
 
 
 def plot_curves(x, curves: Mapping[str, tuple], path, xlabel: str, ylabel: str, title: str = "",
@@ -704,10 +695,4 @@ def plot_curves(x, curves: Mapping[str, tuple], path, xlabel: str, ylabel: str, 
         ax.set_xscale("log")
     if ylim is not None:
         ax.set_ylim(*ylim)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=9)
-    if title:
-        ax.set_title(title)
-    return _save(fig, path)
+    return _finish(fig, ax, path, xlabel, ylabel, title, legend={"fontsize": 9})
