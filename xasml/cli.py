@@ -18,6 +18,7 @@ COMMANDS = {
     "local": "xasml.local.cli",
     "forward": "xasml.forward.cli",
     "fetch": "xasml.io.fetch_cli",
+    "curate": "xasml.curate.cli",
 }
 
 

@@ -1,0 +1,723 @@
+"""Streaming curation of a database of site spectra (``xasml curate``).
+
+Implements the five curation steps of Section III.B ("Data Curation and Cleaning") of the
+universal XAS latent-space paper (612,765 Materials Project FEFF K-edge site spectra curated
+to 295,832), each switchable and counted per element:
+
+1. **Energy-grid standardisation** - every spectrum is linearly interpolated onto a uniform grid
+   of ``n_points`` (200) points spaced ``window / n_points`` (35 eV / 200 = 0.175 eV, the
+   paper's resolution) that starts, per element, at the minimum energy over all raw spectra of
+   that element (or at an explicit start). Points below a spectrum's first energy take its first
+   value (FEFF spectra start in the flat pre-edge; ``fill_below="none"`` removes such spectra
+   instead); spectra that end before the grid does, do not reach it, or are invalid (NaN/inf,
+   < 2 points, energies not increasing) are removed and counted.
+2. **Spectral selection** - only normalised spectra are kept: a boolean ``normalized`` column
+   when present, else the ``kind`` column (``norm``/``standardized`` normalised, ``mu`` raw
+   unless its ``source`` is a FEFF ``xmu.dat``, whose ``mu`` FEFF normalises at xsedge+50 eV);
+   other or missing kinds are kept and counted as ``normalisation_unknown``.
+3. **Element filtering** - keep / drop lists; preset ``paper``: Z < 52 without noble gases.
+4. **Duplicate removal** - exact duplicates (bitwise-equal gridded spectra of the same
+   element, BLAKE2b-128) and near duplicates (every grid point within ``tol`` = 0.005; the
+   first in input order is kept) - see :func:`xasml.curate.algorithms.near_duplicate_pairs`.
+5. **Statistical filtering** - per element, a spectrum is removed when any grid point lies
+   outside ``mean ± sigma * std`` of the element's remaining spectra (pointwise, population
+   std), the procedure of OmniXAS (the paper's Ref. [16], ``OutlierDetector``).
+
+Steps are applied in the order selection, element filter, grid, exact duplicates, near
+duplicates, outliers; a spectrum is counted once, under the first step that removes it.
+
+Passes over the input (Parquet record batches, memory bounded by one batch plus per-row
+bookkeeping of ~100 bytes): (1) per-element minimum energy; (2) selection, filtering,
+interpolation, hashing and block-mean keys, the gridded spectra spilled to a temporary file;
+then exact / near duplicates from the keys and the spill; (3) two sequential reads of the
+spill for the element means and standard deviations; (4) outlier test and output, written in
+batches to a temporary file renamed onto the output.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from xasml.curate import algorithms as alg
+from xasml.datasets.format import FORMAT_VERSION, SCHEMA
+from xasml.errors import DataError, SpectrumError
+from xasml.utils import atomic_path, atomic_write_json, atomic_write_text
+
+#: Removal reasons, in step order: (step, reason, status code).
+REASONS = (
+    ("selection", "not_normalised", 10),
+    ("element_filter", "element_filtered", 20),
+    ("grid", "invalid", 30),
+    ("grid", "no_overlap", 31),
+    ("grid", "grid_beyond_end", 32),
+    ("grid", "grid_below_start", 33),
+    ("exact_duplicates", "exact_duplicate", 40),
+    ("near_duplicates", "near_duplicate", 50),
+    ("outliers", "outlier", 60),
+)
+_CODE = {reason: code for _, reason, code in REASONS}
+_INTERP_CODE = {alg.INVALID: 30, alg.NO_OVERLAP: 31, alg.BEYOND_END: 32, alg.BELOW_START: 33}
+NORMALISED_KINDS = frozenset({"norm", "normalized", "normalised", "standardized", "standardised"})
+RAW_KINDS = frozenset({"mu", "raw", "unnormalized", "unnormalised"})
+#: Near-duplicate elements named by the paper (step 4).
+PAPER_NEAR_DUPLICATE_ELEMENTS = ("Cd", "Zn", "Cr", "S")
+OUTPUT_KIND = "curated"
+
+
+def paper_elements() -> list[str]:
+    """The 47 elements kept by the paper (step 3): atomic number below 52, no noble gases."""
+    from pymatgen.core.periodic_table import Element
+
+    return [Element.from_Z(z).symbol for z in range(1, 52) if not Element.from_Z(z).is_noble_gas]
+
+
+@dataclass
+class CurateOptions:
+    """Settings of :func:`curate_parquet` (defaults: the paper's values, all steps on).
+
+    Parameters
+    ----------
+    n_points : int
+        Grid points per element (paper: 200).
+    window : float
+        Grid width in eV; the spacing is ``window / n_points`` (paper: 35 eV, 0.175 eV).
+    start : dict, optional
+        Explicit first grid energy (eV) per element (``"Cu"``; ``"Cu L3"`` for other edges),
+        replacing the per-element minimum energy.
+    fill_below : {"edge", "none"}
+        Grid points below a spectrum's first energy: hold its first value, or remove the spectrum.
+    selection : bool
+        Keep only normalised spectra (paper step 2).
+    elements, drop_elements : list of str, optional
+        Keep only / drop these absorbing elements (paper step 3).
+    exact_duplicates : bool
+        Remove bitwise-equal gridded spectra of the same element (paper step 4).
+    near_duplicates : bool
+        Remove spectra within ``near_duplicate_tol`` at every point of an earlier kept one.
+    near_duplicate_tol : float
+        Tolerance on ``mu`` (paper: 0.005).
+    near_duplicate_elements : list of str, optional
+        Restrict near-duplicate removal to these elements (paper: Cd, Zn, Cr, S); None = all.
+    outliers : bool
+        Pointwise ``sigma`` filter around each element's mean spectrum (paper step 5).
+    sigma : float
+        Width of the acceptance band in standard deviations (paper: 3).
+    batch_size : int
+        Spectra per record batch (memory ~ batch_size * (points in + n_points) * 40 bytes).
+    """
+
+    n_points: int = 200
+    window: float = 35.0
+    start: dict[str, float] | None = None
+    fill_below: str = "edge"
+    selection: bool = True
+    elements: list[str] | None = None
+    drop_elements: list[str] | None = None
+    exact_duplicates: bool = True
+    near_duplicates: bool = True
+    near_duplicate_tol: float = 0.005
+    near_duplicate_elements: list[str] | None = None
+    outliers: bool = True
+    sigma: float = 3.0
+    batch_size: int = 32768
+
+    @classmethod
+    def preset(cls, name: str, **overrides: Any) -> "CurateOptions":
+        """Named settings: ``"default"`` (every step, all elements) or ``"paper"`` (plus Z < 52
+        without noble gases and near duplicates only in Cd, Zn, Cr, S, as in the paper).
+
+        Raises
+        ------
+        DataError
+            For an unknown preset name.
+        """
+        if name == "default":
+            base: dict[str, Any] = {}
+        elif name == "paper":
+            base = {"elements": paper_elements(), "near_duplicate_elements": list(PAPER_NEAR_DUPLICATE_ELEMENTS)}
+        else:
+            raise DataError(f"unknown curate preset {name!r}: expected 'default' or 'paper'")
+        base.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**base)
+
+    def validate(self) -> None:
+        """Raise :class:`DataError` naming the first invalid setting."""
+        if int(self.n_points) < 2:
+            raise DataError(f"n_points must be at least 2, got {self.n_points}")
+        if not float(self.window) > 0:
+            raise DataError(f"window must be positive (eV), got {self.window}")
+        if self.fill_below not in ("edge", "none"):
+            raise DataError(f"fill_below must be 'edge' or 'none', got {self.fill_below!r}")
+        if not float(self.near_duplicate_tol) >= 0:
+            raise DataError(f"near_duplicate_tol must be >= 0, got {self.near_duplicate_tol}")
+        if not float(self.sigma) > 0:
+            raise DataError(f"sigma must be positive, got {self.sigma}")
+        if int(self.batch_size) < 1:
+            raise DataError(f"batch_size must be at least 1, got {self.batch_size}")
+
+    @property
+    def step(self) -> float:
+        """Grid spacing in eV (``window / n_points``)."""
+        return float(self.window) / int(self.n_points)
+
+
+def group_label(element: str, edge: str) -> str:
+    """Report / grid key of an (element, edge) pair: ``"Cu"`` for K edges, ``"Cu L3"`` otherwise."""
+    return element if edge == "K" else f"{element} {edge}"
+
+
+# ---------------------------------------------------------------------------------------------
+# reading
+# ---------------------------------------------------------------------------------------------
+def _open(path: Path) -> pq.ParquetFile:
+    if not path.exists():
+        raise DataError(f"{path}: file not found")
+    try:
+        return pq.ParquetFile(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise DataError(f"{path}: not a readable Parquet file ({exc})") from None
+
+
+def check_inputs(paths: Sequence[Path]) -> list[int]:
+    """Check every input has ``absorbing_element``, ``energy`` and ``mu`` list columns.
+
+    Returns
+    -------
+    list of int
+        Row count of each file.
+
+    Raises
+    ------
+    DataError
+        Naming the file and the missing or mistyped column.
+    """
+    rows = []
+    for p in paths:
+        f = _open(p)
+        schema = f.schema_arrow
+        for col in ("absorbing_element", "energy", "mu"):
+            if col not in schema.names:
+                raise DataError(f"{p}: missing column {col!r} (needs absorbing_element, energy, mu)")
+        for col in ("energy", "mu"):
+            t = schema.field(col).type
+            if not (pa.types.is_list(t) or pa.types.is_large_list(t)):
+                raise DataError(f"{p}: field {col!r} must be a list of numbers, found {t}")
+        rows.append(f.metadata.num_rows)
+    return rows
+
+
+def _batches(paths: Sequence[Path], columns: Sequence[str], batch_size: int) -> Iterator[tuple[int, pa.RecordBatch]]:
+    for i, p in enumerate(paths):
+        f = _open(p)
+        cols = [c for c in columns if c in f.schema_arrow.names]
+        for b in f.iter_batches(batch_size=batch_size, columns=cols):
+            yield i, b
+
+
+def _flat(col: pa.Array, name: str, where: str) -> tuple[np.ndarray, np.ndarray]:
+    """Values (float64) and offsets of a list column."""
+    if isinstance(col, pa.ChunkedArray):
+        col = col.combine_chunks()
+    off = np.asarray(col.offsets, dtype=np.int64)
+    vals = col.values
+    try:
+        v = vals.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
+    except (pa.ArrowInvalid, TypeError, ValueError) as exc:
+        raise DataError(f"{where}: field {name!r} must hold numbers ({exc})") from None
+    return v, off  # offsets index the (unsliced) values buffer
+
+
+class _Groups:
+    """Global codes of (element, edge) groups, built while streaming."""
+
+    def __init__(self) -> None:
+        self.code: dict[tuple[str, str], int] = {}
+        self.labels: list[str] = []
+        self.elements: list[str] = []
+        self._norm_cache: dict[str, str | None] = {}
+
+    def _element(self, raw: str | None) -> str | None:
+        if raw is None:
+            return None
+        if raw not in self._norm_cache:
+            from xasml.spectrum import normalize_element
+
+            try:
+                self._norm_cache[raw] = normalize_element(raw)
+            except SpectrumError:
+                self._norm_cache[raw] = None
+        return self._norm_cache[raw]
+
+    def encode(self, batch: pa.RecordBatch) -> np.ndarray:
+        """Group code per row (-1 where the element is missing or unknown)."""
+        n = batch.num_rows
+        el = pc.dictionary_encode(batch.column("absorbing_element").cast(pa.string()))
+        el_idx = el.indices.to_numpy(zero_copy_only=False)
+        el_idx = np.where(np.isnan(el_idx.astype(float)), -1, el_idx).astype(np.int64)
+        el_dict = el.dictionary.to_pylist()
+        if "edge" in batch.schema.names:
+            ed = pc.dictionary_encode(batch.column("edge").cast(pa.string()))
+            ed_idx = ed.indices.to_numpy(zero_copy_only=False)
+            ed_idx = np.where(np.isnan(ed_idx.astype(float)), -1, ed_idx).astype(np.int64)
+            ed_dict = [str(e).strip().upper() if e is not None else "K" for e in ed.dictionary.to_pylist()]
+        else:
+            ed_idx = np.zeros(n, dtype=np.int64)
+            ed_dict = ["K"]
+        ned = len(ed_dict) + 1
+        pair = (el_idx + 1) * ned + (ed_idx + 1)
+        upair, inv = np.unique(pair, return_inverse=True)
+        lut = np.empty(len(upair), dtype=np.int64)
+        for t, pr in enumerate(upair.tolist()):
+            ei, di = pr // ned - 1, pr % ned - 1
+            sym = self._element(el_dict[ei]) if ei >= 0 else None
+            if sym is None:
+                lut[t] = -1
+                continue
+            edge = ed_dict[di] if di >= 0 else "K"
+            key = (sym, edge)
+            if key not in self.code:
+                self.code[key] = len(self.labels)
+                self.labels.append(group_label(sym, edge))
+                self.elements.append(sym)
+            lut[t] = self.code[key]
+        return lut[inv.ravel()]
+
+
+def _normalisation(batch: pa.RecordBatch) -> np.ndarray:
+    """Per row: 1 normalised, 0 not normalised, -1 unknown.
+
+    A boolean ``normalized`` column decides where it is not null; otherwise ``kind``:
+    ``norm``/``standardized`` normalised, ``mu``/``raw`` not - except ``mu`` rows whose ``source``
+    is a FEFF ``xmu.dat``, which FEFF normalises itself; other kinds (``average``, null) unknown.
+    """
+    n = batch.num_rows
+    out = np.full(n, -1, dtype=np.int8)
+    names = batch.schema.names
+    if "kind" in names:
+        k = pc.dictionary_encode(batch.column("kind").cast(pa.string()))
+        idx = k.indices.to_numpy(zero_copy_only=False).astype(float)
+        vals = [str(v).strip().lower() if v is not None else None for v in k.dictionary.to_pylist()]
+        lut = np.array([1 if v in NORMALISED_KINDS else 0 if v in RAW_KINDS else -1 for v in vals] + [-1],
+                       dtype=np.int8)
+        idx = np.where(np.isnan(idx), len(vals), idx).astype(np.int64)
+        out = lut[idx]
+        if "source" in names and (out == 0).any():
+            # FEFF's xmu.dat mu is normalised by FEFF (header "xsedge+ 50, used to normalize mu"),
+            # whatever the builder called it
+            feff = pc.ends_with(batch.column("source").cast(pa.string()), "xmu.dat").fill_null(False)
+            out = np.where((out == 0) & feff.to_numpy(zero_copy_only=False), 1, out).astype(np.int8)
+    if "normalized" in names:
+        col = batch.column("normalized")
+        try:
+            v = col.cast(pa.bool_())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            raise DataError(f"field 'normalized' must be boolean, found {col.type}") from None
+        known = v.is_valid().to_numpy(zero_copy_only=False)
+        val = v.fill_null(False).to_numpy(zero_copy_only=False)
+        out = np.where(known, val.astype(np.int8), out).astype(np.int8)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# the curation
+# ---------------------------------------------------------------------------------------------
+def curate_parquet(inputs: Sequence[str | Path], out: str | Path, options: CurateOptions | None = None,
+                   report_path: str | Path | None = None, extra_report: dict | None = None,
+                   show_progress: bool = False) -> dict:
+    """Curate site spectra stored in dataset-format Parquet files into one curated dataset.
+
+    Parameters
+    ----------
+    inputs : sequence of str or Path
+        Parquet files with at least ``absorbing_element``, ``energy`` (list, eV) and ``mu``
+        (list) columns; ``edge`` (default ``"K"``), ``kind``/``normalized`` (step 2),
+        ``material_id``, ``absorbing_index``, ``multiplicity``, ``source`` are used when present.
+        Read as one stream, file after file (row order = priority of duplicates).
+    out : str or Path
+        Output Parquet file (xasml dataset format, ``xasml.kind = "curated"``, row
+        ``kind = "standardized"``, ``energy`` = the element's grid, extra column ``input_row``:
+        0-based row in the concatenated input). Written atomically.
+    options : CurateOptions, optional
+        Steps and parameters (default: :class:`CurateOptions` ()).
+    report_path : str or Path, optional
+        Where to write the JSON report (a Markdown summary goes next to it, ``.md``).
+    extra_report : dict, optional
+        Merged into the report (e.g. conversion counts of non-Parquet inputs).
+    show_progress : bool
+        Print one line per pass to stderr.
+
+    Returns
+    -------
+    dict
+        The report: ``settings``, ``grids`` (per element: ``start``, ``step``, ``n_points``),
+        ``elements`` (per element: ``input``, ``removed`` {reason: n}, ``kept``, notes),
+        ``totals``, ``steps`` (removals per step), ``near_duplicate_search``, ``timings``,
+        ``spectra_per_second``.
+
+    Raises
+    ------
+    DataError
+        If an input is missing, not Parquet, lacks a required column, or an option is invalid.
+    """
+    t_all = time.perf_counter()
+    opt = options or CurateOptions()
+    opt.validate()
+    paths = [Path(p) for p in inputs]
+    if not paths:
+        raise DataError("no input files")
+    counts = check_inputs(paths)
+    n_total = int(sum(counts))
+    N = int(opt.n_points)
+    step = opt.step
+    bs = int(opt.batch_size)
+    timings: dict[str, float] = {}
+    log = (lambda msg: print(f"xasml curate: {msg}", file=sys.stderr)) if show_progress else (lambda msg: None)
+
+    groups = _Groups()
+    group = np.full(n_total, -1, dtype=np.int64)
+    # ---- pass 1: groups and per-element minimum energy ------------------------------------
+    t0 = time.perf_counter()
+    gmin: list[float] = []
+    r0 = 0
+    for fi, b in _batches(paths, ("absorbing_element", "edge", "energy"), bs):
+        g = groups.encode(b)
+        n = b.num_rows
+        group[r0:r0 + n] = g
+        e, off = _flat(b.column("energy"), "energy", str(paths[fi]))
+        ok = alg.row_validity(e, None, off, None) & (g >= 0)
+        while len(gmin) < len(groups.labels):
+            gmin.append(np.inf)
+        if ok.any():
+            first = e[off[:-1][ok]]
+            gg = g[ok]
+            m = np.full(len(groups.labels), np.inf)
+            np.minimum.at(m, gg, first)
+            for k in np.flatnonzero(np.isfinite(m)):
+                gmin[k] = min(gmin[k], float(m[k]))
+        r0 += n
+    timings["pass1_min_energy"] = time.perf_counter() - t0
+    log(f"pass 1: {n_total} spectra, {len(groups.labels)} elements ({timings['pass1_min_energy']:.1f} s)")
+    G = len(groups.labels)
+    starts = np.array(gmin + [np.inf] * (G - len(gmin)), dtype=np.float64)
+    for label, s in (opt.start or {}).items():
+        if label in groups.labels:
+            starts[groups.labels.index(label)] = float(s)
+
+    # element filter per group
+    keep_el = set(opt.elements) if opt.elements else None
+    drop_el = set(opt.drop_elements or ())
+    group_kept = np.array([(keep_el is None or el in keep_el) and el not in drop_el for el in groups.elements],
+                          dtype=bool)
+    near_el = set(opt.near_duplicate_elements) if opt.near_duplicate_elements else None
+    group_near = np.array([opt.near_duplicates and (near_el is None or el in near_el) for el in groups.elements],
+                          dtype=bool)
+
+    status = np.zeros(n_total, dtype=np.int8)
+    filled = np.zeros(n_total, dtype=bool)
+    norm_unknown = np.zeros(n_total, dtype=bool)
+    bounds = alg.block_bounds(N)
+    keys = np.zeros((n_total, len(bounds)), dtype=np.float64)
+    digest = np.zeros((n_total, 2), dtype=np.uint64)
+    out_path = Path(out)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    tmpdir = tempfile.TemporaryDirectory(prefix=".xasml-curate-", dir=out_path.parent)
+    spill_path = Path(tmpdir.name) / "gridded.f8"
+    try:
+        # ---- pass 2: selection, element filter, grid, hashes, keys -------------------------
+        t0 = time.perf_counter()
+        r0 = 0
+        t_interp = t_hash = 0.0
+        with open(spill_path, "wb") as spill:
+            for fi, b in _batches(paths, ("absorbing_element", "edge", "energy", "mu", "kind", "normalized", "source"), bs):
+                n = b.num_rows
+                sl = slice(r0, r0 + n)
+                g = group[sl]
+                st = np.zeros(n, dtype=np.int8)
+                norm = _normalisation(b)
+                if opt.selection:
+                    st[norm == 0] = _CODE["not_normalised"]
+                norm_unknown[sl] = norm == -1
+                gk = np.where(g >= 0, group_kept[np.maximum(g, 0)], True)
+                st[(st == 0) & ~gk] = _CODE["element_filtered"]
+                st[(st == 0) & (g < 0)] = _CODE["invalid"]
+                Y = np.full((n, N), np.nan)
+                todo = np.flatnonzero(st == 0)
+                if todo.size:
+                    ti = time.perf_counter()
+                    e, eoff = _flat(b.column("energy"), "energy", str(paths[fi]))
+                    m, moff = _flat(b.column("mu"), "mu", str(paths[fi]))
+                    if todo.size < n:
+                        eoff_t = np.stack([eoff[todo], eoff[todo + 1]], axis=1)
+                        moff_t = np.stack([moff[todo], moff[todo + 1]], axis=1)
+                        e_sel = alg._ranges(eoff_t[:, 0], eoff_t[:, 1] - eoff_t[:, 0])
+                        m_sel = alg._ranges(moff_t[:, 0], moff_t[:, 1] - moff_t[:, 0])
+                        e, m = e[e_sel], m[m_sel]
+                        eoff = np.concatenate([[0], np.cumsum(eoff_t[:, 1] - eoff_t[:, 0])])
+                        moff = np.concatenate([[0], np.cumsum(moff_t[:, 1] - moff_t[:, 0])])
+                    y, ist, fl = alg.interpolate_rows(e, m, eoff, moff, starts[g[todo]], step, N, opt.fill_below)
+                    for code_i, code_s in _INTERP_CODE.items():
+                        st[todo[ist == code_i]] = code_s
+                    good = ist == alg.OK
+                    Y[todo[good]] = y[good]
+                    filled[r0 + todo[good]] = fl[good]
+                    t_interp += time.perf_counter() - ti
+                    th = time.perf_counter()
+                    rows_ok = todo[good]
+                    if opt.exact_duplicates:
+                        digest[r0 + rows_ok] = alg.hash_rows(Y[rows_ok])
+                    keys[r0 + rows_ok] = alg.block_means(Y[rows_ok], bounds)
+                    t_hash += time.perf_counter() - th
+                status[sl] = st
+                spill.write(Y.tobytes())
+                r0 += n
+        timings["pass2_grid"] = time.perf_counter() - t0
+        timings["pass2_interpolation"] = t_interp
+        timings["pass2_hash_keys"] = t_hash
+        log(f"pass 2: gridded {int((status == 0).sum())} spectra ({timings['pass2_grid']:.1f} s)")
+
+        # ---- exact duplicates ---------------------------------------------------------------
+        t0 = time.perf_counter()
+        if opt.exact_duplicates:
+            dup = alg.exact_duplicates(group, digest, status == 0)
+            status[dup] = _CODE["exact_duplicate"]
+        timings["exact_duplicates"] = time.perf_counter() - t0
+        del digest
+
+        # ---- near duplicates ----------------------------------------------------------------
+        t0 = time.perf_counter()
+        near_stats = {"candidates": 0, "prefiltered": 0, "pairs": 0}
+        if opt.near_duplicates and n_total:
+            mm = np.memmap(spill_path, dtype=np.float64, mode="r", shape=(n_total, N))
+            for code in np.flatnonzero(group_near):
+                rows = np.flatnonzero((status == 0) & (group == code))
+                if rows.size < 2:
+                    continue
+                i, j, s = alg.near_duplicate_pairs(keys[rows], float(opt.near_duplicate_tol),
+                                                   lambda local, rows=rows: np.asarray(mm[rows[local]]))
+                for k in near_stats:
+                    near_stats[k] += s[k]
+                removed = alg.greedy_keep_first(rows.size, i, j)
+                status[rows[removed]] = _CODE["near_duplicate"]
+            del mm
+        timings["near_duplicates"] = time.perf_counter() - t0
+        del keys
+        log(f"duplicates: {int((status == 40).sum())} exact, {int((status == 50).sum())} near "
+            f"({timings['exact_duplicates'] + timings['near_duplicates']:.1f} s)")
+
+        # ---- per-element mean and std of the remaining spectra (two sequential reads) --------
+        t0 = time.perf_counter()
+        lower = upper = None
+        if opt.outliers and n_total:
+            mean = _group_reduce(spill_path, n_total, N, group, status, G, bs, None)
+            cnt = np.bincount(group[(status == 0) & (group >= 0)], minlength=G).astype(float)
+            mean = mean / np.maximum(cnt, 1)[:, None]
+            var = _group_reduce(spill_path, n_total, N, group, status, G, bs, mean) / np.maximum(cnt, 1)[:, None]
+            lower, upper = alg.outlier_bounds(mean, np.sqrt(var), float(opt.sigma))
+        timings["outlier_statistics"] = time.perf_counter() - t0
+
+        # ---- pass 3: outlier test and output --------------------------------------------------
+        t0 = time.perf_counter()
+        grids = {groups.labels[k]: {"start": float(starts[k]), "step": step, "n_points": N}
+                 for k in range(G) if np.isfinite(starts[k])}
+        settings = asdict(opt)
+        metadata = {"curate": {"settings": settings, "grids": grids, "inputs": [str(p) for p in paths]}}
+        schema = SCHEMA.append(pa.field("input_row", pa.int64()))
+        schema = schema.with_metadata({
+            "xasml.format_version": json.dumps(FORMAT_VERSION),
+            "xasml.kind": json.dumps(OUTPUT_KIND),
+            "xasml.attribution": json.dumps("curated by xasml curate from: " + ", ".join(p.name for p in paths)),
+            "xasml.metadata": json.dumps(metadata),
+        })
+        grid_table = starts[:, None] + step * np.arange(N, dtype=np.float64)[None, :]
+        meta_cols = ("material_id", "absorbing_element", "edge", "absorbing_index", "multiplicity", "source")
+        n_written = 0
+        with atomic_path(out_path) as tmp, open(spill_path, "rb") as spill:
+            writer = pq.ParquetWriter(tmp, schema, compression="zstd")
+            try:
+                r0 = 0
+                for fi, b in _batches(paths, meta_cols, bs):
+                    n = b.num_rows
+                    Y = np.fromfile(spill, dtype=np.float64, count=n * N).reshape(n, N)
+                    st = status[r0:r0 + n]
+                    g = group[r0:r0 + n]
+                    if lower is not None:
+                        cand = np.flatnonzero(st == 0)
+                        if cand.size:
+                            gc = g[cand]
+                            yc = Y[cand]
+                            bad = ~np.all((yc >= lower[gc]) & (yc <= upper[gc]), axis=1)
+                            st[cand[bad]] = _CODE["outlier"]
+                    keep = np.flatnonzero(st == 0)
+                    if keep.size:
+                        writer.write_table(_output_table(b, keep, Y, g, grid_table, groups, r0, schema,
+                                                         str(paths[fi])))
+                        n_written += keep.size
+                    r0 += n
+            finally:
+                writer.close()
+        timings["pass3_output"] = time.perf_counter() - t0
+    finally:
+        tmpdir.cleanup()
+    total = time.perf_counter() - t_all
+    timings["total"] = total
+    report = _report(groups, group, status, filled, norm_unknown, opt, grids, near_stats, timings, n_total,
+                     n_written, paths, out_path)
+    if extra_report:
+        report.update(extra_report)
+    log(f"kept {n_written} of {n_total} spectra in {total:.1f} s ({report['spectra_per_second']:.0f} spectra/s)")
+    if report_path is not None:
+        write_report(report, report_path)
+    return report
+
+
+def _group_reduce(spill_path: Path, n_total: int, N: int, group: np.ndarray, status: np.ndarray, G: int,
+                  bs: int, mean: np.ndarray | None) -> np.ndarray:
+    """Per-group sum of the kept spectra (``mean`` None) or of their squared deviations."""
+    acc = np.zeros((G, N))
+    with open(spill_path, "rb") as f:
+        for r0 in range(0, n_total, bs):
+            n = min(bs, n_total - r0)
+            Y = np.fromfile(f, dtype=np.float64, count=n * N).reshape(n, N)
+            idx = np.flatnonzero(status[r0:r0 + n] == 0)
+            if not idx.size:
+                continue
+            g = group[r0 + idx]
+            o = np.argsort(g, kind="stable")
+            gs = g[o]
+            X = Y[idx[o]]
+            if mean is not None:
+                X = (X - mean[gs]) ** 2
+            ug, first = np.unique(gs, return_index=True)
+            acc[ug] += np.add.reduceat(X, first, axis=0)
+    return acc
+
+
+def _output_table(b: pa.RecordBatch, keep: np.ndarray, Y: np.ndarray, g: np.ndarray, grid_table: np.ndarray,
+                  groups: _Groups, r0: int, schema: pa.Schema, where: str) -> pa.Table:
+    n = keep.size
+    N = Y.shape[1]
+    take = pa.array(keep)
+    names = b.schema.names
+
+    def col(name: str, typ: pa.DataType, default: Any) -> pa.Array:
+        if name in names:
+            c = b.column(name).take(take)
+            try:
+                return c.cast(typ)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                raise DataError(f"{where}: field {name!r} cannot be read as {typ}") from None
+        return pa.array([default] * n, type=typ)
+
+    gk = g[keep]
+    lab_el = np.array(groups.elements, dtype=object)[gk]
+    edges = np.array([k[1] for k in sorted(groups.code, key=groups.code.get)], dtype=object)[gk]
+    offsets = pa.array(np.arange(0, (n + 1) * N, N, dtype=np.int32))
+    energy = pa.ListArray.from_arrays(offsets, pa.array(grid_table[gk].ravel()))
+    mu = pa.ListArray.from_arrays(offsets, pa.array(np.ascontiguousarray(Y[keep]).ravel()))
+    source = col("source", pa.string(), None)
+    if "source" not in names:
+        source = pa.array([where] * n, type=pa.string())
+    arrays = [
+        col("material_id", pa.string(), None),
+        pa.array(lab_el.tolist(), type=pa.string()),
+        pa.array(edges.tolist(), type=pa.string()),
+        col("absorbing_index", pa.int64(), None),
+        col("multiplicity", pa.int64(), 1),
+        energy,
+        mu,
+        source,
+        pa.array(["standardized"] * n, type=pa.string()),
+        pa.array(r0 + keep, type=pa.int64()),
+    ]
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def _report(groups: _Groups, group: np.ndarray, status: np.ndarray, filled: np.ndarray, norm_unknown: np.ndarray,
+            opt: CurateOptions, grids: dict, near_stats: dict, timings: dict, n_total: int, n_written: int,
+            paths: Sequence[Path], out: Path) -> dict:
+    labels = groups.labels + ["?"]  # "?" = missing or unknown element
+    gi = np.where(group >= 0, group, len(groups.labels))
+    L = len(labels)
+    per_code = {code: np.bincount(gi[status == code], minlength=L) for _, _, code in REASONS}
+    kept = np.bincount(gi[status == 0], minlength=L)
+    inp = np.bincount(gi, minlength=L)
+    fill_k = np.bincount(gi[(status == 0) & filled], minlength=L)
+    unk = np.bincount(gi[norm_unknown], minlength=L)
+    unk_k = np.bincount(gi[norm_unknown & (status == 0)], minlength=L)
+    elements = {}
+    for k in np.argsort(labels, kind="stable"):
+        if inp[k] == 0:
+            continue
+        removed = {reason: int(per_code[code][k]) for _, reason, code in REASONS if per_code[code][k]}
+        elements[labels[k]] = {"input": int(inp[k]), "removed": removed, "kept": int(kept[k]),
+                               "normalisation_unknown": int(unk[k]), "normalisation_unknown_kept": int(unk_k[k]),
+                               "filled_below_first_energy_kept": int(fill_k[k])}
+    steps: dict[str, dict[str, int]] = {}
+    for step_name, reason, code in REASONS:
+        steps.setdefault(step_name, {})[reason] = int((status == code).sum())
+    removed_total = int(sum(sum(v.values()) for v in steps.values()))
+    notes = []
+    if norm_unknown.any():
+        notes.append(f"{int(norm_unknown.sum())} spectra do not say whether they are normalised (no "
+                     "'normalized' column, kind not norm/standardized/mu): kept by the selection step")
+    if filled.any() and opt.fill_below == "edge":
+        notes.append(f"{int((filled & (status == 0)).sum())} kept spectra start above their element's grid start: "
+                     "grid points below their first energy hold the first mu value")
+    return {
+        "inputs": [str(p) for p in paths],
+        "output": str(out),
+        "settings": asdict(opt),
+        "grids": grids,
+        "totals": {"input": int(n_total), "removed": removed_total, "kept": int(n_written)},
+        "steps": steps,
+        "elements": elements,
+        "near_duplicate_search": near_stats,
+        "notes": notes,
+        "timings_s": {k: round(v, 3) for k, v in timings.items()},
+        "spectra_per_second": float(n_total / timings["total"]) if timings["total"] > 0 else None,
+        "method": "Data Curation and Cleaning (paper Sec. III.B, steps 1-5); outliers: OmniXAS pointwise "
+                  "mean ± sigma·std",
+    }
+
+
+def summary_markdown(report: dict) -> str:
+    """A short Markdown summary of a curation report (table per element)."""
+    cols = ["not_normalised", "element_filtered", "invalid", "no_overlap", "grid_beyond_end", "grid_below_start",
+            "exact_duplicate", "near_duplicate", "outlier"]
+    used = [c for c in cols if any(e["removed"].get(c) for e in report["elements"].values())]
+    t = report["totals"]
+    lines = [f"# xasml curate: {t['kept']} of {t['input']} spectra kept", "",
+             f"{report['timings_s']['total']:.1f} s, {report['spectra_per_second']:.0f} spectra/s. "
+             f"Output: `{report['output']}`.", ""]
+    lines.append("| element | input | " + " | ".join(used) + " | kept |")
+    lines.append("|---|---:|" + "---:|" * len(used) + "---:|")
+    for el, e in report["elements"].items():
+        lines.append(f"| {el} | {e['input']} | " + " | ".join(str(e["removed"].get(c, 0)) for c in used)
+                     + f" | {e['kept']} |")
+    lines.append(f"| **total** | {t['input']} | "
+                 + " | ".join(str(sum(e["removed"].get(c, 0) for e in report["elements"].values())) for c in used)
+                 + f" | {t['kept']} |")
+    if report.get("notes"):
+        lines.append("")
+        lines += [f"- {note}" for note in report["notes"]]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(report: dict, path: str | Path) -> Path:
+    """Write the JSON report to ``path`` and its Markdown summary next to it (``.md``)."""
+    path = Path(path)
+    atomic_write_json(path, report)
+    atomic_write_text(path.with_suffix(".md"), summary_markdown(report))
+    return path
+
