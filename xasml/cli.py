@@ -19,6 +19,7 @@ COMMANDS = {
     "forward": "xasml.forward.cli",
     "fetch": "xasml.io.fetch_cli",
     "curate": "xasml.curate.cli",
+    "simulate": "xasml.simulate.cli",
 }
 
 

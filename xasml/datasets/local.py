@@ -51,7 +51,8 @@ def discover_sites(root: str | Path, element: str) -> pd.DataFrame:
     Parameters
     ----------
     root : str or Path
-        Data folder, e.g. ``../shared/data/omnixas-cu-feff``.
+        Data folder, e.g. ``../shared/data/omnixas-cu-feff``, or a packed FEFF dataset
+        (``xasml simulate pack``, unpacked once into the cache).
     element : str
         Absorbing element symbol.
 
@@ -66,9 +67,13 @@ def discover_sites(root: str | Path, element: str) -> pd.DataFrame:
     DataError
         If ``root`` does not exist or holds no ``FEFF-XANES/<index>_<element>/xmu.dat`` file.
     """
-    root = Path(root)
-    if not root.is_dir():
+    from xasml.simulate.pack import feff_root
+
+    if not Path(root).exists():
         raise DataError(f"{root}: data folder not found (pass --data or set XASML_DATA)")
+    root = feff_root(root)
+    if not root.is_dir():
+        raise DataError(f"{root}: expected a data folder or a packed FEFF dataset (xasml simulate pack)")
     rows = []
     for xmu in sorted(root.rglob(f"FEFF-XANES/*_{element}/xmu.dat")):
         m = _SITE_DIR.match(xmu.parent.name)

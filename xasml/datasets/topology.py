@@ -162,15 +162,16 @@ def _label_row(meta: dict, labeler) -> tuple[str | None, int | None, str]:
     return sub, int(is_topological(sub)), "materials.csv"
 
 
-def build_topology_frame(root: str | Path, labeler=None, omnixas: str | Path | None = None,
+def build_topology_frame(root: str | Path | Sequence[str | Path], labeler=None, omnixas: str | Path | None = None,
                          show_progress: bool = True) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Read a ``feff10-topology-v0``-style folder into a table of site spectra with labels.
 
     Parameters
     ----------
-    root : str or Path
+    root : str or Path, or a sequence of them
         Folder with ``materials.csv`` and ``FEFF10/<key>/`` compound folders (or a folder of
-        compound folders directly).
+        compound folders directly), or a packed FEFF dataset (``xasml simulate pack``); several
+        are read together (a compound key found twice is read from the first).
     labeler : xasml.labels.TopologyLabeler, optional
         Re-label every compound from catalogues (conflicts dropped). Default: the labels in
         ``material.json`` / ``materials.csv``.
@@ -196,17 +197,22 @@ def build_topology_frame(root: str | Path, labeler=None, omnixas: str | Path | N
         If ``root`` has no compound folders.
     """
     from xasml.datasets.format import spectra_to_frame
+    from xasml.simulate.pack import feff_roots
     from xasml.utils import progress
 
-    root = Path(root)
-    base = root / "FEFF10" if (root / "FEFF10").is_dir() else root
-    folders = sorted(p for p in base.iterdir() if (p / "FEFF-XANES").is_dir()) if base.is_dir() else []
-    if not folders:
-        raise DataError(f"{root}: no compound folders (expected FEFF10/<key>/FEFF-XANES/<index>_<El>/xmu.dat)")
-    report: dict[str, Any] = {"root": str(root), "compounds_read": 0, "labelled": 0, "conflict": 0,
+    roots = [root] if isinstance(root, (str, Path)) else list(root)
+    sources, seen = [], set()
+    for given, r in zip(roots, feff_roots(roots)):
+        base = r / "FEFF10" if (r / "FEFF10").is_dir() else r
+        folders = sorted(p for p in base.iterdir() if (p / "FEFF-XANES").is_dir()) if base.is_dir() else []
+        if not folders:
+            raise DataError(f"{given}: no compound folders (expected FEFF10/<key>/FEFF-XANES/<index>_<El>/xmu.dat)")
+        sources += [(f, "feff10", r) for f in folders if f.name not in seen]
+        seen |= {f.name for f in folders}
+    report: dict[str, Any] = {"root": str(root) if isinstance(root, (str, Path)) else [str(r) for r in roots],
+                              "compounds_read": 0, "labelled": 0, "conflict": 0,
                               "unlabelled": 0, "missing_spectra": 0, "holdout": 0, "omnixas_candidates": 0,
                               "omnixas_joined": 0}
-    sources = [(f, "feff10") for f in folders]
     if omnixas is not None:
         om = Path(omnixas)
         om_base = om / "FEFF" if (om / "FEFF").is_dir() else om
@@ -218,9 +224,9 @@ def build_topology_frame(root: str | Path, labeler=None, omnixas: str | Path | N
             lab = labeler.label(mp_ids=[p.name])
             if lab.status == "labelled":
                 report["omnixas_candidates"] += 1
-                sources.append((p, "omnixas"))
+                sources.append((p, "omnixas", om))
     frames = []
-    for folder, origin in progress(sources, desc="reading compounds", disable=not show_progress):
+    for folder, origin, root in progress(sources, desc="reading compounds", disable=not show_progress):
         report["compounds_read"] += 1
         spectra, meta = read_topology_compound(folder)
         if origin == "omnixas":
@@ -257,7 +263,7 @@ def build_topology_frame(root: str | Path, labeler=None, omnixas: str | Path | N
             "origin": [origin] * n,
         }))
     if not frames:
-        raise DataError(f"{root}: no labelled compound with spectra for all its elements")
+        raise DataError(f"{report['root']}: no labelled compound with spectra for all its elements")
     return pd.concat(frames, ignore_index=True), report
 
 

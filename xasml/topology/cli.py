@@ -16,7 +16,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from xasml.topology.run import run_topology
 
     # --threads is applied by xasml.cli.main (torch and BLAS pools) before this runs
-    run_topology(data=args.data, out=args.out, seed=args.seed, config=args.config, show_progress=not args.quiet)
+    data = args.data[0] if args.data and len(args.data) == 1 else args.data
+    run_topology(data=data, out=args.out, seed=args.seed, config=args.config, show_progress=not args.quiet)
     return 0
 
 
@@ -59,8 +60,9 @@ def add_parser(subparsers) -> None:
                        description="Train and evaluate the topology network and every baseline on one split; "
                                    "writes a run folder (config.json, run.json, splits.json, models/, "
                                    "metrics.json, report/report.md).")
-    r.add_argument("--data", metavar="PATH", help="a built .parquet dataset or a feff10-topology-v0-style "
-                                                  "folder (default: the dataset bundled with xasml)")
+    r.add_argument("--data", metavar="PATH", nargs="+", help="a built .parquet dataset, or feff10-topology-v0-style "
+                                                  "folders / packed FEFF datasets (xasml simulate pack), read together "
+                                                  "(default: the dataset bundled with xasml)")
     r.add_argument("--out", metavar="DIR", help="run folder (default runs/topology-<date>-<time>)")
     r.add_argument("--seed", type=int, help="seed (default 0, or the config's)")
     r.add_argument("--config", metavar="FILE", help="TOML/JSON config overriding defaults (see --show-config)")

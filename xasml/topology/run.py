@@ -144,7 +144,7 @@ def run_topology(data: str | Path | None = None, out: str | Path | None = None, 
     Parameters
     ----------
     data : str or Path, optional
-        Built ``.parquet`` dataset or ``feff10-topology-v0``-style folder. Default: the config's
+X
         ``data.path``, else the dataset bundled with the package.
     out : str or Path, optional
         Run folder (default ``runs/topology-<date>-<time>``).
@@ -186,13 +186,16 @@ def run_topology(data: str | Path | None = None, out: str | Path | None = None, 
     if seed is not None:
         cfg["seed"] = int(seed)
     if data is not None:
-        cfg["data"]["path"] = str(data)
+        cfg["data"]["path"] = [str(d) for d in data] if isinstance(data, (list, tuple)) else str(data)
     seed = int(cfg["seed"])
-    data_path = Path(cfg["data"]["path"]) if cfg["data"]["path"] else BUNDLED_DATASET
-    if not data_path.exists():
-        raise DataError(f"{data_path}: dataset not found (pass --data PATH: a .parquet dataset or a "
-                        f"feff10-topology-v0-style folder)")
-    cfg["data"]["resolved_path"] = str(data_path)
+    given = cfg["data"]["path"]
+    data_paths = [Path(p) for p in given] if isinstance(given, (list, tuple)) else [Path(given or BUNDLED_DATASET)]
+    for data_path in data_paths:
+        if not data_path.exists():
+            raise DataError(f"{data_path}: dataset not found (pass --data PATH: a .parquet dataset, a packed FEFF "
+                            f"dataset or a feff10-topology-v0-style folder)")
+    data_path = data_paths[0] if len(data_paths) == 1 else data_paths
+    cfg["data"]["resolved_path"] = str(data_path) if len(data_paths) == 1 else [str(p) for p in data_paths]
     if out is None:
         out = Path("runs") / time.strftime("topology-%Y%m%d-%H%M%S")
 
@@ -212,7 +215,9 @@ def run_topology(data: str | Path | None = None, out: str | Path | None = None, 
 
         labeler = TopologyLabeler.from_folder(cfg["data"]["labels"],
                                               ambiguous_catalogue=cfg["data"]["ambiguous_catalogue"])
-    if data_path.is_dir():
+    from xasml.simulate.pack import is_packed
+
+    if len(data_paths) > 1 or data_paths[0].is_dir() or is_packed(data_paths[0]):
         frame, build = build_topology_frame(data_path, labeler=labeler, omnixas=cfg["data"]["omnixas"],
                                             show_progress=show_progress)
         info = {"source": str(data_path), "kind": "folder", "build": build}

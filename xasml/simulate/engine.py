@@ -1,0 +1,362 @@
+"""The simulation engine: FEFF10 site calculations on a Dask cluster, resumable and atomic.
+
+One Dask task per symmetry-inequivalent absorbing site (:func:`xasml.simulate.feff.run_site`).
+By default a :class:`distributed.LocalCluster` with one single-threaded worker process per core
+runs them; ``scheduler=`` submits to any running Dask scheduler instead (for example one started
+by ``dask-jobqueue`` on a SLURM or PBS cluster, see ``docs/simulate.md``). Results stream back as
+sites finish; the engine keeps, in the output folder:
+
+* ``FEFF10/<key>/{structure.cif,material.json}`` and ``FEFF-XANES/<index:03d>_<El>/{feff.inp,xmu.dat}``;
+* ``sites.csv`` - every finished site of every run: status, wall and core seconds, host;
+* ``failures.csv`` - failed sites with FEFF's message (a failure never stops a run);
+* ``summary.json`` - this run's and the folder's totals, settings and package versions.
+
+Every file is written to a temporary name and renamed, and FEFF runs in ``<out>/.scratch``, so
+an interruption leaves no half-written file; rerunning the same command skips every site whose
+``xmu.dat`` exists (and, unless ``retry_failed``, every site that failed before) and finishes
+the job.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import shutil
+import sys
+import time
+import warnings
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from xasml.errors import DataError
+from xasml.simulate.feff import FeffSettings, feff_input_text, inequivalent_sites, run_site, site_dirname
+from xasml.simulate.sources import StructureRecord
+from xasml.utils import atomic_write_json, atomic_write_text
+
+SITE_LOG_COLUMNS = ("key", "element", "absorbing_index", "status", "wall_s", "cpu_s", "host", "finished_at",
+                    "message")
+FEFF_DIR = "FEFF10"
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _read_csv(path: Path) -> list[dict[str, str]]:
+    if not path.exists():
+        return []
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _write_csv(path: Path, rows: Iterable[dict[str, Any]], columns: Sequence[str]) -> None:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow(r)
+    atomic_write_text(path, buf.getvalue())
+
+
+def versions() -> dict[str, str]:
+    """Versions of the packages a simulation depends on (recorded in ``summary.json``)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for pkg in ("xasml", "feff10-rs", "pymatgen", "dask", "distributed", "larixite"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg] = None
+    return out
+
+
+@dataclass
+class Plan:
+    """What a run will do: the site tasks to submit and what is skipped.
+
+    Attributes
+    ----------
+    tasks : list of dict
+        One :func:`run_site` task per site to compute.
+    skipped_done : int
+        Sites whose ``xmu.dat`` already exists.
+    skipped_failed : int
+        Sites that failed in an earlier run (not retried unless asked).
+    rejected : list of dict
+        Structures not simulated (``key``, ``reason``): disordered, too many sites, element absent.
+    structures : int
+        Structures with at least one site in the layout.
+    """
+
+    tasks: list
+    skipped_done: int
+    skipped_failed: int
+    rejected: list
+    structures: int
+
+
+def _material_json(record: StructureRecord, key: str, sites, settings: FeffSettings, elements) -> dict[str, Any]:
+    import feff10
+
+    meta = {"key": key, **record.meta}
+    if isinstance(elements, (list, tuple)) and len(elements) == 1:
+        meta["element"] = elements[0]
+    meta["sites"] = [s.to_dict() for s in sites]
+    meta["settings"] = settings.to_dict()
+    meta["feff"] = f"FEFF10 via feff10-rs {feff10.__version__}, pymatgen MPXANESSet"
+    return meta
+
+
+def plan(records: Iterable[StructureRecord], out: str | Path, elements: Sequence[str] | str = "all",
+         settings: FeffSettings | None = None, timeout: float | None = None, retry_failed: bool = False,
+         max_sites: int | None = None, symprec: float = 0.01) -> Plan:
+    """Write each structure's folder and list the site tasks still to run.
+
+    Parameters
+    ----------
+    records : iterable of StructureRecord
+        Structures to simulate.
+    out : str or Path
+        Output folder (the layout described in the module docstring).
+    elements : sequence of str or "all"
+        Absorbing elements. With exactly one element the folder key gets ``-<El>`` appended, as in
+        ``feff10-local-v0`` (``amcsd-143-Fe``); otherwise it is the record's key, as in
+        ``feff10-topology-v0``.
+    settings : FeffSettings
+        FEFF settings (default: preset ``v0``).
+    timeout : float, optional
+        Time limit of each FEFF stage of a site, seconds.
+    retry_failed : bool
+        Also run sites listed in ``failures.csv``.
+    max_sites : int, optional
+        Skip structures with more inequivalent absorbing sites than this (recorded in ``rejected``).
+    symprec : float
+        Symmetry tolerance, Å.
+
+    Returns
+    -------
+    Plan
+
+    Raises
+    ------
+    DataError
+        If an existing ``material.json`` in ``out`` was made with other FEFF settings.
+    """
+    from pymatgen.io.cif import CifWriter
+
+    settings = settings or FeffSettings.from_preset("v0")
+    out = Path(out)
+    root = out / FEFF_DIR
+    root.mkdir(parents=True, exist_ok=True)
+    scratch = out / ".scratch"
+    if scratch.exists():  # leftovers of an interrupted run: never part of the layout
+        shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir()
+    failed_before = {(r["key"], int(r["absorbing_index"])) for r in _read_csv(out / "failures.csv")}
+    single = (not isinstance(elements, str)) and len(elements) == 1
+    tasks, rejected = [], []
+    skipped_done = skipped_failed = n_struct = 0
+    for rec in records:
+        key = f"{rec.key}-{elements[0]}" if single else rec.key
+        try:
+            sites = inequivalent_sites(rec.structure, elements, symprec=symprec)
+        except DataError as exc:
+            rejected.append({"key": key, "reason": str(exc)})
+            continue
+        if not sites:
+            rejected.append({"key": key, "reason": "no site of the requested element(s)"})
+            continue
+        if max_sites is not None and len(sites) > max_sites:
+            rejected.append({"key": key, "reason": f"{len(sites)} inequivalent sites > max_sites={max_sites}"})
+            continue
+        folder = root / key
+        mj = folder / "material.json"
+        if mj.exists():
+            old = json.loads(mj.read_text())
+            if old.get("settings") != settings.to_dict():
+                raise DataError(f"{mj}: made with other FEFF settings ({old.get('settings')}); "
+                                f"use another --out for settings {settings.to_dict()}")
+        else:
+            folder.mkdir(parents=True, exist_ok=True)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                atomic_write_text(folder / "structure.cif", str(CifWriter(rec.structure)))
+            atomic_write_json(mj, _material_json(rec, key, sites, settings, elements))
+        n_struct += 1
+        for site in sites:
+            site_dir = folder / "FEFF-XANES" / site_dirname(site)
+            if (site_dir / "xmu.dat").exists():
+                skipped_done += 1
+                continue
+            if (key, site.absorbing_index) in failed_before and not retry_failed:
+                skipped_failed += 1
+                continue
+            tasks.append({"key": key, "element": site.element, "absorbing_index": site.absorbing_index,
+                          "site_dir": str(site_dir), "scratch_dir": str(scratch), "timeout": timeout,
+                          "feff_inp": feff_input_text(rec.structure, site.absorbing_index, settings)})
+    return Plan(tasks, skipped_done, skipped_failed, rejected, n_struct)
+
+
+class _Ledger:
+    """The run's bookkeeping: ``sites.csv``, ``failures.csv`` and ``summary.json``, kept current."""
+
+    def __init__(self, out: Path, settings: FeffSettings, n_tasks: int, info: dict[str, Any]):
+        self.out = out
+        self.log = _read_csv(out / "sites.csv")
+        self.failures = {(r["key"], r["absorbing_index"]): r for r in _read_csv(out / "failures.csv")}
+        self.settings = settings
+        self.n_tasks = n_tasks
+        self.info = info
+        self.done = self.failed = 0
+        self.cpu = 0.0
+        self.t0 = time.perf_counter()
+        self.started = _now()
+
+    def add(self, res: dict[str, Any]) -> None:
+        res = {**res, "finished_at": _now()}
+        if res["status"] == "skipped":
+            return
+        self.log.append(res)
+        self.cpu += float(res["cpu_s"])
+        k = (res["key"], str(res["absorbing_index"]))
+        if res["status"] == "done":
+            self.done += 1
+            self.failures.pop(k, None)
+        else:
+            self.failed += 1
+            self.failures[k] = res
+        self.write()
+
+    def summary(self, finished: bool) -> dict[str, Any]:
+        wall = time.perf_counter() - self.t0
+        by_el: dict[str, dict[str, int]] = {}
+        for r in self.log:
+            d = by_el.setdefault(r["element"], {"done": 0, "failed": 0})
+            d["done" if r["status"] == "done" else "failed"] += 1
+        # a site that failed and later succeeded counts as done only
+        fails_now = {(r["key"], str(r["absorbing_index"])) for r in self.failures.values()}
+        n_xmu = sum(1 for _ in (self.out / FEFF_DIR).glob("*/FEFF-XANES/*/xmu.dat"))
+        return {
+            "finished": finished,
+            "this_run": {"started": self.started, "sites_submitted": self.n_tasks, "done": self.done,
+                         "failed": self.failed, "remaining": self.n_tasks - self.done - self.failed,
+                         "core_seconds": round(self.cpu, 1), "wall_seconds": round(wall, 1),
+                         "sites_per_hour": round(3600 * self.done / wall, 1) if wall > 0 else None,
+                         **self.info},
+            "total": {"structures": sum(1 for _ in (self.out / FEFF_DIR).glob("*/material.json")),
+                      "sites_done": n_xmu, "sites_failed": len(fails_now),
+                      "core_seconds": round(sum(float(r["cpu_s"]) for r in self.log), 1),
+                      "core_hours": round(sum(float(r["cpu_s"]) for r in self.log) / 3600, 3),
+                      "attempts_by_element": dict(sorted(by_el.items()))},
+            "settings": self.settings.to_dict(),
+            "versions": versions(),
+        }
+
+    def write(self, finished: bool = False) -> None:
+        _write_csv(self.out / "sites.csv", self.log, SITE_LOG_COLUMNS)
+        _write_csv(self.out / "failures.csv", self.failures.values(),
+                   ("key", "element", "absorbing_index", "message", "wall_s", "finished_at"))
+        atomic_write_json(self.out / "summary.json", self.summary(finished))
+
+
+def _client(workers: int | None, scheduler: str | None):
+    """A Dask client: on ``scheduler`` if given, else on a new LocalCluster of single-threaded processes."""
+    try:
+        from dask.distributed import Client, LocalCluster
+    except ImportError:
+        raise DataError("the simulation engine needs dask.distributed: pip install 'dask[distributed]'") from None
+    if scheduler:
+        try:
+            return Client(scheduler, timeout="20s"), None
+        except OSError as exc:
+            raise DataError(f"--scheduler {scheduler}: cannot connect ({exc})") from None
+    n = workers or os.cpu_count() or 1
+    cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
+                           memory_limit=0, silence_logs=40)
+    return Client(cluster), cluster
+
+
+def simulate(records: Iterable[StructureRecord], out: str | Path, elements: Sequence[str] | str = "all",
+             settings: FeffSettings | None = None, workers: int | None = None, scheduler: str | None = None,
+             timeout: float | None = 3600.0, retry_failed: bool = False, max_sites: int | None = None,
+             show_progress: bool | None = None) -> dict[str, Any]:
+    """Simulate the K-edge XANES of every inequivalent absorbing site of ``records`` with FEFF10.
+
+    Parameters
+    ----------
+    records : iterable of StructureRecord
+        Structures (see :mod:`xasml.simulate.sources`).
+    out : str or Path
+        Output folder; rerunning into the same folder resumes.
+    elements : sequence of str or "all"
+        Absorbing elements (see :func:`plan` for the folder keys).
+    settings : FeffSettings, optional
+        Default: preset ``v0``.
+    workers : int, optional
+        Worker processes of the local cluster (default: one per core).
+    scheduler : str, optional
+        Address of a running Dask scheduler (``tcp://host:8786``); ``workers`` is then ignored.
+    timeout : float, optional
+        Time limit of each FEFF stage of a site, seconds (a site over it is recorded as failed).
+    retry_failed : bool
+        Rerun sites recorded in ``failures.csv``.
+    max_sites : int, optional
+        Skip structures with more inequivalent absorbing sites.
+    show_progress : bool, optional
+        Progress bar on stderr (default: when stderr is a terminal; otherwise one line per site).
+
+    Returns
+    -------
+    dict
+        The content of ``summary.json`` (also ``rejected`` structures and skipped counts).
+    """
+    settings = settings or FeffSettings.from_preset("v0")
+    out = Path(out)
+    p = plan(records, out, elements, settings, timeout, retry_failed, max_sites)
+    info = {"workers": None if scheduler else (workers or os.cpu_count()), "scheduler": scheduler,
+            "skipped_existing": p.skipped_done, "skipped_failed_before": p.skipped_failed,
+            "structures": p.structures, "rejected": p.rejected}
+    ledger = _Ledger(out, settings, len(p.tasks), info)
+    ledger.write()
+    if not p.tasks:
+        ledger.write(finished=True)
+        shutil.rmtree(out / ".scratch", ignore_errors=True)
+        return ledger.summary(True)
+    tty = sys.stderr.isatty() if show_progress is None else show_progress
+    client, cluster = _client(workers, scheduler)
+    finished = False
+    try:
+        from dask.distributed import as_completed
+        from tqdm.auto import tqdm
+
+        futures = client.map(run_site, p.tasks, pure=False,
+                             key=[f"feff-{t['key']}-{t['absorbing_index']}" for t in p.tasks])
+        bar = tqdm(total=len(p.tasks), desc="FEFF sites", disable=not tty, file=sys.stderr)
+        for fut in as_completed(futures):
+            try:
+                res = fut.result()
+            except Exception as exc:  # noqa: BLE001 - a worker lost mid-task: record, go on
+                t = p.tasks[futures.index(fut)]
+                res = {**{k: t[k] for k in ("key", "element", "absorbing_index")}, "status": "failed",
+                       "message": f"worker error: {type(exc).__name__}: {exc}", "wall_s": 0.0, "cpu_s": 0.0}
+            ledger.add(res)
+            bar.update(1)
+            bar.set_postfix(done=ledger.done, failed=ledger.failed, core_s=round(ledger.cpu))
+            if not tty:
+                print(f"{_now()} {res['status']:6s} {ledger.done + ledger.failed}/{len(p.tasks)} {res['key']} "
+                      f"{res['absorbing_index']:03d}_{res['element']} {float(res['wall_s']):.1f} s "
+                      f"{res.get('message', '')[:120]}", file=sys.stderr, flush=True)
+        bar.close()
+        finished = True
+    finally:
+        ledger.write(finished=finished)
+        client.close()
+        if cluster is not None:
+            cluster.close()
+        shutil.rmtree(out / ".scratch", ignore_errors=True)
+    return ledger.summary(finished)
