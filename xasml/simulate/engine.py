@@ -32,7 +32,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from xasml.errors import DataError
+from xasml.errors import DataError, MissingExtraError
 from xasml.simulate.feff import FeffSettings, feff_input_text, inequivalent_sites, run_site, site_dirname
 from xasml.simulate.sources import StructureRecord
 from xasml.utils import atomic_write_json, atomic_write_text
@@ -149,6 +149,10 @@ def plan(records: Iterable[StructureRecord], out: str | Path, elements: Sequence
     """
     from pymatgen.io.cif import CifWriter
 
+    try:
+        import feff10  # noqa: F401 - checked here so that a missing engine fails before any work
+    except ImportError:
+        raise MissingExtraError("feff10-rs", "simulate") from None
     settings = settings or FeffSettings.from_preset("v0")
     out = Path(out)
     root = out / FEFF_DIR
@@ -269,7 +273,7 @@ def _client(workers: int | None, scheduler: str | None):
     try:
         from dask.distributed import Client, LocalCluster
     except ImportError:
-        raise DataError("the simulation engine needs dask.distributed: pip install 'dask[distributed]'") from None
+        raise MissingExtraError("dask.distributed", "simulate") from None
     if scheduler:
         try:
             return Client(scheduler, timeout="20s"), None

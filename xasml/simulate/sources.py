@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from xasml.errors import DataError
+from xasml.errors import DataError, MissingExtraError
 
 #: file names and suffixes taken as structure files when a folder is given
 STRUCTURE_NAMES = ("structure.cif", "POSCAR", "CONTCAR")
@@ -114,7 +114,7 @@ def _amcsd_db():
     try:
         from larixite.amcsd import AMCSD
     except ImportError:
-        raise DataError("the AMCSD query needs the PyPI package larixite: pip install larixite") from None
+        raise MissingExtraError("larixite", "simulate") from None
     return AMCSD()
 
 
