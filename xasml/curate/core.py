@@ -37,6 +37,8 @@ batches to a temporary file renamed onto the output.
 from __future__ import annotations
 
 import json
+import os
+import resource
 import sys
 import tempfile
 import time
@@ -130,7 +132,7 @@ class CurateOptions:
     near_duplicate_elements: list[str] | None = None
     outliers: bool = True
     sigma: float = 3.0
-    batch_size: int = 32768
+    batch_size: int = 8192
 
     @classmethod
     def preset(cls, name: str, **overrides: Any) -> "CurateOptions":
@@ -184,7 +186,8 @@ def _open(path: Path) -> pq.ParquetFile:
     if not path.exists():
         raise DataError(f"{path}: file not found")
     try:
-        return pq.ParquetFile(path)
+        # buffered reads: memory follows the batch size, not the row-group size
+        return pq.ParquetFile(path, buffer_size=1 << 20, pre_buffer=False)
     except (pa.ArrowInvalid, OSError) as exc:
         raise DataError(f"{path}: not a readable Parquet file ({exc})") from None
 
@@ -382,6 +385,7 @@ def curate_parquet(inputs: Sequence[str | Path], out: str | Path, options: Curat
     step = opt.step
     bs = int(opt.batch_size)
     timings: dict[str, float] = {}
+    peak_rss: dict[str, float] = {}
     log = (lambda msg: print(f"xasml curate: {msg}", file=sys.stderr)) if show_progress else (lambda msg: None)
 
     groups = _Groups()
@@ -407,6 +411,7 @@ def curate_parquet(inputs: Sequence[str | Path], out: str | Path, options: Curat
                 gmin[k] = min(gmin[k], float(m[k]))
         r0 += n
     timings["pass1_min_energy"] = time.perf_counter() - t0
+    peak_rss["pass1_min_energy"] = _rss_mib()
     log(f"pass 1: {n_total} spectra, {len(groups.labels)} elements ({timings['pass1_min_energy']:.1f} s)")
     G = len(groups.labels)
     starts = np.array(gmin + [np.inf] * (G - len(gmin)), dtype=np.float64)
@@ -451,37 +456,31 @@ def curate_parquet(inputs: Sequence[str | Path], out: str | Path, options: Curat
                 gk = np.where(g >= 0, group_kept[np.maximum(g, 0)], True)
                 st[(st == 0) & ~gk] = _CODE["element_filtered"]
                 st[(st == 0) & (g < 0)] = _CODE["invalid"]
-                Y = np.full((n, N), np.nan)
-                todo = np.flatnonzero(st == 0)
-                if todo.size:
+                todo = st == 0
+                if todo.any():
                     ti = time.perf_counter()
                     e, eoff = _flat(b.column("energy"), "energy", str(paths[fi]))
                     m, moff = _flat(b.column("mu"), "mu", str(paths[fi]))
-                    if todo.size < n:
-                        eoff_t = np.stack([eoff[todo], eoff[todo + 1]], axis=1)
-                        moff_t = np.stack([moff[todo], moff[todo + 1]], axis=1)
-                        e_sel = alg._ranges(eoff_t[:, 0], eoff_t[:, 1] - eoff_t[:, 0])
-                        m_sel = alg._ranges(moff_t[:, 0], moff_t[:, 1] - moff_t[:, 0])
-                        e, m = e[e_sel], m[m_sel]
-                        eoff = np.concatenate([[0], np.cumsum(eoff_t[:, 1] - eoff_t[:, 0])])
-                        moff = np.concatenate([[0], np.cumsum(moff_t[:, 1] - moff_t[:, 0])])
-                    y, ist, fl = alg.interpolate_rows(e, m, eoff, moff, starts[g[todo]], step, N, opt.fill_below)
+                    Y, ist, fl = alg.interpolate_rows(e, m, eoff, moff, starts[np.maximum(g, 0)], step, N,
+                                                      opt.fill_below, active=todo)
                     for code_i, code_s in _INTERP_CODE.items():
-                        st[todo[ist == code_i]] = code_s
-                    good = ist == alg.OK
-                    Y[todo[good]] = y[good]
-                    filled[r0 + todo[good]] = fl[good]
+                        st[ist == code_i] = code_s
+                    rows_ok = np.flatnonzero(ist == alg.OK)
+                    filled[r0 + rows_ok] = fl[rows_ok]
                     t_interp += time.perf_counter() - ti
                     th = time.perf_counter()
-                    rows_ok = todo[good]
+                    Yok = Y[rows_ok] if rows_ok.size < n else Y
                     if opt.exact_duplicates:
-                        digest[r0 + rows_ok] = alg.hash_rows(Y[rows_ok])
-                    keys[r0 + rows_ok] = alg.block_means(Y[rows_ok], bounds)
+                        digest[r0 + rows_ok] = alg.hash_rows(Yok)
+                    keys[r0 + rows_ok] = alg.block_means(Yok, bounds)
                     t_hash += time.perf_counter() - th
+                else:
+                    Y = np.full((n, N), np.nan)
                 status[sl] = st
                 spill.write(Y.tobytes())
                 r0 += n
         timings["pass2_grid"] = time.perf_counter() - t0
+        peak_rss["pass2_grid"] = _rss_mib()
         timings["pass2_interpolation"] = t_interp
         timings["pass2_hash_keys"] = t_hash
         log(f"pass 2: gridded {int((status == 0).sum())} spectra ({timings['pass2_grid']:.1f} s)")
@@ -492,25 +491,35 @@ def curate_parquet(inputs: Sequence[str | Path], out: str | Path, options: Curat
             dup = alg.exact_duplicates(group, digest, status == 0)
             status[dup] = _CODE["exact_duplicate"]
         timings["exact_duplicates"] = time.perf_counter() - t0
+        peak_rss["exact_duplicates"] = _rss_mib()
         del digest
 
         # ---- near duplicates ----------------------------------------------------------------
         t0 = time.perf_counter()
         near_stats = {"candidates": 0, "prefiltered": 0, "pairs": 0}
         if opt.near_duplicates and n_total:
-            mm = np.memmap(spill_path, dtype=np.float64, mode="r", shape=(n_total, N))
-            for code in np.flatnonzero(group_near):
-                rows = np.flatnonzero((status == 0) & (group == code))
-                if rows.size < 2:
-                    continue
-                i, j, s = alg.near_duplicate_pairs(keys[rows], float(opt.near_duplicate_tol),
-                                                   lambda local, rows=rows: np.asarray(mm[rows[local]]))
-                for k in near_stats:
-                    near_stats[k] += s[k]
-                removed = alg.greedy_keep_first(rows.size, i, j)
-                status[rows[removed]] = _CODE["near_duplicate"]
-            del mm
+            row_bytes = N * 8
+            fd = os.open(spill_path, os.O_RDONLY)
+            try:
+                def fetch(local: np.ndarray, rows: np.ndarray) -> np.ndarray:
+                    # positional reads (no memory map: fetched rows do not stay resident)
+                    buf = b"".join([os.pread(fd, row_bytes, int(r) * row_bytes) for r in rows[local]])
+                    return np.frombuffer(buf, dtype=np.float64).reshape(len(local), N)
+
+                for code in np.flatnonzero(group_near):
+                    rows = np.flatnonzero((status == 0) & (group == code))
+                    if rows.size < 2:
+                        continue
+                    i, j, s = alg.near_duplicate_pairs(keys[rows], float(opt.near_duplicate_tol),
+                                                       lambda local, rows=rows: fetch(local, rows))
+                    for k in near_stats:
+                        near_stats[k] += s[k]
+                    removed = alg.greedy_keep_first(rows.size, i, j)
+                    status[rows[removed]] = _CODE["near_duplicate"]
+            finally:
+                os.close(fd)
         timings["near_duplicates"] = time.perf_counter() - t0
+        peak_rss["near_duplicates"] = _rss_mib()
         del keys
         log(f"duplicates: {int((status == 40).sum())} exact, {int((status == 50).sum())} near "
             f"({timings['exact_duplicates'] + timings['near_duplicates']:.1f} s)")
@@ -525,6 +534,7 @@ def curate_parquet(inputs: Sequence[str | Path], out: str | Path, options: Curat
             var = _group_reduce(spill_path, n_total, N, group, status, G, bs, mean) / np.maximum(cnt, 1)[:, None]
             lower, upper = alg.outlier_bounds(mean, np.sqrt(var), float(opt.sigma))
         timings["outlier_statistics"] = time.perf_counter() - t0
+        peak_rss["outlier_statistics"] = _rss_mib()
 
         # ---- pass 3: outlier test and output --------------------------------------------------
         t0 = time.perf_counter()
@@ -543,7 +553,10 @@ def curate_parquet(inputs: Sequence[str | Path], out: str | Path, options: Curat
         meta_cols = ("material_id", "absorbing_element", "edge", "absorbing_index", "multiplicity", "source")
         n_written = 0
         with atomic_path(out_path) as tmp, open(spill_path, "rb") as spill:
-            writer = pq.ParquetWriter(tmp, schema, compression="zstd")
+            # dictionary-encode the strings and the (few distinct) grid energies, not mu
+            writer = pq.ParquetWriter(tmp, schema, compression="zstd",
+                                      use_dictionary=["material_id", "absorbing_element", "edge", "source", "kind",
+                                                      "energy.list.element"])
             try:
                 r0 = 0
                 for fi, b in _batches(paths, meta_cols, bs):
@@ -567,18 +580,26 @@ def curate_parquet(inputs: Sequence[str | Path], out: str | Path, options: Curat
             finally:
                 writer.close()
         timings["pass3_output"] = time.perf_counter() - t0
+        peak_rss["pass3_output"] = _rss_mib()
     finally:
         tmpdir.cleanup()
     total = time.perf_counter() - t_all
     timings["total"] = total
     report = _report(groups, group, status, filled, norm_unknown, opt, grids, near_stats, timings, n_total,
                      n_written, paths, out_path)
+    report["peak_rss_mib_after"] = peak_rss
     if extra_report:
         report.update(extra_report)
     log(f"kept {n_written} of {n_total} spectra in {total:.1f} s ({report['spectra_per_second']:.0f} spectra/s)")
     if report_path is not None:
         write_report(report, report_path)
     return report
+
+
+def _rss_mib() -> float:
+    """Peak resident memory of this process so far, MiB (``getrusage``; Linux reports KiB)."""
+    r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(r / (1024 * 1024 if sys.platform == "darwin" else 1024), 1)
 
 
 def _group_reduce(spill_path: Path, n_total: int, N: int, group: np.ndarray, status: np.ndarray, G: int,
