@@ -261,3 +261,25 @@ def test_cli_errors_are_one_line(tmp_path):
         assert res.returncode != 0 and msg in res.stderr, res.stderr
         assert "Traceback" not in res.stderr and len(res.stderr.strip().splitlines()) == 1
     assert main(["simulate"]) == 2
+
+
+def test_pack_adds_topology_and_site_labels(tmp_path, sim_data, test_data, shared_data):
+    import pandas as pd
+
+    from xasml.datasets.format import read_dataset
+    from xasml.simulate.pack import pack_feff_folder
+
+    src = tmp_path / "sims" / "FEFF10"
+    shutil.copytree(sim_data / "amcsd-11150", src / "amcsd-11150")  # Li, SM in the Arsenal
+    shutil.copytree(test_data / "feff" / "amcsd-10177", src / "amcsd-10177")  # TaS2
+    pack_feff_folder(tmp_path / "sims", tmp_path / "p.parquet", topology_labels=shared_data / "topology-labels",
+                     site_labels=True)
+    frame, _ = read_dataset(tmp_path / "p.parquet", kind="feff-sites")
+    li = frame[frame["material_id"] == "amcsd-11150"].iloc[0]
+    assert li["subclass"] == "SM" and li["topological"] == 1
+    assert json.loads(li["material_json"])["subclass"] == "SM"
+    # Li here is fcc (Fm-3m, sg 225): 12 nearest neighbours; TaS2: Ta in a trigonal prism of S
+    assert li["coordination_number"] == 12
+    ta = frame[(frame["material_id"] == "amcsd-10177") & (frame["absorbing_element"] == "Ta")].iloc[0]
+    assert ta["coordination_number"] == 6 and isinstance(ta["environment"], str)
+    assert pd.notna(frame["environment"]).all()

@@ -88,7 +88,12 @@ def _run_feff(args: argparse.Namespace) -> int:
 def _run_pack(args: argparse.Namespace) -> int:
     from xasml.simulate.pack import pack_feff_folder
 
-    info = pack_feff_folder(args.folder, args.to, attribution=args.attribution)
+    extra = {}
+    summ = Path(args.folder) / "summary.json"
+    if summ.exists():
+        extra["simulation"] = json.loads(summ.read_text())
+    info = pack_feff_folder(args.folder, args.to, attribution=args.attribution, extra_metadata=extra,
+                            topology_labels=args.topology_labels, site_labels=args.site_labels, n_jobs=args.jobs)
     print(json.dumps(info, indent=1) if args.json else
           f"{args.to}: {info['n_sites']} site spectra of {info['n_structures']} structures "
           f"({', '.join(f'{k} {v}' for k, v in info['by_element'].items())})")
@@ -142,6 +147,11 @@ def add_parser(subparsers) -> None:
     k.add_argument("folder", help="folder written by 'xasml simulate feff' (or any FEFF10/<key>/ layout)")
     k.add_argument("--to", required=True, help="output .parquet file")
     k.add_argument("--attribution", default="", help="origin and licence of the structures")
+    k.add_argument("--topology-labels", metavar="DIR", help="catalogue folder (materiae/, arsenal/): add each "
+                                                            "compound's topology label")
+    k.add_argument("--site-labels", action="store_true", help="add ChemEnv environment, coordination number and "
+                                                              "bond-valence oxidation state of every site")
+    k.add_argument("--jobs", type=int, default=1, help="processes for --site-labels")
     k.add_argument("--json", action="store_true")
     k.set_defaults(func=_run_pack)
 

@@ -37,8 +37,49 @@ def _feff_base(folder: Path) -> Path:
     return base
 
 
+SITE_LABEL_COLUMNS = ("environment", "csm", "coordination_number", "ligands", "oxidation_state",
+                      "oxidation_status", "valence_method")
+
+
+def _topology_labels(frame: pd.DataFrame, labels: str | Path) -> pd.DataFrame:
+    """Catalogue labels per compound: columns ``subclass``/``topological``, also put in ``material_json``."""
+    from xasml.labels.topology import TopologyLabeler
+
+    lab = TopologyLabeler.from_folder(labels)
+    subs, tops, texts = [], [], []
+    for text in frame["material_json"]:
+        meta = json.loads(text)
+        mp = [m for m in str(meta.get("mp_ids") or meta.get("mp_id") or "").split(";") if m]
+        r = lab.label(mp_ids=mp, formula=meta.get("reduced_formula") or meta.get("formula"), sg=meta.get("sg"))
+        sub = r.subclass if r.status == "labelled" else None
+        top = int(r.topological) if r.status == "labelled" else None
+        if sub is not None and meta.get("subclass") != sub:
+            meta.update(subclass=sub, topological=top, label_sources=";".join(
+                f"{k}:{'/'.join(v)}" for k, v in r.by_catalogue.items()))
+            text = json.dumps(meta, indent=1)
+        subs.append(sub)
+        tops.append(top)
+        texts.append(text)
+    return frame.assign(subclass=subs, topological=pd.array(tops, dtype="Int64"), material_json=texts)
+
+
+def _site_labels(frame: pd.DataFrame, base: Path, n_jobs: int = 1) -> pd.DataFrame:
+    """ChemEnv environment, coordination number and bond-valence oxidation state of every site."""
+    from xasml.labels.site import label_sites
+
+    tasks = []
+    for mid, g in frame.groupby("material_id", sort=False):
+        mdir = base / Path(g["source"].iloc[0]).parts[0]
+        tasks.append((str(mid), str(mdir / "structure.cif"), [int(i) for i in g["absorbing_index"]]))
+    lab = label_sites(tasks, n_jobs=n_jobs)
+    lab = lab[["material_id", "absorbing_index", *SITE_LABEL_COLUMNS]]
+    out = frame.merge(lab, on=["material_id", "absorbing_index"], how="left")
+    return out
+
+
 def pack_feff_folder(folder: str | Path, to: str | Path, attribution: str = "",
-                     extra_metadata: dict[str, Any] | None = None) -> dict[str, Any]:
+                     extra_metadata: dict[str, Any] | None = None, topology_labels: str | Path | None = None,
+                     site_labels: bool = False, n_jobs: int = 1) -> dict[str, Any]:
     """Pack a FEFF simulation folder into one Parquet dataset (kind ``"feff-sites"``).
 
     Parameters
@@ -52,6 +93,15 @@ def pack_feff_folder(folder: str | Path, to: str | Path, attribution: str = "",
         Origin and licence of the structures, stored in the file.
     extra_metadata : dict, optional
         More file-level metadata (e.g. the simulation ``summary.json``).
+    topology_labels : str or Path, optional
+        A catalogue folder (``materiae/``, ``arsenal/``; :class:`xasml.labels.TopologyLabeler`):
+        each compound's label goes into columns ``subclass``/``topological`` and into its
+        stored ``material.json`` (so the topology builder reads it without catalogues).
+    site_labels : bool
+        Add the site labels of :func:`xasml.labels.site.label_sites` (ChemEnv environment with
+        its CSM, coordination number, ligands, bond-valence oxidation state) as columns.
+    n_jobs : int
+        Processes for the site labels.
 
     Returns
     -------
@@ -90,6 +140,10 @@ def pack_feff_folder(folder: str | Path, to: str | Path, attribution: str = "",
                  "sg": [int(meta["sg"]) if meta.get("sg") is not None else -1] * len(spectra), **rows}
         frames.append(spectra_to_frame(spectra, extra=extra))
     frame = pd.concat(frames, ignore_index=True)
+    if topology_labels is not None:
+        frame = _topology_labels(frame, topology_labels)
+    if site_labels:
+        frame = _site_labels(frame, base, n_jobs=n_jobs)
     by_el = frame["absorbing_element"].value_counts().sort_index()
     md = {"n_sites": int(len(frame)), "n_structures": int(frame["material_id"].nunique()),
           "by_element": {k: int(v) for k, v in by_el.items()}, **(extra_metadata or {})}
