@@ -219,6 +219,7 @@ class _Ledger:
         self.done = self.failed = 0
         self.cpu = 0.0
         self.t0 = time.perf_counter()
+        self.t_compute = None  # when the first task was submitted (the cluster is up)
         self.started = _now()
 
     def add(self, res: dict[str, Any]) -> None:
@@ -237,7 +238,9 @@ class _Ledger:
         self.write()
 
     def summary(self, finished: bool) -> dict[str, Any]:
-        wall = time.perf_counter() - self.t0
+        now = time.perf_counter()
+        wall = now - self.t0
+        compute = now - self.t_compute if self.t_compute is not None else 0.0
         by_el: dict[str, dict[str, int]] = {}
         for r in self.log:
             d = by_el.setdefault(r["element"], {"done": 0, "failed": 0})
@@ -251,6 +254,8 @@ class _Ledger:
                          "failed": self.failed, "remaining": self.n_tasks - self.done - self.failed,
                          "core_seconds": round(self.cpu, 1), "wall_seconds": round(wall, 1),
                          "sites_per_hour": round(3600 * self.done / wall, 1) if wall > 0 else None,
+                         "compute_wall_seconds": round(compute, 1),
+                         "compute_sites_per_hour": round(3600 * self.done / compute, 1) if compute > 0 else None,
                          **self.info},
             "total": {"structures": sum(1 for _ in (self.out / FEFF_DIR).glob("*/material.json")),
                       "sites_done": n_xmu, "sites_failed": len(fails_now),
@@ -338,6 +343,7 @@ def simulate(records: Iterable[StructureRecord], out: str | Path, elements: Sequ
         from dask.distributed import as_completed
         from tqdm.auto import tqdm
 
+        ledger.t_compute = time.perf_counter()
         futures = client.map(run_site, p.tasks, pure=False,
                              key=[f"feff-{t['key']}-{t['absorbing_index']}" for t in p.tasks])
         bar = tqdm(total=len(p.tasks), desc="FEFF sites", disable=not tty, file=sys.stderr)
