@@ -201,7 +201,8 @@ def main(argv=None) -> int:
     if proc.returncode:
         print(proc.stderr, file=sys.stderr)
         return proc.returncode
-    rss_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    rss_kib = ru.ru_maxrss
     rep = json.loads(report.read_text())
     res = {
         "date": time.strftime("%Y-%m-%d"),
@@ -210,6 +211,7 @@ def main(argv=None) -> int:
         "input": info,
         "command": " ".join(cmd),
         "wall_seconds_process": round(wall, 2),
+        "cpu_seconds_process": {"user": round(ru.ru_utime, 2), "system": round(ru.ru_stime, 2)},
         "curate_seconds": rep["timings_s"]["total"],
         "spectra_per_second": round(rep["spectra_per_second"]),
         "spectra_per_second_process": round(info["rows"] / wall),
@@ -225,7 +227,8 @@ def main(argv=None) -> int:
         "output_bytes": curated.stat().st_size,
     }
     (out / "results.json").write_text(json.dumps(res, indent=1) + "\n")
-    print(json.dumps({k: res[k] for k in ("wall_seconds_process", "curate_seconds", "spectra_per_second",
+    print(json.dumps({k: res[k] for k in ("wall_seconds_process", "cpu_seconds_process", "curate_seconds",
+                                          "spectra_per_second",
                                           "peak_rss_mib", "totals", "steps", "met")}, indent=1))
     return 0
 

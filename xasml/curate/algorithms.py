@@ -10,7 +10,6 @@ hot path) so that a whole database is curated in a few passes of record batches.
 
 from __future__ import annotations
 
-import hashlib
 from typing import Callable
 
 import numpy as np
@@ -68,7 +67,8 @@ def row_validity(energy: np.ndarray, mu: np.ndarray | None, e_off: np.ndarray, m
 
 def interpolate_rows(energy: np.ndarray, mu: np.ndarray, e_off: np.ndarray, m_off: np.ndarray,
                      start: np.ndarray, step: float | np.ndarray, n_points: int,
-                     fill_below: str = "edge", active: np.ndarray | None = None
+                     fill_below: str = "edge", active: np.ndarray | None = None,
+                     out: np.ndarray | None = None, compact: bool = False
                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Linearly interpolate many spectra at once onto per-row uniform grids.
 
@@ -95,10 +95,14 @@ def interpolate_rows(energy: np.ndarray, mu: np.ndarray, e_off: np.ndarray, m_of
         :data:`BELOW_START` (``"none"``).
     active : ndarray of bool, shape (n,), optional
         Rows to interpolate; the others get :data:`SKIPPED` and NaN (no copy of the batch needed).
+    out : ndarray, optional
+        Buffer of at least (n, n_points) float64 to write into (reused across batches).
+    compact : bool
+        Return only the rows with status :data:`OK`, in order (shape (n_ok, n_points)).
 
     Returns
     -------
-    values : ndarray, shape (n, n_points), float64
+    values : ndarray, shape (n, n_points) (or (n_ok, n_points) if ``compact``), float64
         Interpolated ``mu``; NaN in failed rows.
     status : ndarray of int8, shape (n,)
         :data:`OK` or the failure code (:data:`INVALID`, :data:`NO_OVERLAP`,
@@ -121,7 +125,9 @@ def interpolate_rows(energy: np.ndarray, mu: np.ndarray, e_off: np.ndarray, m_of
     N = int(n_points)
     start = np.asarray(start, dtype=np.float64)
     step_r = np.broadcast_to(np.asarray(step, dtype=np.float64), (n,))
-    out = np.full((n, N), np.nan)
+    if out is None:
+        out = np.empty((n, N))
+    buf = out.reshape(-1)[: n * N].reshape(n, N)
     status = np.full(n, INVALID, dtype=np.int8)
     filled = np.zeros(n, dtype=bool)
     valid = row_validity(energy, mu, e_off, m_off)
@@ -130,7 +136,10 @@ def interpolate_rows(energy: np.ndarray, mu: np.ndarray, e_off: np.ndarray, m_of
         status[~active] = SKIPPED
         valid &= active
     if not valid.any():
-        return out, status, filled
+        if compact:
+            return buf[:0], status, filled
+        buf.fill(np.nan)
+        return buf, status, filled
     e_first = np.where(valid, energy[np.minimum(e_off[:-1], max(len(energy) - 1, 0))], np.nan)
     e_last = np.where(valid, energy[np.maximum(e_off[1:] - 1, 0)], np.nan)
     x_first = start
@@ -145,22 +154,28 @@ def interpolate_rows(energy: np.ndarray, mu: np.ndarray, e_off: np.ndarray, m_of
         st[below] = BELOW_START
     rows = np.flatnonzero(st == OK)
     status[:] = st
-    if rows.size == 0:
-        return out, status, filled
     filled[rows] = below[rows]
-
-    _interp_kernel()(energy, mu, e_off, m_off, rows, start, step_r, N, out)
-    return out, status, filled
+    if compact:
+        res = buf[: rows.size]
+        dest = np.arange(rows.size)
+    else:
+        res = buf
+        dest = rows
+        if rows.size < n:
+            res[st != OK] = np.nan
+    if rows.size:
+        _interp_kernel()(energy, mu, e_off, m_off, rows, dest, start, step_r, N, res)
+    return res, status, filled
 
 
 _KERNEL = None
 
 
-def _interp_loop(energy, mu, e_off, m_off, rows, start, step, N, out):
+def _interp_loop(energy, mu, e_off, m_off, rows, dest, start, step, N, out):
     """Per-row ``np.interp`` (used when numba is not installed)."""
     g = np.arange(N, dtype=np.float64)
-    for r in rows.tolist():
-        out[r] = np.interp(start[r] + step[r] * g, energy[e_off[r]:e_off[r + 1]], mu[m_off[r]:m_off[r + 1]])
+    for r, d in zip(rows.tolist(), dest.tolist()):
+        out[d] = np.interp(start[r] + step[r] * g, energy[e_off[r]:e_off[r + 1]], mu[m_off[r]:m_off[r + 1]])
 
 
 def _interp_kernel():
@@ -183,9 +198,10 @@ def _interp_kernel():
         return _KERNEL
 
     @numba.njit(cache=True, nogil=True)
-    def kernel(energy, mu, e_off, m_off, rows, start, step, N, out):  # pragma: no cover - compiled
+    def kernel(energy, mu, e_off, m_off, rows, dest, start, step, N, out):  # pragma: no cover - compiled
         for t in range(rows.size):
             r = rows[t]
+            d = dest[t]
             e0 = e_off[r]
             m0 = m_off[r]
             L = e_off[r + 1] - e0
@@ -197,16 +213,16 @@ def _interp_kernel():
                 while j < L - 1 and energy[e0 + j + 1] <= x:
                     j += 1
                 if j == L - 1:
-                    out[r, g] = mu[m0 + L - 1]
+                    out[d, g] = mu[m0 + L - 1]
                 elif x <= energy[e0]:
-                    out[r, g] = mu[m0]
+                    out[d, g] = mu[m0]
                 else:
                     xp = energy[e0 + j]
                     if x == xp:
-                        out[r, g] = mu[m0 + j]
+                        out[d, g] = mu[m0 + j]
                     else:
                         slope = (mu[m0 + j + 1] - mu[m0 + j]) / (energy[e0 + j + 1] - xp)
-                        out[r, g] = slope * (x - xp) + mu[m0 + j]
+                        out[d, g] = slope * (x - xp) + mu[m0 + j]
 
     _KERNEL = kernel
     return _KERNEL
@@ -216,29 +232,6 @@ def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     """Concatenation of ``arange(s, s + l)`` for every (start, length) pair."""
     tot = int(lengths.sum())
     return np.repeat(starts - (np.cumsum(lengths) - lengths), lengths) + np.arange(tot)
-
-
-def hash_rows(values: np.ndarray) -> np.ndarray:
-    """128-bit BLAKE2b digest of each row's float64 bytes (``-0.0`` counted as ``0.0``).
-
-    Parameters
-    ----------
-    values : ndarray, shape (n, m)
-        Gridded spectra.
-
-    Returns
-    -------
-    ndarray of uint64, shape (n, 2)
-        The digest as two little-endian 64-bit words. Two rows get the same digest when their
-        values are bitwise equal; a collision of different rows has probability about
-        ``n**2 / 2**129`` (negligible: 1e-27 for a million spectra).
-    """
-    v = np.ascontiguousarray(np.asarray(values, dtype=np.float64) + 0.0)
-    if len(v) == 0:
-        return np.zeros((0, 2), dtype=np.uint64)
-    b2 = hashlib.blake2b
-    digests = b"".join([b2(row, digest_size=16).digest() for row in v])
-    return np.frombuffer(digests, dtype="<u8").reshape(-1, 2).copy()
 
 
 def block_bounds(n_points: int, n_blocks: int = 8) -> np.ndarray:
@@ -257,20 +250,34 @@ def block_means(values: np.ndarray, bounds: np.ndarray) -> np.ndarray:
     sizes = np.diff(np.append(bounds, values.shape[1]))
     if len(values) == 0:
         return np.zeros((0, len(bounds)))
+    if (sizes == sizes[0]).all():  # equal blocks: a reshape, much faster than reduceat on axis 1
+        return values.reshape(len(values), len(bounds), sizes[0]).sum(axis=2) / sizes[0]
     return np.add.reduceat(values, bounds, axis=1) / sizes
 
 
-def exact_duplicates(group: np.ndarray, digest: np.ndarray, eligible: np.ndarray) -> np.ndarray:
-    """Rows that repeat an earlier eligible row of the same group bitwise (paper step 4).
+def exact_duplicates(group: np.ndarray, keys: np.ndarray, eligible: np.ndarray,
+                     fetch: Callable[[np.ndarray], np.ndarray], chunk_rows: int = 20_000) -> np.ndarray:
+    """Rows whose gridded spectrum equals that of an earlier eligible row of the same group at
+    every grid point (paper step 4, "exact duplicates ... removed across the board").
+
+    The hash of a spectrum is a 64-bit fingerprint of its group and its block means
+    (:func:`block_means`, computed deterministically, so equal spectra have equal keys). Rows are
+    sorted by hash; every run of equal hashes is then compared value by value on the full
+    spectra, so the result is exact - a hash collision of different spectra costs one
+    comparison and removes nothing.
 
     Parameters
     ----------
     group : ndarray of int, shape (n,)
         Element (element + edge) code of each row.
-    digest : ndarray of uint64, shape (n, 2)
-        :func:`hash_rows` of the gridded spectra.
+    keys : ndarray, shape (n, B)
+        Block means of the gridded spectra.
     eligible : ndarray of bool, shape (n,)
         Rows taking part (kept by the earlier steps).
+    fetch : callable
+        ``fetch(rows)`` returns the gridded spectra of the given rows, shape (len(rows), n_points).
+    chunk_rows : int
+        Spectra fetched at a time.
 
     Returns
     -------
@@ -281,12 +288,53 @@ def exact_duplicates(group: np.ndarray, digest: np.ndarray, eligible: np.ndarray
     dup = np.zeros(len(group), dtype=bool)
     if idx.size < 2:
         return dup
-    o = np.lexsort((idx, digest[idx, 1], digest[idx, 0], group[idx]))
-    s = idx[o]
-    same = (group[s][1:] == group[s][:-1]) & (digest[s, 0][1:] == digest[s, 0][:-1]) & \
-           (digest[s, 1][1:] == digest[s, 1][:-1])
-    dup[s[1:][same]] = True
+    fp = _fingerprint(group[idx], keys[idx])
+    s = idx[np.lexsort((idx, fp))]
+    fs = np.sort(fp)
+    same = fs[1:] == fs[:-1]
+    if not same.any():
+        return dup
+    new_run = np.concatenate([[True], ~same])
+    run_id = np.cumsum(new_run) - 1
+    sizes = np.bincount(run_id)
+    in_run = sizes[run_id] >= 2
+    members = s[in_run]                             # rows in runs of 2+, runs contiguous, rows ascending
+    mrun = run_id[in_run]
+    bounds = np.flatnonzero(np.concatenate([[True], mrun[1:] != mrun[:-1], [True]]))
+    a = 0
+    while a < len(bounds) - 1:                      # fetch whole runs, chunk by chunk
+        b = a + 1
+        while b < len(bounds) - 1 and bounds[b + 1] - bounds[a] <= chunk_rows:
+            b += 1
+        rows = members[bounds[a]:bounds[b]]
+        X = fetch(rows)
+        lo = bounds[a:b] - bounds[a]
+        size = bounds[a + 1:b + 1] - bounds[a:b]
+        two = lo[size == 2]                         # the common case, vectorised
+        eq = np.all(X[two] == X[two + 1], axis=1)
+        dup[rows[two[eq] + 1]] = True
+        for l0, sz in zip(lo[size > 2].tolist(), size[size > 2].tolist()):
+            reps: list[int] = [l0]
+            for m in range(l0 + 1, l0 + sz):
+                if any(np.array_equal(X[m], X[q]) for q in reps):
+                    dup[rows[m]] = True
+                else:
+                    reps.append(m)
+        a = b
     return dup
+
+
+def _fingerprint(group: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """64-bit fingerprint of (group, block means): splitmix64-mixed words, order-dependent sum.
+    Equal inputs give equal fingerprints; collisions only cost a comparison."""
+    k = np.ascontiguousarray(keys + 0.0)            # -0.0 -> 0.0, as values compare equal
+    words = np.concatenate([k.view(np.uint64), group.astype(np.uint64)[:, None]], axis=1)
+    with np.errstate(over="ignore"):
+        z = words + (np.arange(1, words.shape[1] + 1, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15))
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z = z ^ (z >> np.uint64(31))
+        return z.sum(axis=1, dtype=np.uint64)
 
 
 def near_duplicate_pairs(keys: np.ndarray, tol: float, fetch: Callable[[np.ndarray], np.ndarray],
@@ -347,14 +395,15 @@ def near_duplicate_pairs(keys: np.ndarray, tol: float, fetch: Callable[[np.ndarr
     uend = np.append(ustart[1:], n)
     offsets = np.array(np.meshgrid(*[[-1, 0, 1]] * d, indexing="ij")).reshape(d, -1).T @ mult
     out_i, out_j = [], []
-    rows = np.arange(n)
+    cell_of = np.repeat(np.arange(len(ucode)), uend - ustart)    # unique cell of each sorted row
     for off in offsets:
-        nb = code + off
-        pos = np.searchsorted(ucode, nb)
-        pos = np.minimum(pos, len(ucode) - 1)
-        hit = ucode[pos] == nb
-        ri = rows[hit]
-        cs, ce = ustart[pos[hit]], uend[pos[hit]]
+        nbu = ucode + off                                          # sorted queries: one per cell
+        pos = np.minimum(np.searchsorted(ucode, nbu), len(ucode) - 1)
+        hit_u = ucode[pos] == nbu
+        hit = hit_u[cell_of]
+        ri = order[hit]
+        pr = pos[cell_of[hit]]
+        cs, ce = ustart[pr], uend[pr]
         cnt = ce - cs
         # expand (row, every member of the neighbour cell) in chunks of pairs
         cum = np.cumsum(cnt)

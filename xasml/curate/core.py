@@ -16,8 +16,8 @@ to 295,832), each switchable and counted per element:
    unless its ``source`` is a FEFF ``xmu.dat``, whose ``mu`` FEFF normalises at xsedge+50 eV);
    other or missing kinds are kept and counted as ``normalisation_unknown``.
 3. **Element filtering** - keep / drop lists; preset ``paper``: Z < 52 without noble gases.
-4. **Duplicate removal** - exact duplicates (bitwise-equal gridded spectra of the same
-   element, BLAKE2b-128) and near duplicates (every grid point within ``tol`` = 0.005; the
+4. **Duplicate removal** - exact duplicates (gridded spectra of the same element equal at
+   every point: block-mean fingerprint, then value-by-value check) and near duplicates (every grid point within ``tol`` = 0.005; the
    first in input order is kept) - see :func:`xasml.curate.algorithms.near_duplicate_pairs`.
 5. **Statistical filtering** - per element, a spectrum is removed when any grid point lies
    outside ``mean ± sigma * std`` of the element's remaining spectra (pointwise, population
@@ -28,7 +28,7 @@ duplicates, outliers; a spectrum is counted once, under the first step that remo
 
 Passes over the input (Parquet record batches, memory bounded by one batch plus per-row
 bookkeeping of ~100 bytes): (1) per-element minimum energy; (2) selection, filtering,
-interpolation, hashing and block-mean keys, the gridded spectra spilled to a temporary file;
+interpolation and block-mean keys, the gridded spectra spilled to a temporary file;
 then exact / near duplicates from the keys and the spill; (3) two sequential reads of the
 spill for the element means and standard deviations; (4) outlier test and output, written in
 batches to a temporary file renamed onto the output.
@@ -38,9 +38,11 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import resource
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -220,12 +222,49 @@ def check_inputs(paths: Sequence[Path]) -> list[int]:
     return rows
 
 
-def _batches(paths: Sequence[Path], columns: Sequence[str], batch_size: int) -> Iterator[tuple[int, pa.RecordBatch]]:
+def _read_batches(paths: Sequence[Path], columns: Sequence[str], batch_size: int) -> Iterator[tuple[int, pa.RecordBatch]]:
     for i, p in enumerate(paths):
         f = _open(p)
         cols = [c for c in columns if c in f.schema_arrow.names]
         for b in f.iter_batches(batch_size=batch_size, columns=cols):
             yield i, b
+
+
+def _batches(paths: Sequence[Path], columns: Sequence[str], batch_size: int,
+             depth: int = 2) -> Iterator[tuple[int, pa.RecordBatch]]:
+    """Record batches of every input in order, decoded ``depth`` batches ahead in a thread
+    (Parquet decoding releases the GIL, so it overlaps the numpy / numba work on 2 cores)."""
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    done = object()
+    stop = threading.Event()
+
+    def worker() -> None:
+        try:
+            for item in _read_batches(paths, columns, batch_size):
+                while not stop.is_set():
+                    try:
+                        q.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put(done)
+        except BaseException as exc:  # re-raised in the consumer
+            q.put(exc)
+
+    t = threading.Thread(target=worker, daemon=True)
+    t.start()
+    try:
+        while True:
+            item = q.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
 
 
 def _flat(col: pa.Array, name: str, where: str) -> tuple[np.ndarray, np.ndarray]:
@@ -433,17 +472,19 @@ def curate_parquet(inputs: Sequence[str | Path], out: str | Path, options: Curat
     norm_unknown = np.zeros(n_total, dtype=bool)
     bounds = alg.block_bounds(N)
     keys = np.zeros((n_total, len(bounds)), dtype=np.float64)
-    digest = np.zeros((n_total, 2), dtype=np.uint64)
     out_path = Path(out)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     tmpdir = tempfile.TemporaryDirectory(prefix=".xasml-curate-", dir=out_path.parent)
     spill_path = Path(tmpdir.name) / "gridded.f8"
     try:
-        # ---- pass 2: selection, element filter, grid, hashes, keys -------------------------
+        # ---- pass 2: selection, element filter, grid, keys -----------------------------------
         t0 = time.perf_counter()
         r0 = 0
         t_interp = t_hash = 0.0
-        with open(spill_path, "wb") as spill:
+        spilled = np.zeros(n_total, dtype=bool)     # rows whose gridded spectrum is in the spill
+        ring = [np.empty((bs, N)) for _ in range(4)]  # reused buffers (at most 3 in use: 2 queued writes)
+        nb = 0
+        with open(spill_path, "wb") as spill, _Background() as bg:
             for fi, b in _batches(paths, ("absorbing_element", "edge", "energy", "mu", "kind", "normalized", "source"), bs):
                 n = b.num_rows
                 sl = slice(r0, r0 + n)
@@ -461,63 +502,59 @@ def curate_parquet(inputs: Sequence[str | Path], out: str | Path, options: Curat
                     ti = time.perf_counter()
                     e, eoff = _flat(b.column("energy"), "energy", str(paths[fi]))
                     m, moff = _flat(b.column("mu"), "mu", str(paths[fi]))
-                    Y, ist, fl = alg.interpolate_rows(e, m, eoff, moff, starts[np.maximum(g, 0)], step, N,
-                                                      opt.fill_below, active=todo)
+                    Yok, ist, fl = alg.interpolate_rows(e, m, eoff, moff, starts[np.maximum(g, 0)], step, N,
+                                                        opt.fill_below, active=todo, out=ring[nb % 4], compact=True)
+                    nb += 1
                     for code_i, code_s in _INTERP_CODE.items():
                         st[ist == code_i] = code_s
                     rows_ok = np.flatnonzero(ist == alg.OK)
                     filled[r0 + rows_ok] = fl[rows_ok]
                     t_interp += time.perf_counter() - ti
                     th = time.perf_counter()
-                    Yok = Y[rows_ok] if rows_ok.size < n else Y
-                    if opt.exact_duplicates:
-                        digest[r0 + rows_ok] = alg.hash_rows(Yok)
                     keys[r0 + rows_ok] = alg.block_means(Yok, bounds)
+                    spilled[r0 + rows_ok] = True
+                    if rows_ok.size:
+                        bg.submit(spill.write, memoryview(Yok).cast("B"))
                     t_hash += time.perf_counter() - th
-                else:
-                    Y = np.full((n, N), np.nan)
                 status[sl] = st
-                spill.write(Y.tobytes())
                 r0 += n
         timings["pass2_grid"] = time.perf_counter() - t0
         peak_rss["pass2_grid"] = _rss_mib()
         timings["pass2_interpolation"] = t_interp
-        timings["pass2_hash_keys"] = t_hash
+        timings["pass2_keys"] = t_hash
         log(f"pass 2: gridded {int((status == 0).sum())} spectra ({timings['pass2_grid']:.1f} s)")
 
-        # ---- exact duplicates ---------------------------------------------------------------
+        # ---- exact and near duplicates (gridded spectra read back from the spill) -------------
         t0 = time.perf_counter()
-        if opt.exact_duplicates:
-            dup = alg.exact_duplicates(group, digest, status == 0)
-            status[dup] = _CODE["exact_duplicate"]
-        timings["exact_duplicates"] = time.perf_counter() - t0
-        peak_rss["exact_duplicates"] = _rss_mib()
-        del digest
+        row_bytes = N * 8
+        spill_pos = np.cumsum(spilled) - 1
+        fd = os.open(spill_path, os.O_RDONLY)
+        try:
+            def fetch(rows: np.ndarray) -> np.ndarray:
+                # positional reads (no memory map: fetched rows do not stay resident)
+                buf = b"".join([os.pread(fd, row_bytes, int(p) * row_bytes) for p in spill_pos[rows]])
+                return np.frombuffer(buf, dtype=np.float64).reshape(len(rows), N)
 
-        # ---- near duplicates ----------------------------------------------------------------
-        t0 = time.perf_counter()
-        near_stats = {"candidates": 0, "prefiltered": 0, "pairs": 0}
-        if opt.near_duplicates and n_total:
-            row_bytes = N * 8
-            fd = os.open(spill_path, os.O_RDONLY)
-            try:
-                def fetch(local: np.ndarray, rows: np.ndarray) -> np.ndarray:
-                    # positional reads (no memory map: fetched rows do not stay resident)
-                    buf = b"".join([os.pread(fd, row_bytes, int(r) * row_bytes) for r in rows[local]])
-                    return np.frombuffer(buf, dtype=np.float64).reshape(len(local), N)
+            if opt.exact_duplicates:
+                dup = alg.exact_duplicates(group, keys, status == 0, fetch)
+                status[dup] = _CODE["exact_duplicate"]
+            timings["exact_duplicates"] = time.perf_counter() - t0
+            peak_rss["exact_duplicates"] = _rss_mib()
 
-                for code in np.flatnonzero(group_near):
-                    rows = np.flatnonzero((status == 0) & (group == code))
-                    if rows.size < 2:
-                        continue
-                    i, j, s = alg.near_duplicate_pairs(keys[rows], float(opt.near_duplicate_tol),
-                                                       lambda local, rows=rows: fetch(local, rows))
-                    for k in near_stats:
-                        near_stats[k] += s[k]
-                    removed = alg.greedy_keep_first(rows.size, i, j)
-                    status[rows[removed]] = _CODE["near_duplicate"]
-            finally:
-                os.close(fd)
+            t0 = time.perf_counter()
+            near_stats = {"candidates": 0, "prefiltered": 0, "pairs": 0}
+            for code in np.flatnonzero(group_near):
+                rows = np.flatnonzero((status == 0) & (group == code))
+                if rows.size < 2:
+                    continue
+                i, j, st_ = alg.near_duplicate_pairs(keys[rows], float(opt.near_duplicate_tol),
+                                                     lambda local, rows=rows: fetch(rows[local]))
+                for k in near_stats:
+                    near_stats[k] += st_[k]
+                removed = alg.greedy_keep_first(rows.size, i, j)
+                status[rows[removed]] = _CODE["near_duplicate"]
+        finally:
+            os.close(fd)
         timings["near_duplicates"] = time.perf_counter() - t0
         peak_rss["near_duplicates"] = _rss_mib()
         del keys
@@ -528,10 +565,10 @@ def curate_parquet(inputs: Sequence[str | Path], out: str | Path, options: Curat
         t0 = time.perf_counter()
         lower = upper = None
         if opt.outliers and n_total:
-            mean = _group_reduce(spill_path, n_total, N, group, status, G, bs, None)
+            mean = _group_reduce(spill_path, spilled, N, group, status, G, bs, None)
             cnt = np.bincount(group[(status == 0) & (group >= 0)], minlength=G).astype(float)
             mean = mean / np.maximum(cnt, 1)[:, None]
-            var = _group_reduce(spill_path, n_total, N, group, status, G, bs, mean) / np.maximum(cnt, 1)[:, None]
+            var = _group_reduce(spill_path, spilled, N, group, status, G, bs, mean) / np.maximum(cnt, 1)[:, None]
             lower, upper = alg.outlier_bounds(mean, np.sqrt(var), float(opt.sigma))
         timings["outlier_statistics"] = time.perf_counter() - t0
         peak_rss["outlier_statistics"] = _rss_mib()
@@ -558,25 +595,33 @@ def curate_parquet(inputs: Sequence[str | Path], out: str | Path, options: Curat
                                       use_dictionary=["material_id", "absorbing_element", "edge", "source", "kind",
                                                       "energy.list.element"])
             try:
-                r0 = 0
-                for fi, b in _batches(paths, meta_cols, bs):
-                    n = b.num_rows
-                    Y = np.fromfile(spill, dtype=np.float64, count=n * N).reshape(n, N)
-                    st = status[r0:r0 + n]
-                    g = group[r0:r0 + n]
-                    if lower is not None:
-                        cand = np.flatnonzero(st == 0)
-                        if cand.size:
-                            gc = g[cand]
-                            yc = Y[cand]
-                            bad = ~np.all((yc >= lower[gc]) & (yc <= upper[gc]), axis=1)
-                            st[cand[bad]] = _CODE["outlier"]
-                    keep = np.flatnonzero(st == 0)
-                    if keep.size:
-                        writer.write_table(_output_table(b, keep, Y, g, grid_table, groups, r0, schema,
-                                                         str(paths[fi])))
-                        n_written += keep.size
-                    r0 += n
+                with _Background() as bg:
+                    r0 = 0
+                    for fi, b in _batches(paths, meta_cols, bs):
+                        n = b.num_rows
+                        sp = spilled[r0:r0 + n]
+                        k = int(sp.sum())
+                        Ysp = ring[nb % 4][:k]
+                        nb += 1
+                        if k:
+                            spill.readinto(memoryview(Ysp).cast("B"))
+                        loc = np.cumsum(sp) - 1                  # row in the batch -> row in Ysp
+                        st = status[r0:r0 + n]
+                        g = group[r0:r0 + n]
+                        if lower is not None:
+                            cand = np.flatnonzero(st == 0)
+                            if cand.size:
+                                gc = g[cand]
+                                yc = Ysp[loc[cand]]
+                                bad = ~np.all((yc >= lower[gc]) & (yc <= upper[gc]), axis=1)
+                                st[cand[bad]] = _CODE["outlier"]
+                        keep = np.flatnonzero(st == 0)
+                        if keep.size:
+                            table = _output_table(b, keep, Ysp[loc[keep]], g, grid_table, groups, r0, schema,
+                                                  str(paths[fi]))
+                            bg.submit(writer.write_table, table)
+                            n_written += keep.size
+                        r0 += n
             finally:
                 writer.close()
         timings["pass3_output"] = time.perf_counter() - t0
@@ -596,24 +641,53 @@ def curate_parquet(inputs: Sequence[str | Path], out: str | Path, options: Curat
     return report
 
 
+class _Background:
+    """Run calls (file writes) one after another in a helper thread, at most 2 pending, so
+    that writing overlaps the next batch's work; errors re-raise in the caller."""
+
+    def __init__(self) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._ex = ThreadPoolExecutor(max_workers=1)
+        self._pending: list = []
+
+    def submit(self, fn, *args) -> None:
+        self._pending.append(self._ex.submit(fn, *args))
+        while len(self._pending) > 2:
+            self._pending.pop(0).result()
+
+    def __enter__(self) -> "_Background":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        try:
+            while self._pending:
+                self._pending.pop(0).result()
+        finally:
+            self._ex.shutdown(wait=True)
+
+
 def _rss_mib() -> float:
     """Peak resident memory of this process so far, MiB (``getrusage``; Linux reports KiB)."""
     r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return round(r / (1024 * 1024 if sys.platform == "darwin" else 1024), 1)
 
 
-def _group_reduce(spill_path: Path, n_total: int, N: int, group: np.ndarray, status: np.ndarray, G: int,
+def _group_reduce(spill_path: Path, spilled: np.ndarray, N: int, group: np.ndarray, status: np.ndarray, G: int,
                   bs: int, mean: np.ndarray | None) -> np.ndarray:
     """Per-group sum of the kept spectra (``mean`` None) or of their squared deviations."""
     acc = np.zeros((G, N))
+    rows_sp = np.flatnonzero(spilled)
+    buf = np.empty((bs, N))
     with open(spill_path, "rb") as f:
-        for r0 in range(0, n_total, bs):
-            n = min(bs, n_total - r0)
-            Y = np.fromfile(f, dtype=np.float64, count=n * N).reshape(n, N)
-            idx = np.flatnonzero(status[r0:r0 + n] == 0)
+        for a in range(0, rows_sp.size, bs):
+            rows = rows_sp[a:a + bs]
+            Y = buf[: rows.size]
+            f.readinto(memoryview(Y).cast("B"))
+            idx = np.flatnonzero(status[rows] == 0)
             if not idx.size:
                 continue
-            g = group[r0 + idx]
+            g = group[rows[idx]]
             o = np.argsort(g, kind="stable")
             gs = g[o]
             X = Y[idx[o]]
@@ -624,10 +698,10 @@ def _group_reduce(spill_path: Path, n_total: int, N: int, group: np.ndarray, sta
     return acc
 
 
-def _output_table(b: pa.RecordBatch, keep: np.ndarray, Y: np.ndarray, g: np.ndarray, grid_table: np.ndarray,
+def _output_table(b: pa.RecordBatch, keep: np.ndarray, Ykeep: np.ndarray, g: np.ndarray, grid_table: np.ndarray,
                   groups: _Groups, r0: int, schema: pa.Schema, where: str) -> pa.Table:
     n = keep.size
-    N = Y.shape[1]
+    N = Ykeep.shape[1]
     take = pa.array(keep)
     names = b.schema.names
 
@@ -645,7 +719,7 @@ def _output_table(b: pa.RecordBatch, keep: np.ndarray, Y: np.ndarray, g: np.ndar
     edges = np.array([k[1] for k in sorted(groups.code, key=groups.code.get)], dtype=object)[gk]
     offsets = pa.array(np.arange(0, (n + 1) * N, N, dtype=np.int32))
     energy = pa.ListArray.from_arrays(offsets, pa.array(grid_table[gk].ravel()))
-    mu = pa.ListArray.from_arrays(offsets, pa.array(np.ascontiguousarray(Y[keep]).ravel()))
+    mu = pa.ListArray.from_arrays(offsets, pa.array(np.ascontiguousarray(Ykeep).ravel()))
     source = col("source", pa.string(), None)
     if "source" not in names:
         source = pa.array([where] * n, type=pa.string())
