@@ -79,7 +79,7 @@ def _site_labels(frame: pd.DataFrame, base: Path, n_jobs: int = 1) -> pd.DataFra
 
 def pack_feff_folder(folder: str | Path, to: str | Path, attribution: str = "",
                      extra_metadata: dict[str, Any] | None = None, topology_labels: str | Path | None = None,
-                     site_labels: bool = False, n_jobs: int = 1) -> dict[str, Any]:
+                     site_labels: bool = False, n_jobs: int = 1, complete_only: bool = True) -> dict[str, Any]:
     """Pack a FEFF simulation folder into one Parquet dataset (kind ``"feff-sites"``).
 
     Parameters
@@ -102,11 +102,16 @@ def pack_feff_folder(folder: str | Path, to: str | Path, attribution: str = "",
         its CSM, coordination number, ligands, bond-valence oxidation state) as columns.
     n_jobs : int
         Processes for the site labels.
+    complete_only : bool
+        Skip structures for which not every site listed in ``material.json`` has a spectrum
+        (sites still running, or failed): their element averages would be biased. Counted in
+        the result as ``incomplete``.
 
     Returns
     -------
     dict
-        ``n_sites``, ``n_structures``, ``by_element`` (sites per absorbing element), ``path``.
+        ``n_sites``, ``n_structures``, ``by_element`` (sites per absorbing element),
+        ``incomplete`` (structures skipped), ``path``.
 
     Raises
     ------
@@ -118,7 +123,7 @@ def pack_feff_folder(folder: str | Path, to: str | Path, attribution: str = "",
 
     folder = Path(folder)
     base = _feff_base(folder)
-    frames = []
+    frames, incomplete = [], []
     for mdir in sorted(p for p in base.iterdir() if (p / "FEFF-XANES").is_dir()):
         spectra = read_feff_compound(mdir)
         mj = mdir / "material.json"
@@ -127,6 +132,11 @@ def pack_feff_folder(folder: str | Path, to: str | Path, attribution: str = "",
             meta = json.loads(mj_text)
         except json.JSONDecodeError as exc:
             raise DataError(f"{mj}: invalid JSON ({exc.msg}, line {exc.lineno})") from None
+        expected = {(int(x["absorbing_index"]), x["element"]) for x in meta.get("sites", [])}
+        have = {(s.absorbing_index, s.absorbing_element) for s in spectra}
+        if complete_only and not expected <= have:
+            incomplete.append(mdir.name)  # still running or failed sites: an element average would be biased
+            continue
         cif = (mdir / "structure.cif").read_text() if (mdir / "structure.cif").exists() else ""
         rows = {c: [] for c in TEXT_COLUMNS}
         for s in spectra:
@@ -139,6 +149,8 @@ def pack_feff_folder(folder: str | Path, to: str | Path, attribution: str = "",
         extra = {"formula": [str(meta.get("reduced_formula") or meta.get("formula") or "")] * len(spectra),
                  "sg": [int(meta["sg"]) if meta.get("sg") is not None else -1] * len(spectra), **rows}
         frames.append(spectra_to_frame(spectra, extra=extra))
+    if not frames:
+        raise DataError(f"{folder}: no structure with every site computed ({len(incomplete)} incomplete)")
     frame = pd.concat(frames, ignore_index=True)
     if topology_labels is not None:
         frame = _topology_labels(frame, topology_labels)
@@ -146,7 +158,8 @@ def pack_feff_folder(folder: str | Path, to: str | Path, attribution: str = "",
         frame = _site_labels(frame, base, n_jobs=n_jobs)
     by_el = frame["absorbing_element"].value_counts().sort_index()
     md = {"n_sites": int(len(frame)), "n_structures": int(frame["material_id"].nunique()),
-          "by_element": {k: int(v) for k, v in by_el.items()}, **(extra_metadata or {})}
+          "by_element": {k: int(v) for k, v in by_el.items()}, "incomplete": len(incomplete),
+          **(extra_metadata or {})}
     write_dataset(to, frame, kind=KIND, metadata={"pack": md}, attribution=attribution)
     return {**md, "path": str(to)}
 

@@ -26,7 +26,7 @@ DEFAULTS: dict[str, Any] = {
         "ambiguous_catalogue": "conflict",
     },
     "grid": {"width": 56.0, "n_points": 200, "anchor": "median-overlap"},
-    "split": {"fractions": [0.7, 0.15, 0.15]},
+    "split": {"fractions": [0.7, 0.15, 0.15], "fixed": {}},
     "models": ["topology_net", "nn_type", "svm_type", "svm_type_aug", "svm_spectra", "pca_kmeans"],
     "network": {
         "spectral_hidden": 256, "spectral_dim": 64, "type_dim": 93, "hidden": [256, 64], "dropout": 0.5,
@@ -52,6 +52,8 @@ DESCRIPTIONS: dict[str, str] = {
     "grid.n_points": "points per spectrum (paper: 200)",
     "grid.anchor": "window placement: 'median-overlap' (centred on the typical spectrum) or 'start'",
     "split.fractions": "train/val/test fractions (paper: 0.7/0.15/0.15)",
+    "split.fixed": "optional {val: [ids], test: [ids]}: these compounds form val and test, every other compound "
+                   "is training data (to add training data while keeping an earlier run's test split)",
     "models": "models to train and compare (registered names)",
     "network.spectral_hidden": "first spectral-embedding layer width (256)",
     "network.spectral_dim": "spectral embedding width (64)",
@@ -82,7 +84,7 @@ DESCRIPTIONS: dict[str, str] = {
 
 
 def _merge(base: dict, over: dict, where: str = "") -> dict:
-    return merge_config(base, over, where, opaque=("network_variants",))
+    return merge_config(base, over, where, opaque=("network_variants", "split.fixed"))
 
 
 def load_config(path: str | Path | None = None, **overrides: Any) -> dict:

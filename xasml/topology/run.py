@@ -237,16 +237,27 @@ X
     # ---- split ----------------------------------------------------------------------------------
     holdout = [i for i, c in enumerate(compounds) if c.holdout]
     pool = [i for i, c in enumerate(compounds) if not c.holdout]
-    sp = balanced_split([compounds[i].elements for i in pool], [compounds[i].subclass for i in pool],
-                        fractions=tuple(cfg["split"]["fractions"]), seed=seed)
-    idx = {k: [pool[j] for j in v] for k, v in sp.items()}
+    fixed = cfg["split"].get("fixed") or {}
+    if fixed:
+        by_id = {compounds[i].material_id: i for i in pool}
+        unknown = [m for k in ("val", "test") for m in fixed.get(k, []) if m not in by_id]
+        if unknown:
+            raise DataError(f"config: split.fixed names compounds not in the data: {', '.join(unknown[:5])}")
+        idx = {k: [by_id[m] for m in fixed.get(k, [])] for k in ("val", "test")}
+        taken = set(idx["val"]) | set(idx["test"])
+        idx = {"train": [i for i in pool if i not in taken], **idx}
+    else:
+        sp = balanced_split([compounds[i].elements for i in pool], [compounds[i].subclass for i in pool],
+                            fractions=tuple(cfg["split"]["fractions"]), seed=seed)
+        idx = {k: [pool[j] for j in v] for k, v in sp.items()}
     if holdout:
         idx["holdout"] = holdout
     ids = {k: [compounds[i].material_id for i in v] for k, v in idx.items()}
     check_disjoint(ids, len(compounds))
     summary = split_summary(idx, [c.elements for c in compounds], [c.subclass for c in compounds])
-    run.write_splits({**ids, "summary": summary, "method": "balanced_split (element by element, rarest first, "
-                      "stratified by subclass)", "seed": seed})
+    method = ("fixed val/test ids from the config, every other compound in train" if fixed else
+              "balanced_split (element by element, rarest first, stratified by subclass)")
+    run.write_splits({**ids, "summary": summary, "method": method, "seed": seed})
     say("split " + ", ".join(f"{k} {len(v)}" for k, v in idx.items()))
 
     # ---- features -------------------------------------------------------------------------------

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Grow the FEFF10 topology and local-structure sets with `xasml simulate feff` (preset v0, the
+# settings of the shared feff10-*-v0 sets) and pack them into data/*.parquet: the exact commands
+# behind the datasets committed in data/ (see data/README.md).
+#
+#   bash scripts/grow_sets.sh [SHARED_DATA] [WORK]      # defaults: ../shared/data, /work/sims
+#
+# Resumable: rerunning continues both simulations where they stopped (sites whose xmu.dat exists
+# are skipped). Runs at low priority; one worker per run, so both share a 2-core machine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SHARED=${1:-../shared/data}
+WORK=${2:-/work/sims}
+X=.venv/bin/xasml
+PY=.venv/bin/python
+mkdir -p "$WORK" data
+
+# 1. topology: catalogue-labelled AMCSD compounds with 3-4 inequivalent absorbing sites (v0 has <= 2)
+[ -f "$WORK/topo_ids.txt" ] || $PY scripts/select_amcsd.py topology --labels "$SHARED/topology-labels" \
+    --exclude "$SHARED/feff10-topology-v0/materials.csv" --out "$WORK/topo_ids.txt"
+# 2. local: Materials Project structures of the OmniXAS Cu set holding a thin 3d metal (Ti, V, Cr, Co,
+#    Ni) and O, <= 4 elements, <= 40 atoms, <= 2 inequivalent 3d-metal sites, elements interleaved
+[ -f "$WORK/local_mp.txt" ] || $PY scripts/select_local_mp.py --omnixas "$SHARED/omnixas-cu-feff" \
+    --out "$WORK/local_mp.txt"
+
+nice -n 10 $X simulate feff --amcsd-ids-file "$WORK/topo_ids.txt" --element all --out "$WORK/topology" \
+    --workers 1 --timeout 1200 > "$WORK/topology.log" 2>&1 &
+nice -n 10 $X simulate feff $(cat "$WORK/local_mp.txt") --element Ti,V,Cr,Mn,Fe,Co,Ni,Zn \
+    --out "$WORK/local-mp" --workers 1 --timeout 1200 > "$WORK/local-mp.log" 2>&1 &
+wait
+
+# 3. pack (complete structures only), with labels
+$X simulate pack "$WORK/topology" --to data/feff10-topology-grown.parquet \
+    --topology-labels "$SHARED/topology-labels" \
+    --attribution "Structures: AMCSD (Downs & Hall-Wallace, Am. Mineral. 88, 247, 2003) via larixite; labels: Materiae (Zhang et al. 2019), Topological Materials Arsenal (Tang et al. 2019; MIT); FEFF10 spectra computed for xasml (BSD-3-Clause)"
+$X simulate pack "$WORK/local-mp" --to data/feff10-local-mp.parquet --site-labels \
+    --attribution "Structures: Materials Project (CC-BY 4.0) as in OmniXAS (BSD-3-Clause); FEFF10 spectra computed for xasml (BSD-3-Clause)"
