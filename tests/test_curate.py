@@ -72,6 +72,32 @@ def test_batch_interpolation_equals_np_interp(cu):
     assert filled.sum() == (start < np.array([e[0] for e in E])).sum() > 0
 
 
+def test_np_interp_fallback_gives_the_same_values(cu, monkeypatch):
+    E, M = list(cu["energy"][:30]), list(cu["mu"][:30])
+    off = np.concatenate([[0], np.cumsum([len(e) for e in E])])
+    args = (np.concatenate(E), np.concatenate(M), off, off, np.full(30, 8983.5), 0.175, 200)
+    fast, _, _ = alg.interpolate_rows(*args)
+    monkeypatch.setattr(alg, "_KERNEL", alg._interp_loop)
+    slow, _, _ = alg.interpolate_rows(*args)
+    np.testing.assert_array_equal(fast, slow)
+
+
+def test_exact_duplicates_checks_values_not_only_the_hash(cu):
+    X = np.stack([np.interp(8984 + 0.175 * np.arange(200), e, m) for e, m in zip(cu["energy"][:5], cu["mu"][:5])])
+    X = np.concatenate([X, X[[1, 1, 3]]])           # rows 5, 6 repeat row 1; row 7 repeats row 3
+    keys = alg.block_means(X, alg.block_bounds(200))
+    group = np.zeros(len(X), dtype=np.int64)
+    dup = alg.exact_duplicates(group, keys, np.ones(len(X), bool), lambda rows: X[rows])
+    assert np.flatnonzero(dup).tolist() == [5, 6, 7]
+    keys[:] = 0.0                                   # every hash collides: values still decide
+    dup = alg.exact_duplicates(group, keys, np.ones(len(X), bool), lambda rows: X[rows])
+    assert np.flatnonzero(dup).tolist() == [5, 6, 7]
+    group[5] = 1                                    # another element: not a duplicate
+    dup = alg.exact_duplicates(group, alg.block_means(X, alg.block_bounds(200)), np.ones(len(X), bool),
+                               lambda rows: X[rows])
+    assert np.flatnonzero(dup).tolist() == [6, 7]
+
+
 def test_near_duplicate_search_is_exact_against_brute_force(cu):
     X = np.stack([np.interp(8984 + 0.175 * np.arange(200), e, m) for e, m in zip(cu["energy"], cu["mu"])])
     rng = np.random.default_rng(1)
