@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from xasml.curate import CurateOptions, curate, curate_parquet
+from xasml.curate import CurateOptions, curate
 from xasml.curate import algorithms as alg
 from xasml.datasets.format import read_dataset, write_dataset
 

@@ -197,7 +197,6 @@ def _interp_kernel():
         _KERNEL = _interp_loop
         return _KERNEL
 
-    @numba.njit(cache=True, nogil=True)
     def kernel(energy, mu, e_off, m_off, rows, dest, start, step, N, out):  # pragma: no cover - compiled
         for t in range(rows.size):
             r = rows[t]
@@ -224,7 +223,10 @@ def _interp_kernel():
                         slope = (mu[m0 + j + 1] - mu[m0 + j]) / (energy[e0 + j + 1] - xp)
                         out[d, g] = slope * (x - xp) + mu[m0 + j]
 
-    _KERNEL = kernel
+    try:
+        _KERNEL = numba.njit(cache=True, nogil=True)(kernel)
+    except RuntimeError:  # no writable cache location: compile per process
+        _KERNEL = numba.njit(cache=False, nogil=True)(kernel)
     return _KERNEL
 
 
@@ -235,16 +237,40 @@ def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
 
 
 def block_bounds(n_points: int, n_blocks: int = 8) -> np.ndarray:
-    """Start indices of ``n_blocks`` contiguous blocks covering ``n_points`` grid points."""
+    """Start indices of ``n_blocks`` contiguous, near-equal blocks covering ``n_points`` points.
+
+    Parameters
+    ----------
+    n_points : int
+        Grid points.
+    n_blocks : int
+        Blocks (at most ``n_points``).
+
+    Returns
+    -------
+    ndarray of int64, shape (n_blocks,)
+    """
     n_blocks = max(1, min(n_blocks, n_points))
     return np.array([b[0] for b in np.array_split(np.arange(n_points), n_blocks)], dtype=np.int64)
 
 
 def block_means(values: np.ndarray, bounds: np.ndarray) -> np.ndarray:
-    """Means of each row over the grid blocks starting at ``bounds`` (shape (n, len(bounds))).
+    """Means of each row over the grid blocks starting at ``bounds``.
 
     If two spectra are within ``tol`` at every point, their block means are within ``tol`` too:
-    these are the exact pre-filter keys of :func:`near_duplicate_pairs`.
+    these are the exact pre-filter keys of :func:`near_duplicate_pairs` and the hash keys of
+    :func:`exact_duplicates`.
+
+    Parameters
+    ----------
+    values : ndarray, shape (n, m)
+        Gridded spectra.
+    bounds : ndarray of int
+        Block starts (:func:`block_bounds`).
+
+    Returns
+    -------
+    ndarray, shape (n, len(bounds))
     """
     values = np.asarray(values, dtype=np.float64)
     sizes = np.diff(np.append(bounds, values.shape[1]))

@@ -80,7 +80,13 @@ OUTPUT_KIND = "curated"
 
 
 def paper_elements() -> list[str]:
-    """The 47 elements kept by the paper (step 3): atomic number below 52, no noble gases."""
+    """The 47 elements kept by the paper (step 3): atomic number below 52, no noble gases.
+
+    Returns
+    -------
+    list of str
+        Chemical symbols, H ... Sb without He, Ne, Ar, Kr (pymatgen's periodic table).
+    """
     from pymatgen.core.periodic_table import Element
 
     return [Element.from_Z(z).symbol for z in range(1, 52) if not Element.from_Z(z).is_noble_gas]
@@ -177,7 +183,20 @@ class CurateOptions:
 
 
 def group_label(element: str, edge: str) -> str:
-    """Report / grid key of an (element, edge) pair: ``"Cu"`` for K edges, ``"Cu L3"`` otherwise."""
+    """Report / grid key of an (element, edge) pair.
+
+    Parameters
+    ----------
+    element : str
+        Absorbing element symbol.
+    edge : str
+        Edge name (``"K"``, ``"L3"``, ...).
+
+    Returns
+    -------
+    str
+        ``"Cu"`` for K edges (the paper's per-element grids), ``"Cu L3"`` otherwise.
+    """
     return element if edge == "K" else f"{element} {edge}"
 
 
@@ -196,6 +215,11 @@ def _open(path: Path) -> pq.ParquetFile:
 
 def check_inputs(paths: Sequence[Path]) -> list[int]:
     """Check every input has ``absorbing_element``, ``energy`` and ``mu`` list columns.
+
+    Parameters
+    ----------
+    paths : sequence of Path
+        Parquet files.
 
     Returns
     -------
@@ -226,8 +250,11 @@ def _read_batches(paths: Sequence[Path], columns: Sequence[str], batch_size: int
     for i, p in enumerate(paths):
         f = _open(p)
         cols = [c for c in columns if c in f.schema_arrow.names]
-        for b in f.iter_batches(batch_size=batch_size, columns=cols):
-            yield i, b
+        try:
+            for b in f.iter_batches(batch_size=batch_size, columns=cols):
+                yield i, b
+        except (pa.ArrowException, OSError) as exc:
+            raise DataError(f"{p}: cannot read column(s) {', '.join(cols)} ({exc})") from None
 
 
 def _batches(paths: Sequence[Path], columns: Sequence[str], batch_size: int,
@@ -404,8 +431,8 @@ def curate_parquet(inputs: Sequence[str | Path], out: str | Path, options: Curat
     dict
         The report: ``settings``, ``grids`` (per element: ``start``, ``step``, ``n_points``),
         ``elements`` (per element: ``input``, ``removed`` {reason: n}, ``kept``, notes),
-        ``totals``, ``steps`` (removals per step), ``near_duplicate_search``, ``timings``,
-        ``spectra_per_second``.
+        ``totals``, ``steps`` (removals per step), ``near_duplicate_search``, ``notes``,
+        ``timings_s``, ``spectra_per_second``, ``peak_rss_mib_after`` (per pass).
 
     Raises
     ------
@@ -787,7 +814,18 @@ def _report(groups: _Groups, group: np.ndarray, status: np.ndarray, filled: np.n
 
 
 def summary_markdown(report: dict) -> str:
-    """A short Markdown summary of a curation report (table per element)."""
+    """A short Markdown summary of a curation report.
+
+    Parameters
+    ----------
+    report : dict
+        As returned by :func:`curate_parquet`.
+
+    Returns
+    -------
+    str
+        Title line, timing, one table (input, removals per reason, kept per element) and notes.
+    """
     cols = ["not_normalised", "element_filtered", "invalid", "no_overlap", "grid_beyond_end", "grid_below_start",
             "exact_duplicate", "near_duplicate", "outlier"]
     used = [c for c in cols if any(e["removed"].get(c) for e in report["elements"].values())]
@@ -810,7 +848,20 @@ def summary_markdown(report: dict) -> str:
 
 
 def write_report(report: dict, path: str | Path) -> Path:
-    """Write the JSON report to ``path`` and its Markdown summary next to it (``.md``)."""
+    """Write the JSON report to ``path`` and its Markdown summary next to it (``.md``), atomically.
+
+    Parameters
+    ----------
+    report : dict
+        As returned by :func:`curate_parquet`.
+    path : str or Path
+        The ``.json`` file.
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
     path = Path(path)
     atomic_write_json(path, report)
     atomic_write_text(path.with_suffix(".md"), summary_markdown(report))
