@@ -13,6 +13,7 @@ counts as "normalisation unknown".
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
@@ -203,7 +204,8 @@ def curate(inputs: Sequence[str | Path], out: str | Path, options=None, report_p
 
     Parameters and return value as :func:`xasml.curate.core.curate_parquet`; the report gains
     ``conversions`` (one entry per converted input: files read, spectra, unreadable files and
-    their messages).
+    their messages, and the seconds all conversions took; ``timings_s`` covers the curation of
+    the converted files only).
 
     Raises
     ------
@@ -218,7 +220,11 @@ def curate(inputs: Sequence[str | Path], out: str | Path, options=None, report_p
     outp = Path(out)
     outp.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".xasml-curate-in-", dir=outp.parent) as work:
+        t0 = time.perf_counter()
         parquet, conv = prepare_inputs(inputs, work)
+        t_conv = round(time.perf_counter() - t0, 3)
+        for c in conv:
+            c["seconds_all_conversions"] = t_conv
         return curate_parquet(parquet, outp, options, report_path=report_path,
                               extra_report={"conversions": conv, "inputs": [str(p) for p in inputs]},
                               show_progress=show_progress)
