@@ -2,18 +2,26 @@
 
 Two families of methods live here:
 
-* **Pre-edge / post-edge normalisation** in the way Athena and xraylarch do it (the names
-  ``e0``, ``pre1``, ``pre2``, ``norm1``, ``norm2``, ``edge_step``, ``norm``, ``flat`` are theirs):
-  a straight line fitted below the edge, a polynomial fitted above it, the edge step is their
-  difference at ``e0`` (see :func:`pre_edge`).
+* **Pre-edge / post-edge normalisation** as xraylarch and Athena do it (the names ``e0``,
+  ``pre1``, ``pre2``, ``norm1``, ``norm2``, ``nnorm``, ``edge_step``, ``pre_edge``,
+  ``post_edge``, ``norm``, ``flat`` are theirs): :func:`find_e0` (larch's edge finder: the
+  largest derivative that is not a glitch, refined on a Lorentzian-smoothed derivative),
+  :func:`pre_edge` for one spectrum and :func:`pre_edge_batch`, the same mathematics vectorised
+  over many spectra on one energy grid (databases). Defaults follow xraylarch's ``pre_edge``
+  (larch documentation, "XAFS: Pre-edge Subtraction and Normalization"; M. Newville,
+  J. Phys.: Conf. Ser. 430, 012007 (2013); B. Ravel & M. Newville, J. Synchrotron Rad. 12,
+  537 (2005) for Athena's conventions); agreement with larch is measured on the 275 XAS Data
+  Library spectra (``tests/test_normalize.py``, ``docs/measure.md``).
 * **The arctangent edge-step chain** of Andrejevic et al., "Machine-learning spectral indicators
   of topology", Adv. Mater. 34, 2204113 (2022), Experimental Section: subtract a linear
   pre-edge background, fit ``f(E) = a1 (1 + 2 arctan(a2 (E - a3)) / π) / 2``, divide by ``a1``,
   and shift the energy so that the area under the fitted arctangent equals the area under the
   arctangent fitted to a reference (the mean computed spectrum of the same absorber) over a
-  common window (see :func:`preprocess_measured`).
+  common window (see :func:`preprocess_measured`). It locates the edge with the earlier
+  e0 finder, kept as ``find_e0(..., method="max-derivative")``, because the shipped topology
+  and local-structure models were trained and validated with it.
 
-Energies are absolute eV; ``pre1`` ... ``norm2`` and ``pre_edge_range`` are relative to ``e0``
+Energies are absolute eV; ``pre1`` ... ``norm2`` and ``pre_edge_range`` are relative to e0
 (negative below the edge).
 """
 
@@ -30,9 +38,14 @@ from xasml.errors import SpectrumError
 #: Largest energy step (eV) accepted around the edge by :func:`preprocess_measured`.
 MAX_EDGE_STEP = 3.0
 _A2_BOUNDS = (1e-3, 20.0)  # arctangent steepness bounds, 1/eV
+#: Highest post-edge polynomial degree accepted (larch's MAX_NNORM).
+MAX_NNORM = 5
+#: e0 finders: larch's (default) and the one the shipped topology/local models were built with.
+E0_METHODS = ("larch", "max-derivative")
 
-__all__ = ["find_e0", "pre_edge", "NormResult", "ArctanFit", "arctan_step", "fit_arctan_edge",
-           "arctan_area", "area_matching_shift", "preprocess_measured"]
+__all__ = ["find_e0", "pre_edge", "pre_edge_batch", "NormResult", "BatchNormResult", "E0_METHODS",
+           "ArctanFit", "arctan_step", "fit_arctan_edge", "arctan_area", "area_matching_shift",
+           "preprocess_measured"]
 
 
 def _as_xy(energy, mu, source: str | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -50,38 +63,104 @@ def _as_xy(energy, mu, source: str | None = None) -> tuple[np.ndarray, np.ndarra
     return e, m
 
 
-def find_e0(energy, mu, smooth: float = 1.0, margin: int = 3) -> float:
-    """Edge energy e0: the maximum of the smoothed derivative dμ/dE.
+# --------------------------------------------------------------------------------------------
+# e0: larch's finder
+# --------------------------------------------------------------------------------------------
 
-    μ is interpolated onto a uniform grid (step = the finest 10th-percentile step of the data,
-    at least 0.05 eV), differentiated, and smoothed with a Gaussian of width ``smooth`` eV
-    (``scipy.ndimage.gaussian_filter1d``) so that single-point glitches do not win; the
-    ``margin`` end points of the data are excluded.
+def _energy_step(e: np.ndarray) -> float:
+    """Typical energy step (larch ``find_energy_step``): mean of the 10 smallest steps after
+    dropping the 1 % smallest; NaN for fewer than 100 points (as larch, whose caller then uses 1 eV)."""
+    nskip = int(0.01 * e.size)
+    if nskip == 0:
+        return float("nan")
+    steps = np.sort(np.diff(e[:-1][nskip:-nskip]))
+    sel = steps[nskip:nskip + 10]
+    return float(sel.mean()) if sel.size else float("nan")
 
-    Parameters
-    ----------
-    energy : array_like, shape (n,)
-        Energies in eV, strictly increasing.
-    mu : array_like, shape (n,)
-        Absorption.
-    smooth : float
-        Gaussian smoothing width (σ) in eV; 0 disables smoothing.
-    margin : int
-        Number of data points at each end excluded from the search.
 
-    Returns
-    -------
-    float
-        e0 in eV.
+def _lorentzian_smoother(x: np.ndarray, step: float, npad: int = 5):
+    """Uniform grid, normalised Lorentzian window (σ = one grid step) and mirror-padding layout of
+    larch's ``smooth(x, y, sigma=step, xstep=step)``; returns (x0, window)."""
+    xmin = step * int((x[0] - npad * step) / step)
+    xmax = step * int((x[-1] + npad * step) / step)
+    npts = min(1 + int(abs(xmax - xmin + step * 0.1) / step), 50 * x.size)
+    x0 = np.linspace(xmin, xmax, npts)
+    j = np.arange(2 * npts, dtype=float) - npts
+    win = 1.0 / (1.0 + j * j)
+    return x0, win / win.sum()
 
-    Raises
-    ------
-    SpectrumError
-        If the arrays are invalid (lengths, non-finite, not increasing, fewer than 5 points).
-    """
+
+def _smooth(x: np.ndarray, y: np.ndarray, step: float) -> np.ndarray:
+    """Lorentzian smoothing of y(x) (width = ``step`` eV) on a uniform grid, back on x (larch's method)."""
+    x0, win = _lorentzian_smoother(x, step)
+    y0 = np.interp(x0, x, y)
+    n = y0.size
+    padded = np.concatenate((y0[n:0:-1], y0, y0[::-1]))
+    full = padded.size + win.size - 1
+    nfft = 1 << (full - 1).bit_length()
+    conv = np.fft.irfft(np.fft.rfft(padded, nfft) * np.fft.rfft(win, nfft), nfft)
+    y2 = conv[win.size - 1: win.size - 1 + n]  # the 'valid' part
+    return np.interp(x, x0, y2)
+
+
+def _pick_edge(dmu: np.ndarray) -> int:
+    """Index of the largest (normalised) derivative whose two neighbours are also large (larch ``_finde0``)."""
+    n = dmu.size
+    nmin = max(3, int(n * 0.02))
+    dmu = np.where(np.isfinite(dmu), dmu, -1.0)
+    inner = dmu[nmin:-nmin] if n > 2 * nmin else dmu
+    lo = float(inner.min())
+    ptp = max(1e-10, float(inner.max()) - lo)
+    d = (dmu - lo) / ptp
+    dhigh = 0.60 if n > 20 else 0.30
+    high = d > dhigh
+    if high.sum() < 3:
+        for _ in range(2):
+            if high.sum() > 3:
+                break
+            dhigh *= 0.5
+            high = d > dhigh
+    if high.sum() < 3:
+        high = np.ones(n, dtype=bool)
+    ok = np.zeros(n, dtype=bool)
+    ok[1:-1] = high[1:-1] & high[:-2] & high[2:]
+    ok[:nmin] = False
+    ok[n - nmin + 1:] = False
+    ok &= d > 0
+    if not ok.any():
+        return 0
+    return int(np.argmax(np.where(ok, d, -np.inf)))
+
+
+def _finde0(e: np.ndarray, m: np.ndarray, step: float | None) -> int:
+    # larch drops the last point before differentiating (its ordering test); so do we
+    e, m = e[:-1], m[:-1]
+    dmu = np.gradient(m) / np.gradient(e)
+    if step is not None:
+        dmu = _smooth(e, dmu, step)
+    return _pick_edge(dmu)
+
+
+def _find_e0_larch(e: np.ndarray, m: np.ndarray) -> float:
+    n = e.size
+    ie0 = _finde0(e, m, None)
+    e1 = float(e[ie0])
+    istart, istop = max(3, ie0 - 75), min(ie0 + 75, n - 3)
+    if ie0 < 0.05 * n:  # an e0 in the first 5 % of the points is a glitch: search the rest
+        e1 = float(e.mean())
+        istart, istop = max(3, ie0 - 20), n - 3
+    step1 = _energy_step(e)
+    step1 = 1.0 if not np.isfinite(step1) else step1
+    step = 0.5 * (max(0.01, min(1.0, step1)) + max(0.01, min(1.0, e1 / 25000.0)))
+    if istop - istart < 8:
+        return e1
+    ix = _finde0(e[istart:istop], m[istart:istop], step)
+    return float(e[istart + 2]) if ix < 1 else float(e[istart + ix])
+
+
+def _find_e0_max_derivative(e: np.ndarray, m: np.ndarray, smooth: float, margin: int) -> float:
     from scipy.ndimage import gaussian_filter1d
 
-    e, m = _as_xy(energy, mu)
     steps = np.diff(e)
     de = max(float(np.percentile(steps, 10)), 0.05)
     n = int(min((e[-1] - e[0]) / de, 50000)) + 1
@@ -99,26 +178,81 @@ def find_e0(energy, mu, smooth: float = 1.0, margin: int = 3) -> float:
     return float(grid[i])
 
 
+def find_e0(energy, mu, method: str = "larch", smooth: float = 1.0, margin: int = 3) -> float:
+    """Edge energy e0 (eV) of a measured spectrum.
+
+    ``method="larch"`` (default) follows xraylarch's ``find_e0`` (larch documentation,
+    "XAFS: Pre-edge Subtraction and Normalization"): the derivative dμ/dE is scaled to 0..1
+    (ignoring the 2 % of points at each end); candidates are points above 0.6 whose two
+    neighbours are above it too (so that a single-point glitch cannot win); the largest gives a
+    first e0. It is refined within ±75 points on the derivative convolved with a Lorentzian of
+    width equal to the mean of the typical energy step and e0/25000 (each clamped to
+    0.01–1 eV), so that the first inflection of a foil is kept rather than flattened. A first
+    e0 in the lowest 5 % of the points is taken as a glitch and the search repeated above it.
+    The implementation is xasml's own (FFT convolution, vectorised candidate test).
+
+    ``method="max-derivative"`` is xasml's earlier finder: the maximum of the derivative on a
+    uniform grid smoothed with a Gaussian of σ = ``smooth`` eV, excluding ``margin`` end points.
+    It is kept because the shipped topology and local-structure models use it
+    (:func:`preprocess_measured`); it can sit up to ~8 eV above larch's e0 on foils.
+
+    Parameters
+    ----------
+    energy : array_like, shape (n,)
+        Energies in eV, strictly increasing.
+    mu : array_like, shape (n,)
+        Absorption.
+    method : {"larch", "max-derivative"}
+        The finder (see above).
+    smooth : float
+        ``"max-derivative"`` only: Gaussian smoothing width (σ) in eV; 0 disables smoothing.
+    margin : int
+        ``"max-derivative"`` only: data points at each end excluded from the search.
+
+    Returns
+    -------
+    float
+        e0 in eV (a measured energy for ``"larch"``).
+
+    Raises
+    ------
+    SpectrumError
+        If the arrays are invalid (lengths, non-finite, not increasing, fewer than 5 points).
+    ValueError
+        For an unknown ``method``.
+    """
+    e, m = _as_xy(energy, mu)
+    if method == "larch":
+        if e.size < 12:
+            return float(e[int(np.argmax(np.gradient(m, e)[1:-1])) + 1])
+        return _find_e0_larch(e, m)
+    if method == "max-derivative":
+        return _find_e0_max_derivative(e, m, smooth, margin)
+    raise ValueError(f"method must be one of {E0_METHODS}, got {method!r}")
+
+
 @dataclass
 class NormResult:
-    """Result of :func:`pre_edge` (xraylarch / Athena conventions).
+    """Result of :func:`pre_edge` (xraylarch / Athena names and conventions).
 
     Attributes
     ----------
     e0 : float
         Edge energy, eV.
     edge_step : float
-        post_edge(e0) − pre_edge(e0).
+        post_edge − pre_edge at the measured point nearest e0 (larch).
     pre1, pre2 : float
-        Pre-edge fit range actually used, eV relative to e0.
+        Pre-edge fit range used, eV relative to e0.
     norm1, norm2 : float
-        Post-edge fit range actually used, eV relative to e0.
+        Post-edge fit range used, eV relative to e0.
     nnorm : int
-        Degree of the post-edge polynomial actually used.
+        Degree of the post-edge polynomial used.
     pre_coefs : tuple of float
-        (slope [1/eV], intercept) of the pre-edge line μ = slope·E + intercept (absolute E).
+        (slope [1/eV], intercept) of the pre-edge line μ = slope·E + intercept (absolute E);
+        slope 0 when the pre-edge holds too few points for a line (larch's ``npre=0``).
     post_coefs : tuple of float
-        Post-edge polynomial coefficients in (E − e0), highest degree first (``numpy.polyval``).
+        Coefficients of the polynomial fitted to μ − pre_edge, in (E − e0), highest degree first
+        (``numpy.polyval``); ``post_edge = pre_edge + polyval(post_coefs, E − e0)``.
     energy : ndarray, shape (n,)
         The energies, eV.
     pre_edge, post_edge : ndarray, shape (n,)
@@ -126,7 +260,10 @@ class NormResult:
     norm : ndarray, shape (n,)
         (μ − pre_edge) / edge_step.
     flat : ndarray, shape (n,)
-        ``norm`` with the post-edge curvature removed above e0: (μ − post_edge)/edge_step + 1.
+        ``norm`` with the post-edge curve's shape removed above e0 (larch ``flat``):
+        norm − r + r(e0) with r = (post_edge − pre_edge)/edge_step.
+    warnings : list of str
+        Doubts found on the way (no real edge, too few pre-edge points, ...).
     """
 
     e0: float
@@ -143,6 +280,7 @@ class NormResult:
     post_edge: np.ndarray = field(repr=False)
     norm: np.ndarray = field(repr=False)
     flat: np.ndarray = field(repr=False)
+    warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """The fitted parameters (no arrays), for storing next to a prediction."""
@@ -154,23 +292,64 @@ class NormResult:
         return {k: (float(v) if isinstance(v, (np.floating, float)) else v) for k, v in d.items()}
 
 
-def _window(e: np.ndarray, lo: float, hi: float, what: str, need: int, source: str | None) -> np.ndarray:
-    sel = (e >= lo) & (e <= hi)
-    if sel.sum() < need:
-        raise SpectrumError(f"{what} range {lo:.1f}..{hi:.1f} eV holds {int(sel.sum())} point(s), need at "
-                            f"least {need}; the data span {e[0]:.1f}..{e[-1]:.1f} eV", source=source,
-                            field=what)
-    return sel
+def _index_of(a: np.ndarray, value: float) -> int:
+    """Index of the last element ≤ value (0 if none), for increasing a (larch ``index_of``)."""
+    return max(int(np.searchsorted(a, value, side="right")) - 1, 0)
+
+
+def _index_nearest(a: np.ndarray, value: float) -> int:
+    """Index of the element nearest to value (first on ties), for increasing a (larch ``index_nearest``)."""
+    i = int(np.searchsorted(a, value))
+    if i <= 0:
+        return 0
+    if i >= a.size:
+        return a.size - 1
+    return i - 1 if value - a[i - 1] <= a[i] - value else i
+
+
+def _default_ranges(e: np.ndarray, e0: float, ie0: int, pre1, pre2, norm1, norm2, nnorm):
+    """larch's default pre-edge/post-edge ranges (relative to e0) and post-edge degree."""
+    if pre1 is None:
+        pre1 = 5.0 * round((e[1] - e0) / 5.0) if ie0 > 20 else 2.0 * round((e[1] - e0) / 2.0)
+    pre1 = max(float(pre1), e[0] - e0)
+    if pre2 is None:
+        pre2 = 0.5 * pre1
+    pre2 = float(pre2)
+    if pre1 > pre2:
+        pre1, pre2 = pre2, pre1
+    emax = e[-1] - e0
+    if norm2 is None:
+        norm2 = 5.0 * round(emax / 5.0)
+    norm2 = float(norm2)
+    if norm2 < 0:
+        norm2 = emax - norm2
+    norm2 = min(norm2, emax)
+    if norm1 is None:
+        norm1 = min(25.0, 5.0 * round(norm2 / 15.0))
+    norm1 = float(norm1)
+    if norm1 > norm2:
+        norm1, norm2 = norm2, norm1
+    norm1 = min(norm1, norm2 - 2.0)
+    if nnorm is None:
+        span = norm2 - norm1
+        nnorm = 2 if span >= 300 else (1 if span >= 30 else 0)
+    nnorm = max(min(int(nnorm), MAX_NNORM), 0)
+    return pre1, pre2, norm1, norm2, nnorm
 
 
 def pre_edge(energy, mu, e0: float | None = None, pre1: float | None = None, pre2: float | None = None,
-             norm1: float | None = None, norm2: float | None = None, nnorm: int = 2,
-             source: str | None = None) -> NormResult:
-    """Pre-edge line / post-edge polynomial normalisation (Athena, xraylarch ``pre_edge``).
+             norm1: float | None = None, norm2: float | None = None, nnorm: int | None = None,
+             step: float | None = None, e0_method: str = "larch", source: str | None = None) -> NormResult:
+    """Pre-edge line / post-edge polynomial normalisation with xraylarch's ``pre_edge`` defaults.
 
-    A line is fitted to μ on [e0+pre1, e0+pre2] and a polynomial of degree ``nnorm`` in (E−e0)
-    to μ on [e0+norm1, e0+norm2]; ``edge_step`` is their difference at e0 and
-    ``norm = (μ − pre_edge)/edge_step``. (Ravel & Newville, J. Synchrotron Rad. 12, 537 (2005).)
+    A line is fitted to μ on [e0+pre1, e0+pre2]; a polynomial of degree ``nnorm`` is fitted to
+    μ − pre-edge line on [e0+norm1, e0+norm2] (so ``nnorm=0`` gives a post-edge line parallel
+    to the pre-edge line); ``edge_step`` is post_edge − pre_edge at the point nearest e0,
+    ``norm = (μ − pre_edge)/edge_step`` and ``flat`` removes the post-edge curve's shape above
+    e0. Method and defaults: xraylarch ``pre_edge`` (larch docs, "Pre-edge Subtraction and
+    Normalization"), Athena's normalisation (Ravel & Newville, J. Synchrotron Rad. 12, 537
+    (2005)). Fit windows are index slices as in larch (the point nearest e0+pre2 and
+    e0+norm2 is excluded).
 
     Parameters
     ----------
@@ -179,88 +358,368 @@ def pre_edge(energy, mu, e0: float | None = None, pre1: float | None = None, pre
     mu : array_like, shape (n,)
         Absorption.
     e0 : float, optional
-        Edge energy (eV); :func:`find_e0` when not given.
+        Edge energy (eV); :func:`find_e0` (``e0_method``) when not given.
     pre1, pre2 : float, optional
-        Pre-edge range relative to e0 (eV, negative). Defaults: pre1 = second data point
-        (the first is often bad), pre2 = min(pre1/3, −5 eV), i.e. the lower two thirds of
-        the pre-edge region. Clipped to the data.
+        Pre-edge range relative to e0 (eV). Defaults (larch): pre1 = the second data point
+        rounded to 5 eV (2 eV when e0 is within 20 points of the start), pre2 = pre1/2.
+        pre1 is clipped to the data. With fewer than 3 points in the range a constant is
+        used instead of a line (larch).
     norm1, norm2 : float, optional
-        Post-edge range relative to e0 (eV). Defaults: norm2 = last data point,
-        norm1 = norm2/6 (at least 2 eV). Clipped to the data.
-    nnorm : int
-        Degree of the post-edge polynomial (0, 1, 2 or 3); lowered automatically when the
-        post-edge range is shorter than 50 eV (to 1) or 15 eV (to 0) or has too few points,
-        as a quadratic over a short XANES range would follow the oscillations, and when the
-        polynomial extrapolated to e0 gives a non-positive edge step. ``NormResult.nnorm``
-        is the degree used.
+        Post-edge range relative to e0 (eV). Defaults (larch): norm2 = the last point rounded
+        to 5 eV, norm1 = min(25, norm2/15 rounded to 5 eV); norm1 ≤ norm2 − 2.
+    nnorm : int, optional
+        Post-edge polynomial degree (0..5). Default (larch): 2 when norm2 − norm1 ≥ 300 eV,
+        1 when ≥ 30 eV, else 0; lowered when the range holds fewer than 5 points.
+    step : float, optional
+        Edge step to use instead of the fitted one.
+    e0_method : {"larch", "max-derivative"}
+        e0 finder when ``e0`` is not given (see :func:`find_e0`).
     source : str, optional
         Name used in error messages.
 
     Returns
     -------
     NormResult
+        With ``warnings`` for doubtful input (non-positive raw edge step, constant pre-edge).
 
     Raises
     ------
     SpectrumError
-        If the arrays are invalid, a range holds fewer than 2 points, or the edge step is not
-        positive (no edge in the data).
+        If the arrays are invalid, e0 lies outside the data, or an explicitly given range holds
+        fewer than 2 points.
     """
     e, m = _as_xy(energy, mu, source)
+    warns: list[str] = []
     if e0 is None:
-        e0 = find_e0(e, m)
+        e0 = find_e0(e, m, method=e0_method)
     e0 = float(e0)
-    if not e[0] < e0 < e[-1]:
+    if not e[0] <= e0 <= e[-1]:
         raise SpectrumError(f"e0 = {e0:.2f} eV outside the data ({e[0]:.2f}..{e[-1]:.2f} eV)", source=source,
                             field="e0")
-    if pre1 is None:
-        pre1 = e[1] - e0 if e.size > 10 else e[0] - e0
-    pre1 = max(float(pre1), e[0] - e0)
-    if pre2 is None:
-        pre2 = min(pre1 / 3.0, -5.0)
-        if pre2 <= pre1:
-            pre2 = pre1 / 3.0
-    pre2 = float(pre2)
-    if norm2 is None:
-        norm2 = e[-1] - e0
-    norm2 = min(float(norm2), e[-1] - e0)
-    if norm1 is None:
-        norm1 = max(norm2 / 6.0, 2.0)
-    norm1 = float(norm1)
-    if not (pre1 < pre2 and norm1 < norm2):
-        raise SpectrumError(f"need pre1 < pre2 and norm1 < norm2, got pre1={pre1:.1f}, pre2={pre2:.1f}, "
-                            f"norm1={norm1:.1f}, norm2={norm2:.1f} (eV relative to e0={e0:.1f})",
-                            source=source, field="pre1")
-    sel_pre = _window(e, e0 + pre1, e0 + pre2, "pre-edge", 2, source)
-    sel_post = _window(e, e0 + norm1, e0 + norm2, "post-edge", 2, source)
-    slope, intercept = np.polyfit(e[sel_pre], m[sel_pre], 1)
-    span = norm2 - norm1
-    deg = int(nnorm)
-    if not 0 <= deg <= 3:
-        raise ValueError(f"nnorm must be 0..3, got {nnorm}")
-    if span < 50:
-        deg = min(deg, 1)
-    if span < 15:
-        deg = 0
-    deg = min(deg, int(sel_post.sum()) - 1)
-    pre_at_e0 = slope * e0 + intercept
-    while True:  # a polynomial that extrapolates below the pre-edge line at e0 is lowered in degree
-        post_coefs = np.polyfit(e[sel_post] - e0, m[sel_post], deg)
-        step = float(np.polyval(post_coefs, 0.0) - pre_at_e0)
-        if step > 0 or deg == 0:
-            break
-        deg -= 1
+    n = e.size
+    ie0 = _index_nearest(e, e0)
+    given = {"pre1": pre1, "pre2": pre2, "norm1": norm1, "norm2": norm2}
+    pre1, pre2, norm1, norm2, deg = _default_ranges(e, e0, ie0, pre1, pre2, norm1, norm2, nnorm)
+    for name, (lo, hi) in (("pre-edge", (pre1, pre2)), ("post-edge", (norm1, norm2))):
+        keys = ("pre1", "pre2") if name == "pre-edge" else ("norm1", "norm2")
+        if any(given[k] is not None for k in keys):
+            inside = int(np.sum((e >= e0 + lo) & (e <= e0 + hi)))
+            if inside < 2:
+                raise SpectrumError(f"{name} range {lo:.1f}..{hi:.1f} eV (relative to e0 = {e0:.1f} eV) holds "
+                                    f"{inside} point(s), need at least 2; the data span {e[0]:.1f}..{e[-1]:.1f} eV",
+                                    source=source, field=keys[0])
+    # pre-edge line (a constant when the range holds fewer than 3 points, as larch's npre=0)
+    rel = e - e0
+    ip1, ip2 = _index_of(rel, pre1), _index_of(rel, pre2)
+    p1, p2 = _index_of(e, pre1 + e0), _index_nearest(e, pre2 + e0)
+    if ip2 - ip1 < 3:
+        if p2 == p1:
+            p2 += 1
+        slope, intercept = 0.0, float(m[p1:p2].mean())
+        warns.append(f"pre-edge range {pre1:.1f}..{pre2:.1f} eV holds fewer than 3 points: a constant "
+                     "pre-edge was used")
+    else:
+        if p2 - p1 < 2:
+            p2 = min(n, p1 + 2)
+        slope, intercept = (float(c) for c in np.polyfit(e[p1:p2], m[p1:p2], 1))
     pre_curve = slope * e + intercept
-    post_curve = np.polyval(post_coefs, e - e0)
-    if not step > 0:
-        raise SpectrumError(f"edge step {step:.4g} is not positive: no absorption edge between the pre-edge "
-                            f"and post-edge ranges (e0={e0:.1f} eV)", source=source, field="edge_step")
-    norm = (m - pre_curve) / step
-    flat = np.where(e > e0, (m - post_curve) / step + 1.0, norm)
-    return NormResult(e0=e0, edge_step=step, pre1=float(pre1), pre2=float(pre2), norm1=float(norm1),
-                      norm2=float(norm2), nnorm=deg, pre_coefs=(float(slope), float(intercept)),
+    # post-edge polynomial fitted to mu - pre-edge
+    q1, q2 = _index_of(e, norm1 + e0), _index_nearest(e, norm2 + e0)
+    q1 = min(q1, n - 3)
+    if q2 - q1 < 2:
+        q1, deg = q1 - 2, 0
+    elif q2 - q1 < 5:
+        deg = min(1, deg)
+    x = e[q1:q2] - e0
+    y = (m - pre_curve)[q1:q2]
+    deg = min(deg, x.size - 1)
+    post_coefs = np.polynomial.Polynomial.fit(x, y, deg).convert().coef[::-1] if x.size > deg else np.array([0.0])
+    post_curve = pre_curve + np.polyval(post_coefs, rel)
+    raw_step = float(post_curve[ie0] - pre_curve[ie0]) if step is None else float(step)
+    if not raw_step > 0:
+        warns.append(f"edge step {raw_step:.4g} is not positive: no absorption edge between the pre-edge and "
+                     f"post-edge ranges (e0 = {e0:.1f} eV); its absolute value was used, as larch does")
+    edge_step = max(1e-12, abs(raw_step))
+    norm = (m - pre_curve) / edge_step
+    resid = (post_curve - pre_curve) / edge_step
+    flat = norm - resid + resid[ie0]
+    flat[:ie0] = norm[:ie0]
+    return NormResult(e0=e0, edge_step=edge_step, pre1=float(pre1), pre2=float(pre2), norm1=float(norm1),
+                      norm2=float(norm2), nnorm=int(deg), pre_coefs=(slope, intercept),
                       post_coefs=tuple(float(c) for c in post_coefs), energy=e, pre_edge=pre_curve,
-                      post_edge=post_curve, norm=norm, flat=flat)
+                      post_edge=post_curve, norm=norm, flat=flat, warnings=warns)
+
+
+# --------------------------------------------------------------------------------------------
+# the same normalisation, vectorised over many spectra on one energy grid
+# --------------------------------------------------------------------------------------------
+
+@dataclass
+class BatchNormResult:
+    """Result of :func:`pre_edge_batch`: the fields of :class:`NormResult` for m spectra.
+
+    Attributes
+    ----------
+    energy : ndarray, shape (n,)
+        The common energy grid, eV.
+    e0, edge_step, pre1, pre2, norm1, norm2 : ndarray, shape (m,)
+        As in :class:`NormResult` (eV; ranges relative to e0).
+    nnorm : ndarray of int, shape (m,)
+        Post-edge polynomial degree used for each spectrum.
+    pre_edge, post_edge, norm, flat : ndarray, shape (m, n)
+        The curves and normalised spectra.
+    """
+
+    energy: np.ndarray
+    e0: np.ndarray
+    edge_step: np.ndarray
+    pre1: np.ndarray
+    pre2: np.ndarray
+    norm1: np.ndarray
+    norm2: np.ndarray
+    nnorm: np.ndarray
+    pre_edge: np.ndarray = field(repr=False)
+    post_edge: np.ndarray = field(repr=False)
+    norm: np.ndarray = field(repr=False)
+    flat: np.ndarray = field(repr=False)
+
+
+def _smoothing_operator(x: np.ndarray, step: float) -> np.ndarray:
+    """Dense (k, k) matrix S with S @ y == larch-style Lorentzian smoothing of y(x) (see :func:`_smooth`)."""
+    x0, win = _lorentzian_smoother(x, step)
+    n0, k = x0.size, x.size
+    # forward interpolation x -> x0 as a matrix (n0, k)
+    j = np.clip(np.searchsorted(x, x0, side="right") - 1, 0, k - 2)
+    t = np.clip((x0 - x[j]) / (x[j + 1] - x[j]), 0.0, 1.0)
+    a = np.zeros((n0, k))
+    a[np.arange(n0), j] += 1.0 - t
+    a[np.arange(n0), j + 1] += t
+    padded = np.concatenate((a[n0:0:-1], a, a[::-1]), axis=0)
+    full = padded.shape[0] + win.size - 1
+    nfft = 1 << (full - 1).bit_length()
+    conv = np.fft.irfft(np.fft.rfft(padded, nfft, axis=0) * np.fft.rfft(win, nfft)[:, None], nfft, axis=0)
+    c = conv[win.size - 1: win.size - 1 + n0]
+    # back interpolation x0 -> x
+    i = np.clip(np.searchsorted(x0, x, side="right") - 1, 0, n0 - 2)
+    u = (x - x0[i]) / (x0[i + 1] - x0[i])
+    return (1.0 - u)[:, None] * c[i] + u[:, None] * c[i + 1]
+
+
+def _pick_edge_batch(d: np.ndarray, start: np.ndarray, length: np.ndarray) -> np.ndarray:
+    """Vectorised :func:`_pick_edge` on windows [start, start+length) of each row of d; local indices."""
+    m, k = d.shape
+    idx = np.arange(k)[None, :]
+    nmin = np.maximum(3, (length * 0.02).astype(int))[:, None]
+    st = start[:, None]
+    inwin = (idx >= st) & (idx < st + length[:, None])
+    inner = (idx >= st + nmin) & (idx < st + length[:, None] - nmin)
+    d = np.where(np.isfinite(d), d, -1.0)
+    lo = np.where(inner, d, np.inf).min(axis=1, keepdims=True)
+    hi = np.where(inner, d, -np.inf).max(axis=1, keepdims=True)
+    dn = (d - lo) / np.maximum(1e-10, hi - lo)
+    dhigh = np.where(length > 20, 0.60, 0.30)[:, None]
+    high = (dn > dhigh) & inwin
+    cnt = high.sum(axis=1)
+    for _ in range(2):  # larch: halve the threshold (at most twice) when fewer than 3 points pass
+        redo = (cnt < 3)[:, None] if _ == 0 else redo & (cnt <= 3)[:, None]
+        dhigh = np.where(redo, dhigh * 0.5, dhigh)
+        high = np.where(redo, (dn > dhigh) & inwin, high)
+        cnt = high.sum(axis=1)
+    high = np.where((cnt < 3)[:, None], inwin, high)
+    ok = np.zeros_like(high)
+    ok[:, 1:-1] = high[:, 1:-1] & high[:, :-2] & high[:, 2:]
+    ok &= (idx >= st + nmin) & (idx <= st + length[:, None] - nmin) & (dn > 0)
+    best = np.argmax(np.where(ok, dn, -np.inf), axis=1)
+    return np.where(ok.any(axis=1), best - start, 0)
+
+
+def _find_e0_batch(e: np.ndarray, mu: np.ndarray) -> np.ndarray:
+    m, n = mu.shape
+    ek = e[:-1]
+    d1 = np.gradient(mu[:, :-1], axis=1) / np.gradient(ek)[None, :]
+    ie0 = _pick_edge_batch(d1, np.zeros(m, int), np.full(m, n - 1))
+    e1 = e[ie0]
+    istart, istop = np.maximum(3, ie0 - 75), np.minimum(ie0 + 75, n - 3)
+    early = ie0 < 0.05 * n
+    e1 = np.where(early, e.mean(), e1)
+    istart = np.where(early, np.maximum(3, ie0 - 20), istart)
+    istop = np.where(early, n - 3, istop)
+    step1 = _energy_step(e)
+    step1 = 1.0 if not np.isfinite(step1) else step1
+    steps = 0.5 * (max(0.01, min(1.0, step1)) + np.clip(e1 / 25000.0, 0.01, 1.0))
+    # one smoothing operator per first-pass edge index (it fixes the width and the search window)
+    out = e1.copy()
+    keys = np.where(early, -1 - ie0, ie0)
+    uniq, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    for g, r0 in enumerate(first):
+        rows = np.flatnonzero(inverse.ravel() == g)
+        a, b, s = int(istart[r0]), int(istop[r0]), float(steps[r0])
+        if b - a < 8:
+            continue
+        x = e[a:b - 1]  # larch drops the window's last point
+        d = np.gradient(mu[rows, a:b - 1], axis=1) / np.gradient(x)[None, :]
+        ds = d @ _smoothing_operator(x, s).T
+        ix = _pick_edge_batch(ds, np.zeros(rows.size, int), np.full(rows.size, x.size))
+        out[rows] = np.where(ix < 1, e[a + 2], e[a + ix])
+    small = (istop - istart) < 8
+    out[small] = e1[small]
+    return out
+
+
+def pre_edge_batch(energy, mu, e0=None, pre1: float | None = None, pre2: float | None = None,
+                   norm1: float | None = None, norm2: float | None = None, nnorm: int | None = None,
+                   chunk: int = 1024) -> BatchNormResult:
+    """:func:`pre_edge` for many spectra on one energy grid, vectorised (databases).
+
+    The same mathematics as :func:`pre_edge` (xraylarch ``pre_edge`` defaults), done on whole
+    arrays: the e0 search smooths the derivative with one precomputed linear operator per
+    smoothing width (over the whole grid instead of larch's ±75-point window, which changes
+    nothing near the edge), the pre-edge lines and post-edge polynomials are solved from
+    per-spectrum masked normal equations in (E − e0).
+
+    Parameters
+    ----------
+    energy : array_like, shape (n,)
+        Common energy grid, eV, strictly increasing.
+    mu : array_like, shape (m, n)
+        Absorption of m spectra on that grid.
+    e0 : float or array_like of shape (m,), optional
+        Edge energies, eV; found with larch's :func:`find_e0` logic when not given.
+    pre1, pre2, norm1, norm2 : float, optional
+        Ranges relative to e0 (eV), the same for every spectrum; larch defaults per spectrum
+        when not given (see :func:`pre_edge`).
+    nnorm : int, optional
+        Post-edge degree for every spectrum; larch's span rule per spectrum when not given.
+    chunk : int
+        Spectra per block (bounds memory to about chunk·n·(nnorm+1)·8 bytes per array).
+
+    Returns
+    -------
+    BatchNormResult
+
+    Raises
+    ------
+    SpectrumError
+        If shapes disagree, values are not finite, energies are not increasing, the grid has
+        fewer than 12 points, or an e0 lies outside the grid.
+    """
+    e = np.asarray(energy, dtype=float).ravel()
+    mu = np.atleast_2d(np.asarray(mu, dtype=float))
+    if mu.ndim != 2 or mu.shape[1] != e.size:
+        raise SpectrumError(f"mu must have shape (m, {e.size}) for {e.size} energies, got {mu.shape}", field="mu")
+    if e.size < 12:
+        raise SpectrumError(f"need at least 12 grid points, got {e.size}", field="energy")
+    if not (np.all(np.isfinite(e)) and np.all(np.isfinite(mu))):
+        raise SpectrumError("energy and mu must be finite", field="mu")
+    if np.any(np.diff(e) <= 0):
+        raise SpectrumError("energies must be strictly increasing", field="energy")
+    m, n = mu.shape
+    out = {k: np.empty(m) for k in ("e0", "edge_step", "pre1", "pre2", "norm1", "norm2")}
+    out["nnorm"] = np.empty(m, dtype=int)
+    out.update({k: np.empty((m, n)) for k in ("pre_edge", "post_edge", "norm", "flat")})
+    for a in range(0, m, chunk):
+        sub = mu[a:a + chunk]
+        e0_sub = None if e0 is None else np.broadcast_to(np.asarray(e0, dtype=float), (m,))[a:a + chunk]
+        for k, v in _pre_edge_block(e, sub, e0_sub, pre1, pre2, norm1, norm2, nnorm).items():
+            out[k][a:a + chunk] = v
+    return BatchNormResult(energy=e, **out)
+
+
+def _pre_edge_block(e, mu, e0, pre1, pre2, norm1, norm2, nnorm) -> dict[str, np.ndarray]:
+    m, n = mu.shape
+    if e0 is None:
+        e0 = _find_e0_batch(e, mu)
+    e0 = np.asarray(e0, dtype=float)
+    if np.any((e0 < e[0]) | (e0 > e[-1])):
+        raise SpectrumError(f"e0 outside the grid ({e[0]:.2f}..{e[-1]:.2f} eV)", field="e0")
+    rows = np.arange(m)
+
+    def nearest(v):
+        i = np.clip(np.searchsorted(e, v), 1, n - 1)
+        return np.where(v - e[i - 1] <= e[i] - v, i - 1, i)
+
+    def index_of(v):
+        return np.maximum(np.searchsorted(e, v, side="right") - 1, 0)
+
+    ie0 = nearest(e0)
+    # default ranges (larch), per spectrum
+    p1 = np.where(ie0 > 20, 5.0 * np.round((e[1] - e0) / 5.0), 2.0 * np.round((e[1] - e0) / 2.0)) \
+        if pre1 is None else np.full(m, float(pre1))
+    p1 = np.maximum(p1, e[0] - e0)
+    p2 = 0.5 * p1 if pre2 is None else np.full(m, float(pre2))
+    p1, p2 = np.minimum(p1, p2), np.maximum(p1, p2)
+    emax = e[-1] - e0
+    n2 = 5.0 * np.round(emax / 5.0) if norm2 is None else np.full(m, float(norm2))
+    n2 = np.where(n2 < 0, emax - n2, n2)
+    n2 = np.minimum(n2, emax)
+    n1 = np.minimum(25.0, 5.0 * np.round(n2 / 15.0)) if norm1 is None else np.full(m, float(norm1))
+    n1, n2 = np.minimum(n1, n2), np.maximum(n1, n2)
+    n1 = np.minimum(n1, n2 - 2.0)
+    if nnorm is None:
+        span = n2 - n1
+        deg = np.where(span >= 300, 2, np.where(span >= 30, 1, 0))
+    else:
+        deg = np.full(m, max(min(int(nnorm), MAX_NNORM), 0))
+    idx = np.arange(n)[None, :]
+    x = e[None, :] - e0[:, None]
+    # pre-edge line, or a constant when the range holds fewer than 3 points
+    const = (index_of(p2 + e0) - index_of(p1 + e0)) < 3
+    a1, a2 = index_of(p1 + e0), nearest(p2 + e0)
+    a2 = np.where(const & (a2 == a1), a2 + 1, a2)
+    a2 = np.where(~const & (a2 - a1 < 2), np.minimum(n, a1 + 2), a2)
+    w = ((idx >= a1[:, None]) & (idx < a2[:, None])).astype(float)
+    sw = w.sum(1)
+    sx, sy = (w * x).sum(1), (w * mu).sum(1)
+    sxx, sxy = (w * x * x).sum(1), (w * x * mu).sum(1)
+    den = sw * sxx - sx * sx
+    slope = np.where(const | (den == 0), 0.0, (sw * sxy - sx * sy) / np.where(den == 0, 1.0, den))
+    icpt = (sy - slope * sx) / sw  # value at e0
+    pre = icpt[:, None] + slope[:, None] * x
+    # post-edge polynomial on mu - pre
+    b1, b2 = index_of(n1 + e0), nearest(n2 + e0)
+    b1 = np.minimum(b1, n - 3)
+    few = b2 - b1 < 2
+    b1 = np.where(few, b1 - 2, b1)
+    deg = np.where(few, 0, np.where(b2 - b1 < 5, np.minimum(1, deg), deg))
+    deg = np.minimum(deg, b2 - b1 - 1)
+    scale = np.maximum(np.abs(n2), 1.0)[:, None]
+    t = x / scale
+    wq = ((idx >= b1[:, None]) & (idx < b2[:, None])).astype(float)
+    dmax = int(deg.max()) + 1
+    powers = [np.ones_like(t)]
+    for _ in range(1, dmax):
+        powers.append(powers[-1] * t)
+    y = (mu - pre) * wq
+    A = np.empty((m, dmax, dmax))
+    b = np.empty((m, dmax))
+    for i in range(dmax):
+        b[:, i] = (powers[i] * y).sum(1)
+        for j in range(i, dmax):
+            A[:, i, j] = A[:, j, i] = (powers[i] * powers[j] * wq).sum(1)
+    unused = np.arange(dmax)[None, :] > deg[:, None]
+    A[unused[:, :, None] | unused[:, None, :]] = 0.0
+    A[:, np.arange(dmax), np.arange(dmax)] = np.where(unused, 1.0, A[:, np.arange(dmax), np.arange(dmax)])
+    b[unused] = 0.0
+    coef = np.linalg.solve(A, b[:, :, None])[:, :, 0]
+    poly = sum(coef[:, i:i + 1] * powers[i] for i in range(dmax))
+    post = pre + poly
+    step = np.abs(poly[rows, ie0])
+    step = np.maximum(step, 1e-12)
+    norm = (mu - pre) / step[:, None]
+    resid = poly / step[:, None]
+    flat = norm - resid + resid[rows, ie0][:, None]
+    flat = np.where(idx < ie0[:, None], norm, flat)
+    return {"e0": e0, "edge_step": step, "pre1": p1, "pre2": p2, "norm1": n1, "norm2": n2,
+            "nnorm": deg.astype(int), "pre_edge": pre, "post_edge": post, "norm": norm, "flat": flat}
+
+
+def _window(e: np.ndarray, lo: float, hi: float, what: str, need: int, source: str | None) -> np.ndarray:
+    sel = (e >= lo) & (e <= hi)
+    if sel.sum() < need:
+        raise SpectrumError(f"{what} range {lo:.1f}..{hi:.1f} eV holds {int(sel.sum())} point(s), need at "
+                            f"least {need}; the data span {e[0]:.1f}..{e[-1]:.1f} eV", source=source,
+                            field=what)
+    return sel
 
 
 # --------------------------------------------------------------------------------------------
@@ -364,7 +823,7 @@ def fit_arctan_edge(energy, mu, window: tuple[float, float] | None = None,
     if not a1_0 > 0:
         raise SpectrumError("no rising absorption edge: μ above the edge is not larger than below it",
                             source=source, field="mu")
-    a3_0 = find_e0(e, m) if e.size >= 5 else 0.5 * (lo + hi)
+    a3_0 = find_e0(e, m, method="max-derivative") if e.size >= 5 else 0.5 * (lo + hi)
     scale = 10.0 * float(np.max(np.abs(m)))
     p0 = [min(a1_0, scale * 0.99), 0.5, min(max(a3_0, lo), hi)]
     try:
@@ -457,12 +916,12 @@ def area_matching_shift(measured: ArctanFit, reference: ArctanFit, window: tuple
 
 def preprocess_measured(spectrum, reference_energy, reference_mu,
                         pre_edge_range: tuple[float, float] | None = None,
-                        fit_window: tuple[float, float] | None = None):
+                        fit_window: tuple[float, float] | None = None, e0_method: str = "max-derivative"):
     """Prepare a measured spectrum for a model trained on computed spectra (Andrejevic et al. 2022).
 
     Steps (Experimental Section of the paper):
 
-    1. e0 = :func:`find_e0`; a straight line is fitted to μ on ``pre_edge_range`` (relative to
+    1. e0 = :func:`find_e0` (``e0_method``); a straight line is fitted to μ on ``pre_edge_range`` (relative to
        e0) and subtracted.
     2. :func:`fit_arctan_edge` on the background-subtracted spectrum over ``fit_window``; the
        spectrum is divided by a1, so it goes from ≈0 below to ≈1 above the edge, like
@@ -486,6 +945,10 @@ def preprocess_measured(spectrum, reference_energy, reference_mu,
         Absolute energy window of the measured arctangent fit. Default: the same span around
         the measured e0 as the reference covers around its own e0 (clipped to the data), so
         both fits weigh the white line and post-edge alike.
+    e0_method : {"max-derivative", "larch"}
+        e0 finder (:func:`find_e0`). Default ``"max-derivative"``, the finder the shipped
+        topology and local-structure models were trained and validated with; ``"larch"`` is
+        larch's finder (closer to the first inflection on foils).
 
     Returns
     -------
@@ -507,7 +970,7 @@ def preprocess_measured(spectrum, reference_energy, reference_mu,
     src = spectrum.source
     e, m = _as_xy(spectrum.energy, spectrum.mu, src)
     re_, rm = _as_xy(reference_energy, reference_mu, "reference")
-    e0 = find_e0(e, m)
+    e0 = find_e0(e, m, method=e0_method)
     i = int(np.searchsorted(e, e0))
     near = np.diff(e)[max(i - 3, 0): min(i + 2, e.size - 1)]
     if near.size and near.max() > MAX_EDGE_STEP:
@@ -525,7 +988,7 @@ def preprocess_measured(spectrum, reference_energy, reference_mu,
     sub = m - (slope * e + intercept)
 
     ref_fit = fit_arctan_edge(re_, rm, source="reference")
-    ref_e0 = find_e0(re_, rm)
+    ref_e0 = find_e0(re_, rm, method=e0_method)
     if fit_window is None:
         fit_window = (max(e[0], e0 + (re_[0] - ref_e0)), min(e[-1], e0 + (re_[-1] - ref_e0)))
     fit = fit_arctan_edge(e, sub, window=fit_window, source=src)
