@@ -128,16 +128,19 @@ def set_threads(n: int | None = None) -> int:
     int
         The number used.
     """
+    import sys
+
     from threadpoolctl import threadpool_limits
 
     if n is None:
         n = int(os.environ.get("XASML_THREADS", "1"))
     n = max(1, int(n))
     threadpool_limits(limits=n)
-    try:
-        import torch
-
-        torch.set_num_threads(n)
-    except ImportError:  # pragma: no cover - torch is a core dependency
-        pass
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(n)
+    else:
+        # torch is not imported yet (commands that never need it start 2 s faster): it reads
+        # OMP_NUM_THREADS when it is imported and sizes its intra-op pool from it
+        os.environ["OMP_NUM_THREADS"] = str(n)
+        os.environ["MKL_NUM_THREADS"] = str(n)
     return n

@@ -1,4 +1,4 @@
-"""``xasml local run|predict|label``: the local-structure capability on the command line."""
+"""``xasml local run|predict|label|sites``: the local-structure capability on the command line."""
 
 from __future__ import annotations
 
@@ -48,6 +48,20 @@ def add_parser(subparsers) -> None:
     lab.add_argument("--cache", required=True, help="label table to write / resume (.parquet or .csv)")
     lab.add_argument("--n-jobs", type=int, default=2, help=HELP["n_jobs"])
     lab.set_defaults(func=_label)
+
+    st = sub.add_parser("sites", help="one labelled table of the site spectra of several elements and data sets",
+                        description="Site spectra of the 3d metals (or --elements) from FEFF folders and packed "
+                                    "datasets, labelled (ChemEnv, coordination number, bond-valence oxidation "
+                                    "state), on their native absolute energy grids, with the simulation that made "
+                                    "each; written as one Parquet dataset (kind 'sites').")
+    st.add_argument("--data", nargs="+", required=True, metavar="PATH",
+                    help="FEFF folders and/or packed datasets (xasml simulate pack)")
+    st.add_argument("--elements", default="Ti,V,Cr,Mn,Fe,Co,Ni,Cu,Zn", help="absorbing elements, comma-separated")
+    st.add_argument("--out", required=True, help="output .parquet")
+    st.add_argument("--cache", help="label cache to write / resume (.parquet)")
+    st.add_argument("--seed-cache", help="read-only labels to reuse (e.g. xasml/data/local/cu_labels.parquet)")
+    st.add_argument("--n-jobs", type=int, default=1, help=HELP["n_jobs"])
+    st.set_defaults(func=_sites)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
 
@@ -107,4 +121,15 @@ def _label(args) -> int:
     s.pop("errors")
     s["wall_seconds"] = round(time.time() - t0, 1)
     print(json.dumps(s, indent=1))
+    return 0
+
+
+def _sites(args) -> int:
+    from xasml.datasets.sites import build_site_table, write_site_table
+
+    elements = [e.strip() for e in args.elements.split(",") if e.strip()]
+    frame, report = build_site_table(args.data, elements, cache=args.cache, seed_cache=args.seed_cache,
+                                     n_jobs=args.n_jobs)
+    write_site_table(args.out, frame, report)
+    print(json.dumps({"out": args.out, **report}, indent=1))
     return 0
