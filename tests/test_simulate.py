@@ -283,3 +283,21 @@ def test_pack_adds_topology_and_site_labels(tmp_path, sim_data, test_data, share
     ta = frame[(frame["material_id"] == "amcsd-10177") & (frame["absorbing_element"] == "Ta")].iloc[0]
     assert ta["coordination_number"] == 6 and isinstance(ta["environment"], str)
     assert pd.notna(frame["environment"]).all()
+
+
+def test_forward_builder_reads_the_simulate_layout_and_packed_files(tmp_path, sim_data):
+    from xasml.forward.data import load_forward_data
+    from xasml.simulate.pack import pack_feff_folder
+
+    src = tmp_path / "sims" / "FEFF10"
+    for k in ("amcsd-11150", "amcsd-11149"):
+        shutil.copytree(sim_data / k, src / k)
+    a = load_forward_data(tmp_path / "sims", element="Li")
+    assert a.ids == ["amcsd-11150_000"] and a.X.shape[0] == 1 and np.isfinite(a.y).all()
+    pack_feff_folder(tmp_path / "sims", tmp_path / "p.parquet")
+    os.environ["XASML_CACHE"] = str(tmp_path / "cache")
+    try:
+        b = load_forward_data(tmp_path / "p.parquet", element="La")
+    finally:
+        del os.environ["XASML_CACHE"]
+    assert b.ids == ["amcsd-11149_000"]

@@ -219,15 +219,24 @@ def load_xanesnet_npz(path: str | Path, element: str = "V", edge: str = "K", e_e
                            "precomputed_broadening": "Lorentzian convolution by the data authors"})
 
 
+def _structure_file(material_dir: Path) -> Path | None:
+    """The structure of a material folder: ``POSCAR`` or ``structure.cif`` (None when neither)."""
+    for name in ("POSCAR", "structure.cif"):
+        if (material_dir / name).exists():
+            return material_dir / name
+    return None
+
+
 def load_feff_crystals(root: str | Path, element: str = "Cu", edge: str = "K", energy: np.ndarray | None = None,
                        descriptor: WACSF | None = None, broadening: Broadening | None = None,
                        limit: int | None = None) -> ForwardDataset:
-    """Read a FEFF crystal tree: ``<material>/POSCAR`` + ``<material>/FEFF-XANES/<site>_<El>/xmu.dat``.
+    """Read a FEFF crystal tree: ``<material>/POSCAR`` (or ``structure.cif``) + ``<material>/FEFF-XANES/<site>_<El>/xmu.dat``.
 
     Parameters
     ----------
     root : str or Path
-        Folder of material folders (e.g. ``omnixas-cu-feff/FEFF/Cu``).
+        Folder of material folders (e.g. ``omnixas-cu-feff/FEFF/Cu``), a folder written by
+        ``xasml simulate feff`` (``FEFF10/<key>/``), or a packed FEFF dataset (``.parquet``).
     element, edge : str
         Absorber and edge.
     energy : ndarray, optional
@@ -253,25 +262,30 @@ def load_feff_crystals(root: str | Path, element: str = "Cu", edge: str = "K", e
     from xasml.io.feff import read_feff_xmu
     from xasml.io.structures import read_structure
 
-    root = Path(root)
+    from xasml.simulate.pack import feff_root
+
+    root = feff_root(root)
+    if (root / "FEFF10").is_dir():  # the layout of xasml simulate and the shared FEFF10 sets
+        root = root / "FEFF10"
     if not root.is_dir():
         raise DataError(f"{root}: not a folder")
     descriptor = descriptor or WACSF()
     broadening = broadening or Broadening("none")
-    mats = sorted(p for p in root.iterdir() if (p / "POSCAR").exists() and (p / "FEFF-XANES").is_dir())
+    mats = sorted(p for p in root.iterdir() if _structure_file(p) is not None and (p / "FEFF-XANES").is_dir())
     if limit:
         mats = mats[:limit]
     if not mats:
-        raise DataError(f"{root}: no <material>/POSCAR with <material>/FEFF-XANES/ (FEFF crystal tree expected)")
+        raise DataError(f"{root}: no <material>/POSCAR (or structure.cif) with <material>/FEFF-XANES/ "
+                        "(FEFF crystal tree expected)")
     spectra, envs, ids, groups = [], [], [], []
     for m in progress(mats, desc="reading"):
-        structure = read_structure(m / "POSCAR")
+        structure = read_structure(_structure_file(m))
         for f in sorted((m / "FEFF-XANES").glob(f"*_{element}/xmu.dat")):
             s = read_feff_xmu(f, absorbing_element=element, edge=edge, material_id=m.name)
             if s.absorbing_index is None or s.absorbing_index >= len(structure):
-                raise DataError(f"{f}: site folder does not name a valid site index of {m / 'POSCAR'}")
+                raise DataError(f"{f}: site folder does not name a valid site index of {_structure_file(m)}")
             if structure[s.absorbing_index].specie.symbol != element:
-                raise DataError(f"{f}: site {s.absorbing_index} of {m / 'POSCAR'} is "
+                raise DataError(f"{f}: site {s.absorbing_index} of {_structure_file(m)} is "
                                 f"{structure[s.absorbing_index].specie.symbol}, not {element}")
             spectra.append(s)
             envs.append(structure_environment(structure, s.absorbing_index, descriptor.r_cut))
@@ -294,7 +308,9 @@ def load_forward_data(path: str | Path, element: str | None = None, **kwargs) ->
     Parameters
     ----------
     path : str or Path
-        An ``.npz`` file, an XANESNET folder (``xyz*/`` + ``xanes*/``) or a FEFF crystal tree.
+        An ``.npz`` file, an XANESNET folder (``xyz*/`` + ``xanes*/``), a FEFF crystal tree
+        (``POSCAR`` or ``structure.cif``; also the ``xasml simulate`` layout) or a packed FEFF
+        dataset.
     element : str, optional
         Absorber; default Fe for XANESNET folders, V for ``.npz``, and the ``<site>_<El>``
         folder names for FEFF trees.
@@ -306,7 +322,11 @@ def load_forward_data(path: str | Path, element: str | None = None, **kwargs) ->
     DataError
         If ``path`` matches none of the layouts.
     """
-    path = Path(path)
+    from xasml.simulate.pack import feff_root
+
+    path = feff_root(path)
+    if (path / "FEFF10").is_dir():
+        path = path / "FEFF10"
     if path.suffix == ".npz":
         return load_xanesnet_npz(path, element=element or "V", **{k: v for k, v in kwargs.items()
                                                                    if k in ("edge", "e_edge", "window")})
@@ -316,10 +336,10 @@ def load_forward_data(path: str | Path, element: str | None = None, **kwargs) ->
     if any(s.startswith("xyz") for s in subs) and any(s.startswith("xanes") for s in subs):
         return load_xanesnet_folder(path, element=element or "Fe", **kwargs)
     for p in sorted(path.iterdir()):
-        if (p / "POSCAR").exists() and (p / "FEFF-XANES").is_dir():
+        if _structure_file(p) is not None and (p / "FEFF-XANES").is_dir():
             if element is None:
                 site = next((p / "FEFF-XANES").glob("*_*"), None)
                 element = site.name.split("_", 1)[1] if site else "Cu"
             return load_feff_crystals(path, element=element, **kwargs)
-    raise DataError(f"{path}: expected an .npz, an XANESNET folder (xyz*/ + xanes*/) or a FEFF crystal "
-                    "tree (<material>/POSCAR + <material>/FEFF-XANES/)")
+    raise DataError(f"{path}: expected an .npz, an XANESNET folder (xyz*/ + xanes*/), a FEFF crystal "
+                    "tree (<material>/POSCAR or structure.cif + <material>/FEFF-XANES/) or a packed FEFF dataset")
