@@ -20,6 +20,7 @@ COMMANDS = {
     "fetch": "xasml.io.fetch_cli",
     "curate": "xasml.curate.cli",
     "simulate": "xasml.simulate.cli",
+    "measure": "xasml.measure.cli",
 }
 
 
@@ -40,8 +41,57 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Print a warning as ``warning: FILE: message`` (no Python source line).
+
+    The readers put the file they read at the start of their warning messages; a warning object
+    with a ``source`` attribute gets that file prefixed. Python's own location (``filename``,
+    ``lineno``) is never printed: it names xasml's code, not the user's file.
+    """
+    text = str(message)
+    source = getattr(message, "source", None)
+    if source and not text.startswith(str(source)):
+        text = f"{source}: {text}"
+    stream = file if file is not None else sys.stderr
+    try:
+        stream.write(f"warning: {text}\n")
+    except (OSError, ValueError):  # stderr closed: nothing sensible left to do
+        pass
+
+
+def _quiet_broken_pipe() -> int:
+    """Handle stdout closed by the reader (``xasml ... | head``): no traceback, exit status 141.
+
+    Python flushes stdout again at exit; pointing it at /dev/null stops a second BrokenPipeError.
+    """
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # pragma: no cover - stdout without a file descriptor
+        pass
+    return 141  # 128 + SIGPIPE, what a shell reports for a killed writer
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``xasml`` console script. Returns the exit status."""
+    """Entry point of the ``xasml`` console script.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        Arguments (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        Exit status: 0 on success; 2 for a user mistake (any :class:`~xasml.errors.XasmlError`,
+        printed as one line ``xasml: error: ...`` on stderr, and argparse's usage errors);
+        1 only for an unexpected failure (a traceback); 130 on Ctrl-C; 141 when stdout was
+        closed early (``| head``), quietly.
+    """
+    import warnings
+
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
@@ -50,14 +100,22 @@ def main(argv: list[str] | None = None) -> int:
     from xasml.utils import set_threads
 
     set_threads(args.num_threads if args.num_threads is not None else getattr(args, "threads", None))
+    previous = warnings.showwarning
+    warnings.showwarning = _show_warning
     try:
-        return int(args.func(args) or 0)
+        status = int(args.func(args) or 0)
+        sys.stdout.flush()
+        return status
     except XasmlError as exc:
         print(f"xasml: error: {exc}", file=sys.stderr)
-        return 1
+        return 2
+    except BrokenPipeError:
+        return _quiet_broken_pipe()
     except KeyboardInterrupt:
         print("xasml: interrupted", file=sys.stderr)
         return 130
+    finally:
+        warnings.showwarning = previous
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -8,6 +8,13 @@ Recognised formats (file extensions are not trusted: the XAS Data Library has ``
   :func:`xasml.io.feff.read_feff_xmu`.
 * **Materials Project XAS document** — JSON (``{`` or ``[`` first) →
   :func:`xasml.io.mp.read_mp_xas_document`.
+* **Athena project** — ``# Athena project file`` first (plain or gzipped), or a JSON project
+  with ``_____header`` keys → :func:`xasml.io.athena.read_athena` (a list, one per group).
+* **Plain columns** — anything else whose data lines are numbers (any separator, comma
+  decimals, ``#`` headers or none, larch/Athena ``.xmu``/``.nor`` exports) →
+  :func:`xasml.io.columns.read_columns`. XDI files read with column options (``energy_col``,
+  ``mu``) or whose absorption column is not an XDI one (Athena's XDI-style ``.nor`` exports)
+  also go there.
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ _HEAD_BYTES = 16384
 
 
 def detect_format(path: str | Path) -> str:
-    """Return ``"xdi"``, ``"feff"`` or ``"mp"`` for a spectrum file, by its content.
+    """Return ``"xdi"``, ``"feff"``, ``"mp"``, ``"athena"`` or ``"columns"`` for a spectrum file, by its content.
 
     Parameters
     ----------
@@ -54,6 +61,16 @@ def detect_format(path: str | Path) -> str:
             head = fh.read(_HEAD_BYTES)
     except FileNotFoundError:
         raise SpectrumError("file not found", source=src) from None
+    if head[:2] == b"\x1f\x8b":
+        import zlib
+
+        try:
+            head = zlib.decompressobj(wbits=31).decompress(head, _HEAD_BYTES)
+        except zlib.error:
+            raise SpectrumError("gzip data is corrupt", source=src) from None
+        if head.lstrip().startswith(b"# Athena project file") or b'"_____header' in head[:400]:
+            return "athena"
+        raise SpectrumError("gzipped file that is not an Athena project: unzip it first", source=src)
     if b"\0" in head:
         raise SpectrumError("binary file: expected a text spectrum file (XDI, FEFF xmu.dat or MP JSON)",
                             source=src)
@@ -63,15 +80,23 @@ def detect_format(path: str | Path) -> str:
         raise SpectrumError("empty file", source=src)
     if re.match(r"#\s*XDI/", stripped, re.IGNORECASE):
         return "xdi"
+    if stripped.startswith("# Athena project file") or (stripped[0] == "{" and '"_____header' in stripped[:400]):
+        return "athena"
     if stripped[0] in "{[":
         return "mp"
     lines = text.splitlines()
     if any(_FEFF_HEADER.match(line.strip()) for line in lines):
         return "feff"
+    from xasml.io.columns import _is_number_line
+
+    body = [ln for ln in lines[:-1] if ln.strip() and not ln.strip().startswith(("#", "%", "!"))]
+    if body and sum(_is_number_line(ln) for ln in body[:20]) >= min(3, len(body)):
+        return "columns"
     first = lines[0].strip()[:60] if lines else ""
     raise SpectrumError(
         "unknown spectrum format: expected XDI (first line '# XDI/1.0 ...'), FEFF xmu.dat (a header "
-        "line '#  omega  e  k  mu  mu0  chi') or a Materials Project XAS document (JSON); first line is "
+        "line '#  omega  e  k  mu  mu0  chi'), a Materials Project XAS document (JSON), an Athena project "
+        "or numeric columns; first line is "
         f"{first!r}", source=src)
 
 
@@ -84,14 +109,19 @@ def read_spectrum(path: str | Path, **kwargs: Any) -> Spectrum | list[Spectrum]:
         XDI file, FEFF ``xmu.dat``, or Materials Project XAS document (JSON).
     **kwargs
         Passed to the format's reader: :func:`~xasml.io.xdi.read_xdi` (``absorbing_element``,
-        ``edge``, ``mode``, ``strict``) or :func:`~xasml.io.feff.read_feff_xmu`
+        ``edge``, ``mode``, ``strict``), :func:`~xasml.io.feff.read_feff_xmu`
         (``absorbing_element``, ``edge``, ``material_id``, ``absorbing_index``,
-        ``multiplicity``, ``column``). MP documents take none.
+        ``multiplicity``, ``column``), :func:`~xasml.io.athena.read_athena`
+        (``absorbing_element``, ``edge``, ``include_references``) or
+        :func:`~xasml.io.columns.read_columns` (``energy_col``, ``mu``, ``absorbing_element``,
+        ``edge``). ``energy_col``/``mu`` given for an XDI file read it as columns. MP
+        documents take none.
 
     Returns
     -------
     Spectrum or list of Spectrum
-        A list only for a JSON file holding a list of MP documents.
+        A list for an Athena project (one per μ(E) group) and for a JSON file holding a list
+        of MP documents.
 
     Raises
     ------
@@ -102,10 +132,30 @@ def read_spectrum(path: str | Path, **kwargs: Any) -> Spectrum | list[Spectrum]:
         For keyword arguments the detected format's reader does not take.
     """
     fmt = detect_format(path)
+    column_opts = {k: kwargs[k] for k in ("energy_col", "mu") if kwargs.get(k) is not None}
+    if fmt == "athena":
+        from xasml.io.athena import read_athena
+
+        if column_opts:
+            raise TypeError(f"{path}: Athena projects take no column options, got {sorted(column_opts)}")
+        return read_athena(path, **{k: v for k, v in kwargs.items() if k not in ("energy_col", "mu")})
+    if fmt == "columns" or (fmt == "xdi" and column_opts):
+        from xasml.io.columns import read_columns
+
+        return read_columns(path, **{k: v for k, v in kwargs.items() if k in ("energy_col", "mu", "absorbing_element",
+                                                                              "edge")})
+    kwargs = {k: v for k, v in kwargs.items() if k not in ("energy_col", "mu")}
     if fmt == "xdi":
         from xasml.io.xdi import read_xdi
 
-        return read_xdi(path, **kwargs)
+        try:
+            return read_xdi(path, **kwargs)
+        except SpectrumError as exc:
+            if exc.field != "mu" or "no absorption column" not in exc.message:
+                raise
+            from xasml.io.columns import read_columns  # e.g. Athena's XDI-style .nor export (column 'norm')
+
+            return read_columns(path, **{k: v for k, v in kwargs.items() if k in ("absorbing_element", "edge")})
     if fmt == "feff":
         from xasml.io.feff import read_feff_xmu
 

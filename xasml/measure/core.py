@@ -1,0 +1,215 @@
+"""Reading, physical checks, calibration and normalisation of measured spectra, as one record each.
+
+The checks follow the issue's "physical checks on every measured input": the element and edge the
+file states are compared with the measured edge (``xraydb.guess_edge``, Elam et al. 2002 tables),
+and the edge must lie inside the scan with enough pre- and post-edge for the normalisation.
+Contradictions are :class:`~xasml.errors.SpectrumError` naming the file; doubts are warnings in the
+record.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+
+from xasml.errors import SpectrumError
+
+__all__ = ["check_edge", "measure_spectrum", "measure_file", "EDGE_MISMATCH_ERROR", "EDGE_MISMATCH_WARN",
+           "MIN_PRE_EDGE", "MIN_POST_EDGE"]
+
+#: measured e0 this far (eV) from the stated element's tabulated edge is a contradiction
+EDGE_MISMATCH_ERROR = 100.0
+#: ... and this far a doubt (calibration or label)
+EDGE_MISMATCH_WARN = 20.0
+#: a scan that ends this far (eV) below the tabulated edge (or starts this far above) holds no edge
+SCAN_EDGE_MARGIN = 30.0
+#: pre-edge span (eV below e0) under which the pre-edge line is doubtful
+MIN_PRE_EDGE = 20.0
+#: post-edge span (eV above e0) under which the edge step is doubtful
+MIN_POST_EDGE = 40.0
+
+
+def check_edge(spectrum, e0: float) -> list[str]:
+    """Physical checks of a measured spectrum against its stated absorber and its own edge.
+
+    Parameters
+    ----------
+    spectrum : Spectrum
+        Measured spectrum (absolute eV) with its stated ``absorbing_element`` and ``edge``.
+    e0 : float
+        Measured edge energy, eV (larch's finder).
+
+    Returns
+    -------
+    list of str
+        Warnings: e0 20–100 eV from the tabulated edge (calibration or label doubtful), a
+        pre-edge shorter than :data:`MIN_PRE_EDGE` eV or a post-edge shorter than
+        :data:`MIN_POST_EDGE` eV.
+
+    Raises
+    ------
+    SpectrumError
+        When the scan does not contain the stated edge (it ends more than
+        :data:`SCAN_EDGE_MARGIN` eV below or starts as far above the tabulated edge), when the measured e0 is more than :data:`EDGE_MISMATCH_ERROR` eV from
+        it (the message gives ``xraydb.guess_edge``'s element and edge: data labelled with the
+        wrong element), or when e0 sits at an end of the scan (no edge in the data).
+    """
+    import xraydb
+
+    from xasml.preprocess.align import edge_energy
+
+    src = spectrum.source
+    e = spectrum.energy
+    el, ed = spectrum.absorbing_element, spectrum.edge
+    tab = edge_energy(el, ed)
+    out: list[str] = []
+    if e[-1] < tab - SCAN_EDGE_MARGIN or e[0] > tab + SCAN_EDGE_MARGIN:
+        where = "ends" if e[-1] < tab else "starts"
+        raise SpectrumError(f"the scan ({e[0]:.1f}..{e[-1]:.1f} eV) {where} {'before' if where == 'ends' else 'after'} "
+                            f"the {el} {ed} edge ({tab:.1f} eV): no edge to normalise", source=src, field="energy")
+    d = e0 - tab
+    if abs(d) > EDGE_MISMATCH_ERROR:
+        g_el, g_ed = xraydb.guess_edge(e0)
+        raise SpectrumError(f"the file says {el} {ed} (tabulated {tab:.1f} eV) but the measured edge is at {e0:.1f} eV "
+                            f"({d:+.1f} eV; xraydb.guess_edge: {g_el} {g_ed}); give the right --element/--edge",
+                            source=src, field="element")
+    if abs(d) > EDGE_MISMATCH_WARN:
+        g_el, g_ed = xraydb.guess_edge(e0)
+        out.append(f"measured e0 {e0:.1f} eV is {d:+.1f} eV from the tabulated {el} {ed} edge ({tab:.1f} eV; "
+                   f"xraydb.guess_edge: {g_el} {g_ed}): energy calibration or element label doubtful")
+    span = e[-1] - e[0]
+    if e0 - e[0] < 0.02 * span or e[-1] - e0 < 0.02 * span:
+        raise SpectrumError(f"the edge found at {e0:.1f} eV is at an end of the scan ({e[0]:.1f}..{e[-1]:.1f} eV): "
+                            "the scan does not contain the edge", source=src, field="energy")
+    if e0 - e[0] < MIN_PRE_EDGE:
+        out.append(f"only {e0 - e[0]:.1f} eV of pre-edge below e0 = {e0:.1f} eV (< {MIN_PRE_EDGE:.0f} eV): the "
+                   "pre-edge line and edge step are uncertain")
+    if e[-1] - e0 < MIN_POST_EDGE:
+        out.append(f"only {e[-1] - e0:.1f} eV of post-edge above e0 = {e0:.1f} eV (< {MIN_POST_EDGE:.0f} eV): the "
+                   "edge step is uncertain")
+    return out
+
+
+def measure_spectrum(spectrum, calibrate: str = "auto", reference=None, nnorm: int | None = None) -> dict[str, Any]:
+    """Check, calibrate and normalise one measured spectrum (larch conventions).
+
+    Parameters
+    ----------
+    spectrum : Spectrum
+        As read by :func:`xasml.io.read_spectrum`.
+    calibrate : {"auto", "reference", "none"}
+        See :func:`xasml.preprocess.calibrate.calibrate`.
+    reference : Spectrum or str or Path, optional
+        A separate reference foil scan.
+    nnorm : int, optional
+        Post-edge degree (larch's rule when None).
+
+    Returns
+    -------
+    dict
+        ``file``, ``label``, ``absorbing_element``, ``edge``, ``n_points``, ``energy_range``
+        (eV, calibrated), ``e0`` (eV, calibrated), ``edge_step``, ``pre1``, ``pre2``, ``norm1``,
+        ``norm2``, ``nnorm``, ``calibration`` (method, reference, reference_e0, tabulated_e0,
+        shift in eV), ``mu_source`` and ``warnings`` (the reader's and the checks').
+
+    Raises
+    ------
+    SpectrumError
+        From :func:`check_edge`, the calibration, or the normalisation (file named).
+    """
+    from xasml.preprocess.calibrate import calibrate as _calibrate
+    from xasml.preprocess.normalize import pre_edge
+
+    src = spectrum.source
+    warns = [w for w in spectrum.metadata.get("warnings", [])]
+    norm0 = pre_edge(spectrum.energy, spectrum.mu, source=src)
+    warns += check_edge(spectrum, norm0.e0)
+    cal_spec, cal = _calibrate(spectrum, method=calibrate, reference=reference)
+    warns += [f"{src}: {w}" for w in cal.warnings]
+    r = pre_edge(cal_spec.energy, cal_spec.mu, nnorm=nnorm, source=src)
+    for w in r.warnings:
+        if "not positive" in w:
+            raise SpectrumError(f"no absorption edge: {w}", source=src, field="edge_step")
+        warns.append(f"{src}: {w}")
+    meta = spectrum.metadata
+    label = meta.get("label") or spectrum.material_id or (Path(src).stem if src else None)
+    return {
+        "file": src,
+        "label": label,
+        "absorbing_element": spectrum.absorbing_element,
+        "edge": spectrum.edge,
+        "n_points": int(len(spectrum)),
+        "energy_range": [float(cal_spec.energy[0]), float(cal_spec.energy[-1])],
+        "e0": float(r.e0),
+        "edge_step": float(r.edge_step),
+        "pre1": r.pre1, "pre2": r.pre2, "norm1": r.norm1, "norm2": r.norm2, "nnorm": r.nnorm,
+        "calibration": cal.to_dict(),
+        "mu_source": meta.get("mu_source"),
+        **({"athena": meta["athena"]} if meta.get("format") == "athena" else {}),
+        "warnings": list(dict.fromkeys(warns)),
+    }
+
+
+def measure_file(path: str | Path, absorbing_element: str | None = None, edge: str | None = None,
+                 energy_col: str | int | None = None, mu: str | int | None = None, calibrate: str = "auto",
+                 reference=None, include_references: bool = True) -> list[dict[str, Any]]:
+    """Read a measured file (XDI, Athena project, plain columns) and measure every spectrum in it.
+
+    Parameters
+    ----------
+    path : str or Path
+        The file.
+    absorbing_element, edge : str, optional
+        For files that do not say (or say wrongly).
+    energy_col, mu : str or int, optional
+        Column choice for column files (name, 1-based index, or μ expression such as ``ln(i0/it)``).
+    calibrate : {"auto", "reference", "none"}
+        See :func:`xasml.preprocess.calibrate.calibrate`.
+    reference : str or Path or Spectrum, optional
+        Separate reference foil scan.
+    include_references : bool
+        Athena projects: also report the reference-channel groups.
+
+    Returns
+    -------
+    list of dict
+        One :func:`measure_spectrum` record per spectrum (an Athena project gives one per group).
+
+    Raises
+    ------
+    SpectrumError
+        From the reader, the checks, the calibration or the normalisation (file named).
+    """
+    from xasml.io.reader import read_spectrum
+
+    kwargs: dict[str, Any] = {}
+    if absorbing_element:
+        kwargs["absorbing_element"] = absorbing_element
+    if edge:
+        kwargs["edge"] = edge
+    if energy_col is not None:
+        kwargs["energy_col"] = energy_col
+    if mu is not None:
+        kwargs["mu"] = mu
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        got = read_spectrum(path, **kwargs)
+    spectra = got if isinstance(got, list) else [got]
+    if not include_references:
+        spectra = [s for s in spectra if not s.metadata.get("is_reference_channel")]
+    ref = reference
+    if isinstance(reference, (str, Path)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            r = read_spectrum(reference, **{k: v for k, v in kwargs.items() if k in ("absorbing_element", "edge")})
+        ref = r[0] if isinstance(r, list) else r
+    out = []
+    for s in spectra:
+        if s.metadata.get("is_reference_channel") and calibrate != "none":
+            rec = measure_spectrum(s, calibrate="none")  # a reference group is not calibrated against itself
+        else:
+            rec = measure_spectrum(s, calibrate=calibrate, reference=ref)
+        out.append(rec)
+    return out
