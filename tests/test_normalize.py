@@ -3,6 +3,10 @@ Andrejevic et al. (2022), and alignment."""
 
 from __future__ import annotations
 
+import json
+import warnings
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -12,7 +16,7 @@ from xasml.io.xdi import read_xdi
 from xasml.preprocess.align import (align_to_reference, edge_energy, estimate_shift, identify_edge,
                                     shift_to_tabulated_edge)
 from xasml.preprocess.normalize import (ArctanFit, area_matching_shift, arctan_area, arctan_step, find_e0,
-                                        fit_arctan_edge, pre_edge, preprocess_measured)
+                                        fit_arctan_edge, pre_edge, pre_edge_batch, preprocess_measured)
 from xasml.spectrum import element_average
 
 CU_K = 8979.0
@@ -148,21 +152,98 @@ def test_cross_correlation_recovers_a_known_shift(cu_foil, cuo):
     assert -15 < estimate_shift(cuo.energy, cuo.mu, cu_foil.energy, cu_foil.mu) < 0
 
 
-def test_pre_edge_on_the_whole_xas_data_library(shared_data):
-    """Every one of the 275 measured spectra normalises; e0 lies near the tabulated edge."""
+LARCH_XASDL = Path(__file__).parent / "data" / "measure" / "larch_xasdl.json"
+
+
+@pytest.fixture(scope="module")
+def xasdl_vs_larch(shared_data):
+    """xasml pre_edge (defaults) next to larch pre_edge (defaults) on the same mu of all 275 files."""
+    larch = json.loads(LARCH_XASDL.read_text())["files"]
     root = shared_data / "experimental" / "xas-data-library" / "data"
-    offsets = []
-    for f in sorted(p for p in root.rglob("*") if p.is_file()):
-        s = read_xdi(f)
+    rows = []
+    for rel, ref in sorted(larch.items()):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            s = read_xdi(root / rel)
         r = pre_edge(s.energy, s.mu)
-        assert r.edge_step > 0, f
-        post = (s.energy > r.e0 + r.norm1) & (s.energy < r.e0 + r.norm2)
-        assert np.mean(r.flat[post]) == pytest.approx(1.0, abs=0.05), f
-        offsets.append(abs(r.e0 - edge_energy(s.absorbing_element, s.edge)))
-    offsets = np.array(offsets)
-    assert offsets.size == 275
-    assert offsets.max() < 40  # the Sr files, calibrated ~35 eV high, are the worst
-    assert np.mean(offsets < 15) > 0.85
+        rows.append((rel, s, r, ref))
+    return rows
+
+
+def test_larch_agreement_on_the_xas_data_library(xasdl_vs_larch):
+    """Issue 9 targets: |de0| <= 0.5 eV on >= 95 % of the files, <= 1 eV on every foil, relative
+    |d edge_step| <= 2 % on >= 95 %; the ranges and the post-edge degree are larch's."""
+    assert len(xasdl_vs_larch) == 275
+    de0 = np.array([abs(r.e0 - ref["e0"]) for _, _, r, ref in xasdl_vs_larch])
+    dstep = np.array([abs(r.edge_step / ref["edge_step"] - 1) for _, _, r, ref in xasdl_vs_larch])
+    assert np.mean(de0 <= 0.5) >= 0.95
+    assert np.mean(dstep <= 0.02) >= 0.95
+    foils = [(rel, abs(r.e0 - ref["e0"])) for rel, _, r, ref in xasdl_vs_larch if "foil" in rel.lower()
+             or "metal" in rel.lower()]
+    assert len(foils) >= 5 and max(d for _, d in foils) <= 1.0, foils
+    for rel, _, r, ref in xasdl_vs_larch:
+        assert r.nnorm == ref["nnorm"], rel
+        for k in ("pre1", "pre2", "norm1", "norm2"):
+            assert getattr(r, k) == pytest.approx(ref[k], abs=1e-6), (rel, k)
+    # in fact the arrays and the mathematics are identical: agreement to rounding
+    assert de0.max() < 1e-6 and dstep.max() < 1e-8
+
+
+def test_foil_e0_is_at_the_first_inflection(xasdl_vs_larch):
+    """The old finder (fixed 1 eV smoothing) put Fe foils ~8 eV above the edge; larch's does not."""
+    for rel, s, r, _ in xasdl_vs_larch:
+        if rel.startswith("Fe/") and "foil" in rel.lower():
+            tab = edge_energy("Fe")
+            assert abs(r.e0 - tab) < 3, rel
+            old = find_e0(s.energy, s.mu, method="max-derivative")
+            assert old > r.e0  # the legacy finder, kept for the shipped models, sits higher
+
+
+def test_post_edge_follows_larch_conventions(cu_foil):
+    r = pre_edge(cu_foil.energy, cu_foil.mu, nnorm=0)
+    # nnorm=0: the post-edge line is parallel to the pre-edge line (fitted to mu - pre_edge)
+    slope_pre = np.polyfit(cu_foil.energy, r.pre_edge, 1)[0]
+    slope_post = np.polyfit(cu_foil.energy, r.post_edge, 1)[0]
+    assert slope_post == pytest.approx(slope_pre, rel=1e-9)
+    # default degree from the post-edge span: quadratic over >= 300 eV, linear over >= 30 eV
+    assert pre_edge(cu_foil.energy, cu_foil.mu).nnorm == 2
+    short = cu_foil.energy < 9100
+    assert pre_edge(cu_foil.energy[short], cu_foil.mu[short]).nnorm == 1
+    # flat equals norm below e0, and norm - (post_edge - pre_edge)/step + its e0 value above
+    i0 = int(np.argmin(np.abs(cu_foil.energy - r.e0)))
+    np.testing.assert_allclose(r.flat[:i0], r.norm[:i0])
+
+
+def test_batch_path_equals_the_per_file_path(xasdl_vs_larch):
+    """pre_edge_batch on one grid per element gives pre_edge's e0, edge_step, norm and flat."""
+    by_el: dict[str, list] = {}
+    for rel, s, _, _ in xasdl_vs_larch:
+        by_el.setdefault(rel.split("/")[0], []).append(s)
+    n = 0
+    for el, spectra in by_el.items():
+        lo = max(s.energy[0] for s in spectra)
+        hi = min(s.energy[-1] for s in spectra)
+        if hi - lo < 150:
+            continue
+        grid = np.linspace(lo, hi, 300)
+        mu = np.array([np.interp(grid, s.energy, s.mu) for s in spectra])
+        b = pre_edge_batch(grid, mu)
+        for k, m in enumerate(mu):
+            r = pre_edge(grid, m)
+            assert b.e0[k] == pytest.approx(r.e0, abs=1e-9), el
+            assert b.edge_step[k] == pytest.approx(r.edge_step, rel=1e-7), el
+            assert b.nnorm[k] == r.nnorm
+            np.testing.assert_allclose(b.flat[k], r.flat, atol=1e-6)
+            n += 1
+    assert n > 200
+
+
+def test_batch_path_input_errors():
+    e = np.linspace(8900, 9300, 50)
+    with pytest.raises(SpectrumError, match=r"shape \(m, 50\)"):
+        pre_edge_batch(e, np.ones((3, 40)))
+    with pytest.raises(SpectrumError, match="finite"):
+        pre_edge_batch(e, np.full((2, 50), np.nan))
 
 
 def test_coarsely_sampled_edge_is_refused(shared_data, feff_cu):
