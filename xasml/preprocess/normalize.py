@@ -466,8 +466,10 @@ class BatchNormResult:
         As in :class:`NormResult` (eV; ranges relative to e0).
     nnorm : ndarray of int, shape (m,)
         Post-edge polynomial degree used for each spectrum.
-    pre_edge, post_edge, norm, flat : ndarray, shape (m, n)
-        The curves and normalised spectra.
+    norm, flat : ndarray, shape (m, n)
+        The normalised and flattened spectra.
+    pre_edge, post_edge : ndarray of shape (m, n), or None
+        The fitted curves (only with ``curves=True``).
     """
 
     energy: np.ndarray
@@ -478,10 +480,10 @@ class BatchNormResult:
     norm1: np.ndarray
     norm2: np.ndarray
     nnorm: np.ndarray
-    pre_edge: np.ndarray = field(repr=False)
-    post_edge: np.ndarray = field(repr=False)
     norm: np.ndarray = field(repr=False)
     flat: np.ndarray = field(repr=False)
+    pre_edge: np.ndarray | None = field(default=None, repr=False)
+    post_edge: np.ndarray | None = field(default=None, repr=False)
 
 
 def _smoothing_operator(x: np.ndarray, step: float) -> np.ndarray:
@@ -533,7 +535,7 @@ def _pick_edge_batch(d: np.ndarray, start: np.ndarray, length: np.ndarray) -> np
     return np.where(ok.any(axis=1), best - start, 0)
 
 
-def _find_e0_batch(e: np.ndarray, mu: np.ndarray) -> np.ndarray:
+def _find_e0_batch(e: np.ndarray, mu: np.ndarray, cache: dict | None = None) -> np.ndarray:
     m, n = mu.shape
     ek = e[:-1]
     d1 = np.gradient(mu[:, :-1], axis=1) / np.gradient(ek)[None, :]
@@ -558,7 +560,13 @@ def _find_e0_batch(e: np.ndarray, mu: np.ndarray) -> np.ndarray:
             continue
         x = e[a:b - 1]  # larch drops the window's last point
         d = np.gradient(mu[rows, a:b - 1], axis=1) / np.gradient(x)[None, :]
-        ds = d @ _smoothing_operator(x, s).T
+        key = (a, b, s)
+        op = cache.get(key) if cache is not None else None
+        if op is None:
+            op = np.ascontiguousarray(_smoothing_operator(x, s).T)
+            if cache is not None:
+                cache[key] = op
+        ds = d @ op
         ix = _pick_edge_batch(ds, np.zeros(rows.size, int), np.full(rows.size, x.size))
         out[rows] = np.where(ix < 1, e[a + 2], e[a + ix])
     small = (istop - istart) < 8
@@ -568,7 +576,7 @@ def _find_e0_batch(e: np.ndarray, mu: np.ndarray) -> np.ndarray:
 
 def pre_edge_batch(energy, mu, e0=None, pre1: float | None = None, pre2: float | None = None,
                    norm1: float | None = None, norm2: float | None = None, nnorm: int | None = None,
-                   chunk: int = 1024) -> BatchNormResult:
+                   curves: bool = False, chunk: int = 4096) -> BatchNormResult:
     """:func:`pre_edge` for many spectra on one energy grid, vectorised (databases).
 
     The same mathematics as :func:`pre_edge` (xraylarch ``pre_edge`` defaults), done on whole
@@ -590,8 +598,10 @@ def pre_edge_batch(energy, mu, e0=None, pre1: float | None = None, pre2: float |
         when not given (see :func:`pre_edge`).
     nnorm : int, optional
         Post-edge degree for every spectrum; larch's span rule per spectrum when not given.
+    curves : bool
+        Also return the ``pre_edge`` and ``post_edge`` curves (two more (m, n) arrays).
     chunk : int
-        Spectra per block (bounds memory to about chunk·n·(nnorm+1)·8 bytes per array).
+        Spectra per block (bounds the working memory to a few chunk·n·8-byte arrays).
 
     Returns
     -------
@@ -616,19 +626,22 @@ def pre_edge_batch(energy, mu, e0=None, pre1: float | None = None, pre2: float |
     m, n = mu.shape
     out = {k: np.empty(m) for k in ("e0", "edge_step", "pre1", "pre2", "norm1", "norm2")}
     out["nnorm"] = np.empty(m, dtype=int)
-    out.update({k: np.empty((m, n)) for k in ("pre_edge", "post_edge", "norm", "flat")})
+    out.update({k: np.empty((m, n)) for k in (("pre_edge", "post_edge", "norm", "flat") if curves else
+                                              ("norm", "flat"))})
+    cache: dict = {}  # smoothing operators, shared by the blocks
     for a in range(0, m, chunk):
         sub = mu[a:a + chunk]
         e0_sub = None if e0 is None else np.broadcast_to(np.asarray(e0, dtype=float), (m,))[a:a + chunk]
-        for k, v in _pre_edge_block(e, sub, e0_sub, pre1, pre2, norm1, norm2, nnorm).items():
-            out[k][a:a + chunk] = v
+        for k, v in _pre_edge_block(e, sub, e0_sub, pre1, pre2, norm1, norm2, nnorm, cache, curves).items():
+            if k in out:
+                out[k][a:a + chunk] = v
     return BatchNormResult(energy=e, **out)
 
 
-def _pre_edge_block(e, mu, e0, pre1, pre2, norm1, norm2, nnorm) -> dict[str, np.ndarray]:
+def _pre_edge_block(e, mu, e0, pre1, pre2, norm1, norm2, nnorm, cache=None, curves=False) -> dict[str, np.ndarray]:
     m, n = mu.shape
     if e0 is None:
-        e0 = _find_e0_batch(e, mu)
+        e0 = _find_e0_batch(e, mu, cache)
     e0 = np.asarray(e0, dtype=float)
     if np.any((e0 < e[0]) | (e0 > e[-1])):
         raise SpectrumError(f"e0 outside the grid ({e[0]:.2f}..{e[-1]:.2f} eV)", field="e0")
@@ -701,8 +714,9 @@ def _pre_edge_block(e, mu, e0, pre1, pre2, norm1, norm2, nnorm) -> dict[str, np.
     A[:, np.arange(dmax), np.arange(dmax)] = np.where(unused, 1.0, A[:, np.arange(dmax), np.arange(dmax)])
     b[unused] = 0.0
     coef = np.linalg.solve(A, b[:, :, None])[:, :, 0]
-    poly = sum(coef[:, i:i + 1] * powers[i] for i in range(dmax))
-    post = pre + poly
+    poly = coef[:, :1] * powers[0]
+    for i in range(1, dmax):
+        poly += coef[:, i:i + 1] * powers[i]
     step = np.abs(poly[rows, ie0])
     step = np.maximum(step, 1e-12)
     norm = (mu - pre) / step[:, None]
@@ -710,7 +724,8 @@ def _pre_edge_block(e, mu, e0, pre1, pre2, norm1, norm2, nnorm) -> dict[str, np.
     flat = norm - resid + resid[rows, ie0][:, None]
     flat = np.where(idx < ie0[:, None], norm, flat)
     return {"e0": e0, "edge_step": step, "pre1": p1, "pre2": p2, "norm1": n1, "norm2": n2,
-            "nnorm": deg.astype(int), "pre_edge": pre, "post_edge": post, "norm": norm, "flat": flat}
+            "nnorm": deg.astype(int), "norm": norm, "flat": flat,
+            **({"pre_edge": pre, "post_edge": pre + poly} if curves else {})}
 
 
 def _window(e: np.ndarray, lo: float, hi: float, what: str, need: int, source: str | None) -> np.ndarray:
