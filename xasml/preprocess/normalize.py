@@ -674,54 +674,62 @@ def _pre_edge_block(e, mu, e0, pre1, pre2, norm1, norm2, nnorm, cache=None, curv
     else:
         deg = np.full(m, max(min(int(nnorm), MAX_NNORM), 0))
     idx = np.arange(n)[None, :]
-    x = e[None, :] - e0[:, None]
-    # pre-edge line, or a constant when the range holds fewer than 3 points
+    # range sums from prefix sums: one global, centred and scaled abscissa t for every spectrum
+    c = 0.5 * (e[0] + e[-1])
+    half = max(0.5 * (e[-1] - e[0]), 1e-12)
+    t = (e - c) / half
+    dmax = MAX_NNORM + 1 if nnorm is not None and int(nnorm) > 2 else 3
+
+    def prefix(v):  # cumulative sums with a leading 0 along the last axis
+        z = np.zeros(v.shape[:-1] + (1,))
+        return np.concatenate((z, np.cumsum(v, axis=-1)), axis=-1)
+
+    tp = np.vstack([t ** k for k in range(2 * dmax - 1)])  # (2 dmax - 1, n)
+    st = prefix(tp)  # sums of t^k
+    smt = [prefix(mu)] + [prefix(mu * tp[k]) for k in range(1, dmax)]  # sums of mu t^k, (m, n+1) each
+
+    def rsum1(k, lo, hi):
+        return st[k, hi] - st[k, lo]
+
+    def rsum2(k, lo, hi):
+        return smt[k][rows, hi] - smt[k][rows, lo]
+
+    # pre-edge line mu = icpt + slope t, or a constant when the range holds fewer than 3 points
     const = (index_of(p2 + e0) - index_of(p1 + e0)) < 3
     a1, a2 = index_of(p1 + e0), nearest(p2 + e0)
     a2 = np.where(const & (a2 == a1), a2 + 1, a2)
     a2 = np.where(~const & (a2 - a1 < 2), np.minimum(n, a1 + 2), a2)
-    w = ((idx >= a1[:, None]) & (idx < a2[:, None])).astype(float)
-    sw = w.sum(1)
-    sx, sy = (w * x).sum(1), (w * mu).sum(1)
-    sxx, sxy = (w * x * x).sum(1), (w * x * mu).sum(1)
+    sw, sx, sxx = rsum1(0, a1, a2), rsum1(1, a1, a2), rsum1(2, a1, a2)
+    sy, sxy = rsum2(0, a1, a2), rsum2(1, a1, a2)
     den = sw * sxx - sx * sx
     slope = np.where(const | (den == 0), 0.0, (sw * sxy - sx * sy) / np.where(den == 0, 1.0, den))
-    icpt = (sy - slope * sx) / sw  # value at e0
-    pre = icpt[:, None] + slope[:, None] * x
-    # post-edge polynomial on mu - pre
+    icpt = (sy - slope * sx) / sw
+    # post-edge polynomial in t fitted to mu - pre on [b1, b2)
     b1, b2 = index_of(n1 + e0), nearest(n2 + e0)
     b1 = np.minimum(b1, n - 3)
     few = b2 - b1 < 2
-    b1 = np.where(few, b1 - 2, b1)
+    b1 = np.where(few, np.maximum(b1 - 2, 0), b1)
     deg = np.where(few, 0, np.where(b2 - b1 < 5, np.minimum(1, deg), deg))
     deg = np.minimum(deg, b2 - b1 - 1)
-    scale = np.maximum(np.abs(n2), 1.0)[:, None]
-    t = x / scale
-    wq = ((idx >= b1[:, None]) & (idx < b2[:, None])).astype(float)
-    dmax = int(deg.max()) + 1
-    powers = [np.ones_like(t)]
-    for _ in range(1, dmax):
-        powers.append(powers[-1] * t)
-    y = (mu - pre) * wq
+    dmax = min(dmax, int(deg.max()) + 1)
     A = np.empty((m, dmax, dmax))
-    b = np.empty((m, dmax))
+    bb = np.empty((m, dmax))
     for i in range(dmax):
-        b[:, i] = (powers[i] * y).sum(1)
+        bb[:, i] = rsum2(i, b1, b2) - icpt * rsum1(i, b1, b2) - slope * rsum1(i + 1, b1, b2)
         for j in range(i, dmax):
-            A[:, i, j] = A[:, j, i] = (powers[i] * powers[j] * wq).sum(1)
+            A[:, i, j] = A[:, j, i] = rsum1(i + j, b1, b2)
     unused = np.arange(dmax)[None, :] > deg[:, None]
     A[unused[:, :, None] | unused[:, None, :]] = 0.0
-    A[:, np.arange(dmax), np.arange(dmax)] = np.where(unused, 1.0, A[:, np.arange(dmax), np.arange(dmax)])
-    b[unused] = 0.0
-    coef = np.linalg.solve(A, b[:, :, None])[:, :, 0]
-    poly = coef[:, :1] * powers[0]
-    for i in range(1, dmax):
-        poly += coef[:, i:i + 1] * powers[i]
-    step = np.abs(poly[rows, ie0])
-    step = np.maximum(step, 1e-12)
-    norm = (mu - pre) / step[:, None]
-    resid = poly / step[:, None]
-    flat = norm - resid + resid[rows, ie0][:, None]
+    diag = np.arange(dmax)
+    A[:, diag, diag] = np.where(unused, 1.0, A[:, diag, diag])
+    bb[unused] = 0.0
+    coef = np.linalg.solve(A, bb[:, :, None])[:, :, 0]
+    pre = np.stack([icpt, slope], axis=1) @ tp[:2]
+    poly = coef @ tp[:dmax]
+    step = np.maximum(np.abs(poly[rows, ie0]), 1e-12)
+    inv = 1.0 / step[:, None]
+    norm = (mu - pre) * inv
+    flat = norm - (poly - poly[rows, ie0][:, None]) * inv
     flat = np.where(idx < ie0[:, None], norm, flat)
     return {"e0": e0, "edge_step": step, "pre1": p1, "pre2": p2, "norm1": n1, "norm2": n2,
             "nnorm": deg.astype(int), "norm": norm, "flat": flat,
