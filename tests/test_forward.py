@@ -238,7 +238,7 @@ def test_predict_errors_are_clear(tmp_path):
     bad.write_text("1\n\n8 0 0 0\n")
     model = tmp_path / "nomodel"
     model.mkdir()
-    assert main(["forward", "predict", "--model", str(model), str(bad)]) == 1
+    assert main(["forward", "predict", "--model", str(model), str(bad)]) == 2
 
 
 def test_configured_arctan_broadening_is_applied_and_recorded(tmp_path):

@@ -327,8 +327,12 @@ def test_predict_cli_shipped_models(local_dir, capsys):
 def test_predict_reports_bad_file(tmp_path, capsys):
     bad = tmp_path / "xmu.dat"
     bad.write_text("# nothing\n1 2 3\n")
-    code, out = _cli_json(capsys, ["local", "predict", "--task", "cn", "--json", str(bad)])
-    assert code == 1 and "error" in out[0] and str(bad) in out[0]["error"]
+    from xasml.cli import main
+
+    code = main(["local", "predict", "--task", "cn", "--json", str(bad)])
+    cap = capsys.readouterr()
+    assert code == 2 and cap.out == ""  # --json: results on stdout, errors on stderr
+    assert str(bad) in cap.err and len(cap.err.strip().splitlines()) == 1
 
 
 def test_quick_run_end_to_end(shared_data, tmp_path):

@@ -137,7 +137,7 @@ def test_fetch_mp_with_fake_rester(monkeypatch, tmp_path, mp_dir, capsys):
 def test_fetch_errors(monkeypatch, tmp_path, capsys):
     monkeypatch.delenv("MP_API_KEY", raising=False)
     rc = main(["fetch", "mp", "--material-ids", "mp-1", "--out", str(tmp_path)])
-    assert rc == 1 and "no Materials Project API key" in capsys.readouterr().err
+    assert rc == 2 and "no Materials Project API key" in capsys.readouterr().err
     with pytest.raises(fetch_cli.FetchError, match="must look like 'mp-1234'"):
         fetch_cli.fetch_mp(["1234"], tmp_path, api_key="k")
     # missing extra: mp_api cannot be imported
@@ -153,7 +153,7 @@ def test_fetch_errors(monkeypatch, tmp_path, capsys):
     monkeypatch.setattr(fetch_cli, "_mprester_class", lambda: Offline)
     rc = main(["fetch", "mp", "--material-ids", "mp-1", "--api-key", "k", "--out", str(tmp_path)])
     err = capsys.readouterr().err
-    assert rc == 1 and "Materials Project request failed (ConnectionError" in err and "network" in err
+    assert rc == 2 and "Materials Project request failed (ConnectionError" in err and "network" in err
     _FakeMPRester.docs = []
     monkeypatch.setattr(fetch_cli, "_mprester_class", lambda: _FakeMPRester)
     with pytest.raises(fetch_cli.FetchError, match="no XAS documents for mp-1"):

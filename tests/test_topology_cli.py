@@ -55,7 +55,7 @@ def test_predict_measured_xdi_records_preprocessing(test_data, capsys):
 
 
 def test_predict_errors_are_clear(test_data, tmp_path, capsys):
-    assert main(["topology", "predict", str(tmp_path / "missing.dat")]) == 1
+    assert main(["topology", "predict", str(tmp_path / "missing.dat")]) == 2
     assert "file not found" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["topology", "predict"])
@@ -118,7 +118,7 @@ def test_run_end_to_end_tiny(tmp_path, capsys, test_data):
 def test_run_rejects_bad_config(tmp_path, capsys):
     cfg = tmp_path / "bad.json"
     cfg.write_text(json.dumps({"network": {"epochz": 3}}))
-    assert main(["topology", "run", "--config", str(cfg), "--out", str(tmp_path / "r"), "--quiet"]) == 1
+    assert main(["topology", "run", "--config", str(cfg), "--out", str(tmp_path / "r"), "--quiet"]) == 2
     assert "epochz" in capsys.readouterr().err
 
 

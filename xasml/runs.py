@@ -19,7 +19,86 @@ import time
 from pathlib import Path
 from typing import Any
 
+from xasml.errors import DataError
 from xasml.utils import atomic_write_json
+
+#: files that mark a folder as a run folder (``--overwrite`` clears only such folders)
+RUN_MARKERS = ("config.json", "run.json")
+
+
+def default_run_dir(prefix: str, root: str | Path = "runs") -> Path:
+    """A fresh, timestamped run folder path ``<root>/<prefix>-YYYYmmdd-HHMMSS`` (suffix ``-2``, ``-3``, ...
+    when that exists already).
+
+    Parameters
+    ----------
+    prefix : str
+        Capability name, e.g. ``"forward"`` or ``"local-Cu"``.
+    root : str or Path
+        Parent folder.
+
+    Returns
+    -------
+    Path
+        A path that does not exist yet.
+    """
+    base = Path(root) / f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}"
+    path, n = base, 1
+    while path.exists():
+        n += 1
+        path = base.with_name(f"{base.name}-{n}")
+    return path
+
+
+def claim_run_dir(path: str | Path, overwrite: bool = False) -> Path:
+    """Make ``path`` an empty folder owned by the run about to start.
+
+    A run folder is owned by one run: mixing the files of two runs (an interrupted rerun leaves new
+    models beside the old metrics; a rerun with fewer models leaves stale model folders that
+    ``predict --model`` would use) is refused.
+
+    Parameters
+    ----------
+    path : str or Path
+        The ``--out`` folder.
+    overwrite : bool
+        Clear a non-empty folder first; allowed only for a folder that is a run folder (holds
+        ``config.json`` or ``run.json``), so that a mistyped ``--out`` never deletes other files.
+
+    Returns
+    -------
+    Path
+        The (empty) folder, created with its parents.
+
+    Raises
+    ------
+    DataError
+        If ``path`` is a file, or is a non-empty folder and ``overwrite`` is false, or is a
+        non-empty folder that is not a run folder.
+    """
+    import shutil
+
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise DataError(f"{path}: --out is a file; expected a run folder (new or empty)")
+    if path.is_dir():
+        content = sorted(p.name for p in path.iterdir())
+        if content:
+            shown = ", ".join(content[:5]) + (", ..." if len(content) > 5 else "")
+            if not overwrite:
+                raise DataError(f"{path}: run folder is not empty ({len(content)} entries: {shown}); a run folder "
+                                "belongs to one run: choose a new --out (the default is a fresh timestamped "
+                                "folder), or pass --overwrite to clear it first")
+            if not any((path / m).exists() for m in RUN_MARKERS):
+                raise DataError(f"{path}: not a run folder (no {' or '.join(RUN_MARKERS)}; holds {shown}); "
+                                "--overwrite clears only run folders: choose another --out")
+            for child in path.iterdir():
+                if child.is_dir() and not child.is_symlink():
+                    shutil.rmtree(child)
+                else:
+                    child.unlink()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def git_revision(cwd: str | Path | None = None) -> str | None:
@@ -38,19 +117,26 @@ class RunFolder:
     Parameters
     ----------
     path : str or Path
-        Folder to create (parents included). Existing files are overwritten one by one,
-        atomically.
+        Folder to create (parents included); it must be new or empty unless ``overwrite``
+        (see :func:`claim_run_dir`). Files are then written one by one, atomically.
     config : dict
         The resolved configuration; written at once to ``config.json``.
     seed : int
         Seed of the run.
+    overwrite : bool
+        Clear an existing run folder at ``path`` first.
+
+    Raises
+    ------
+    DataError
+        If ``path`` is not empty and ``overwrite`` is false (see :func:`claim_run_dir`).
     """
 
-    def __init__(self, path: str | Path, config: dict[str, Any], seed: int | None = None):
+    def __init__(self, path: str | Path, config: dict[str, Any], seed: int | None = None,
+                 overwrite: bool = False):
         from xasml import __version__
 
-        self.path = Path(path)
-        self.path.mkdir(parents=True, exist_ok=True)
+        self.path = claim_run_dir(path, overwrite=overwrite)
         self._t0 = time.time()
         self.info: dict[str, Any] = {
             "xasml_version": __version__,
@@ -95,6 +181,7 @@ class RunFolder:
 
     @property
     def report_dir(self) -> Path:
+        """Folder of the report: ``report/`` (created)."""
         d = self.path / "report"
         d.mkdir(parents=True, exist_ok=True)
         return d

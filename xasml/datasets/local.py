@@ -188,6 +188,28 @@ def deduplicate(X: np.ndarray, threshold: float = 0.015, chunk: int = 512) -> np
     return keep
 
 
+def min_materials(fractions: Sequence[float] = (0.8, 0.1, 0.1)) -> int:
+    """Fewest materials :func:`grouped_stratified_split` can split with ``fractions``.
+
+    Parameters
+    ----------
+    fractions : (train, val, test)
+        Target fractions.
+
+    Returns
+    -------
+    int
+        The smallest number of materials that leaves one fold for every non-empty part.
+    """
+    _, f_val, f_test = fractions
+    k_test = max(2, int(round(1.0 / f_test))) if f_test > 0 else 1
+    k_val = max(2, int(round((1.0 - f_test) / f_val))) if f_val > 0 else 1
+    g = max(k_test, 2)
+    while g - int(np.ceil(g / k_test)) < k_val:
+        g += 1
+    return g
+
+
 def grouped_stratified_split(y: Sequence, groups: Sequence, fractions: Sequence[float] = (0.8, 0.1, 0.1),
                              seed: int = 0) -> np.ndarray:
     """Assign each sample to train / val / test, stratified by ``y`` and grouped by ``groups``.
@@ -213,7 +235,9 @@ def grouped_stratified_split(y: Sequence, groups: Sequence, fractions: Sequence[
     Raises
     ------
     DataError
-        If a material ends up in two parts (cannot happen unless the splitter misbehaves).
+        If there are fewer materials than folds (the message says how many sites and materials
+        are needed), or a material ends up in two parts (cannot happen unless the splitter
+        misbehaves).
     """
     from sklearn.model_selection import StratifiedGroupKFold
 
@@ -227,6 +251,12 @@ def grouped_stratified_split(y: Sequence, groups: Sequence, fractions: Sequence[
         if frac <= 0:
             continue
         k = max(2, int(round(denom / frac)))
+        n_groups = len(np.unique(groups[rest]))
+        if len(rest) < k or n_groups < k:
+            raise DataError(f"{n} site(s) from {len(np.unique(groups))} material(s) are too few to split "
+                            f"train/val/test {f_train:g}/{f_val:g}/{f_test:g} by material: the {name} part is one of "
+                            f"{k} folds, so at least {k} materials (with their sites) are needed there, "
+                            f"{n_groups} remain; expected a data folder with many more materials")
         cv = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
         _, fold = next(cv.split(np.zeros(len(rest)), y[rest], groups[rest]))
         out[rest[fold]] = name

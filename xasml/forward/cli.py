@@ -25,9 +25,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.element or args.limit:
         overrides["data"] = {k: v for k, v in (("element", args.element), ("limit", args.limit)) if v}
     metrics = run_forward(data=args.data, out=args.out, seed=args.seed, config=args.config, preset=args.preset,
-                          show_progress=not args.quiet, overrides=overrides)
+                          show_progress=not args.quiet, overrides=overrides, overwrite=args.overwrite)
     t = metrics["test"]
-    print(json.dumps({"out": args.out, "n_train": metrics["n_train"], "n_test": metrics["n_test"],
+    print(json.dumps({"out": metrics["out"], "n_train": metrics["n_train"], "n_test": metrics["n_test"],
                       "train_seconds": metrics["train_seconds"], "delta_mu": t["delta_mu"],
                       "peaks": t["peaks"]}, indent=1))
     return 0
@@ -61,7 +61,8 @@ def add_parser(subparsers) -> None:
                                    "run.json, splits.json, models/forward, metrics.json, report/).")
     r.add_argument("--data", help="XANESNET folder (xyz*/ + xanes*/), XANESNET .npz, or FEFF crystal tree "
                                   "(default: ../shared/data/xanesnet-fe/preconv)")
-    r.add_argument("--out", default="runs/forward", help="run folder (default: runs/forward)")
+    r.add_argument("--out", help="run folder, new or empty (default: a fresh runs/forward-<date>-<time>)")
+    r.add_argument("--overwrite", action="store_true", help="clear --out first if it is an existing run folder")
     r.add_argument("--config", help="TOML or JSON file overriding any option (see --show-config)")
     r.add_argument("--preset", choices=["fast", "paper"], help="model preset (default: fast)")
     r.add_argument("--seed", type=int, help="seed (default 0)")

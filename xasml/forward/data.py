@@ -279,7 +279,7 @@ def load_feff_crystals(root: str | Path, element: str = "Cu", edge: str = "K", e
                         "(FEFF crystal tree expected)")
     spectra, envs, ids, groups = [], [], [], []
     for m in progress(mats, desc="reading"):
-        structure = read_structure(_structure_file(m))
+        structure = read_structure(_structure_file(m), ordered=True)
         for f in sorted((m / "FEFF-XANES").glob(f"*_{element}/xmu.dat")):
             s = read_feff_xmu(f, absorbing_element=element, edge=edge, material_id=m.name)
             if s.absorbing_index is None or s.absorbing_index >= len(structure):

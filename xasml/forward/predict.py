@@ -160,28 +160,40 @@ class ForwardModel:
         dict
             ``file``, ``element``, ``edge``, ``absorbing_index``, ``energy`` (eV), ``mu``,
             ``broadening`` (what the training targets had).
+
+        Raises
+        ------
+        DataError
+            Naming the file: unreadable or invalid structure, absorbing index negative or out of
+            range, absorber not the model's element (for ``.xyz``: the absorber must come first).
         """
         from xasml.io.structures import is_xyz, read_structure, read_xyz
 
         path = Path(path)
         if is_xyz(path):
             mol = read_xyz(path)
-            idx = 0 if absorbing_index is None else int(absorbing_index)
-            if not 0 <= idx < len(mol):
-                raise DataError(f"{path}: absorbing index {idx} out of range for {len(mol)} atoms")
+            idx = _check_index(path, 0 if absorbing_index is None else absorbing_index, len(mol), "atoms")
+            z = int(mol.numbers[idx])
+            if z != _z(self.element):
+                raise DataError(_wrong_absorber_message(path, mol.numbers, idx, absorbing_index is None,
+                                                        f"this model predicts {self.element} spectra",
+                                                        {self.element}))
             try:
                 mu = self.predict_molecule(mol.numbers, mol.positions, idx)
             except DataError as exc:
                 raise DataError(f"{path}: {exc}") from None
         else:
-            s = read_structure(path)
+            s = read_structure(path, ordered=True)
             if absorbing_index is None:
                 absorbing_index = _single_inequivalent_site(s, self.element, path)
-            idx = int(absorbing_index)
+            idx = _check_index(path, absorbing_index, len(s), "sites")
             try:
                 mu = self.predict_structure(s, idx)
             except DataError as exc:
                 raise DataError(f"{path}: {exc}") from None
+        if not np.isfinite(mu).all():
+            raise DataError(f"{path}: the model gave non-finite values; its weights or this structure are "
+                            "invalid (check the model folder and the coordinates)")
         return {"file": str(path), "element": self.element, "edge": self.edge, "absorbing_index": idx,
                 "energy": [round(float(e), 4) for e in self.energy], "mu": [float(f"{m:.6g}") for m in mu],
                 "broadening": self.broadening.to_dict()}
@@ -214,18 +226,62 @@ def _z(element: str) -> int:
     return Element(element).Z
 
 
-def _guess_element(path: Path, absorbing_index: int | None) -> str:
-    from xasml.io.structures import is_xyz, read_structure, read_xyz
+def _check_index(path: Path, index, n: int, what: str) -> int:
+    """``index`` as an int in ``0 <= index < n``, else a :class:`DataError` naming ``path``."""
+    try:
+        idx = int(index)
+    except (TypeError, ValueError):
+        raise DataError(f"{path}: absorbing index {index!r} is not an integer") from None
+    if idx < 0:
+        raise DataError(f"{path}: absorbing index {idx} is negative; expected a 0-based index 0-{n - 1} "
+                        f"({n} {what})")
+    if idx >= n:
+        raise DataError(f"{path}: absorbing index {idx} out of range; the file has {n} {what}, expected "
+                        f"0-{n - 1}")
+    return idx
 
+
+def _wrong_absorber_message(path: Path, numbers, idx: int, defaulted: bool, why: str,
+                            wanted: set[str] | None = None) -> str:
+    """Message for an ``.xyz`` whose absorber (atom ``idx``) has no model: the cause first.
+
+    ``wanted``: elements that do have a model (default: the shipped ones); an atom of one of them
+    elsewhere in the file means the absorber was not put first.
+    """
     from pymatgen.core.periodic_table import Element
 
+    sym = Element.from_Z(int(numbers[idx])).symbol
+    if not defaulted:
+        return f"{path}: atom {idx} (--absorbing-index) is {sym}; {why}"
+    if wanted is None:
+        wanted = {p.name for p in SHIPPED.iterdir()} if SHIPPED.exists() else set()
+    for i, z in enumerate(numbers):
+        el = Element.from_Z(int(z)).symbol
+        if i != idx and el in wanted:
+            return (f"{path}: the first atom is {sym}, but the absorber must be the first atom of an .xyz file "
+                    f"(atom {i} is {el}: move it to the first line, or pass --absorbing-index {i}); {why}")
+    return f"{path}: the first atom (the absorber: it must come first in an .xyz file) is {sym}; {why}"
+
+
+def _guess_element(path: Path, absorbing_index: int | None) -> str:
+    from pymatgen.core.periodic_table import Element
+
+    from xasml.io.structures import is_xyz, read_structure, read_xyz
+
+    shipped = {p.name for p in SHIPPED.iterdir() if (p / "forward.json").exists()} if SHIPPED.exists() else set()
     if is_xyz(path):
         mol = read_xyz(path)
-        return Element.from_Z(int(mol.numbers[absorbing_index or 0])).symbol
-    s = read_structure(path)
+        idx = _check_index(path, 0 if absorbing_index is None else absorbing_index, len(mol), "atoms")
+        el = Element.from_Z(int(mol.numbers[idx])).symbol
+        if el not in shipped:
+            raise DataError(_wrong_absorber_message(
+                path, mol.numbers, idx, absorbing_index is None,
+                f"no shipped forward model for {el} (shipped: {', '.join(sorted(shipped)) or 'none'}; "
+                "or pass --model DIR)"))
+        return el
+    s = read_structure(path, ordered=True)
     if absorbing_index is not None:
-        return s[int(absorbing_index)].specie.symbol
-    shipped = {p.name for p in SHIPPED.iterdir()} if SHIPPED.exists() else set()
+        return s[_check_index(path, absorbing_index, len(s), "sites")].specie.symbol
     els = [e.symbol for e in s.composition.elements if e.symbol in shipped]
     if len(els) != 1:
         raise DataError(f"{path}: cannot tell which shipped model to use (elements with a model: {els}); "
@@ -249,7 +305,18 @@ def predict_files(paths, model_dir: str | Path | None = None, absorbing_index: i
     -------
     list of dict
         One :meth:`ForwardModel.predict_file` result per path.
+
+    Raises
+    ------
+    DataError
+        Naming the file, for the first file that cannot be predicted (see
+        :meth:`ForwardModel.predict_file`), or when ``absorbing_index`` is negative.
     """
+    paths = list(paths)
+    if absorbing_index is not None and int(absorbing_index) < 0:
+        first = paths[0] if paths else "--absorbing-index"
+        raise DataError(f"{first}: absorbing index {int(absorbing_index)} is negative; expected a 0-based "
+                        "index (0 = first atom/site); negative indices are not counted from the end")
     cache: dict[str, ForwardModel] = {}
     out = []
     for p in paths:

@@ -228,9 +228,9 @@ def _write_report(run: RunFolder, cfg: dict, ds: ForwardDataset, test: ForwardDa
     return rep.write()
 
 
-def run_forward(data: str | Path | None = None, out: str | Path = "runs/forward", seed: int | None = None,
+def run_forward(data: str | Path | None = None, out: str | Path | None = None, seed: int | None = None,
                 config: str | Path | None = None, preset: str | None = None, show_progress: bool = True,
-                overrides: dict[str, Any] | None = None) -> dict:
+                overrides: dict[str, Any] | None = None, overwrite: bool = False) -> dict:
     """Run the whole forward-model pipeline and write a run folder.
 
     Parameters
@@ -250,11 +250,19 @@ def run_forward(data: str | Path | None = None, out: str | Path = "runs/forward"
         Print progress lines.
     overrides : dict, optional
         Config sections as nested dicts (e.g. ``{"cv": {"repeats": 0}}``), applied last.
+    overwrite : bool
+        Clear ``out`` first when it is an existing run folder; without it a non-empty ``out``
+        is refused (:func:`xasml.runs.claim_run_dir`).
 
     Returns
     -------
     dict
-        The metrics written to ``metrics.json``.
+        The metrics written to ``metrics.json`` (``"out"``: the run folder).
+
+    Raises
+    ------
+    DataError
+        On invalid data or configuration, or a non-empty ``out`` without ``overwrite``.
     """
     import torch
 
@@ -270,7 +278,11 @@ def run_forward(data: str | Path | None = None, out: str | Path = "runs/forward"
     seed = int(cfg["seed"])
     seed_everything(seed)
     torch.set_num_threads(int(cfg["model"]["n_threads"] or 1))
-    run = RunFolder(out, cfg, seed=seed)
+    if out is None:
+        from xasml.runs import default_run_dir
+
+        out = default_run_dir("forward")
+    run = RunFolder(out, cfg, seed=seed, overwrite=overwrite)
     t0 = time.perf_counter()
     ds = dataset_from_config(cfg, show_progress)
     t_feat = time.perf_counter() - t0
@@ -309,7 +321,7 @@ def run_forward(data: str | Path | None = None, out: str | Path = "runs/forward"
     if cfg["report"]["enabled"]:
         _write_report(run, cfg, ds, test, pred, metrics, delta, pairs, analysis)
     run.finish(train_seconds=metrics["train_seconds"])
-    return metrics
+    return {**metrics, "out": str(run.path)}
 
 
 def run_analysis(model, train: ForwardDataset, test: ForwardDataset, ds: ForwardDataset, cfg: dict, log=print) -> dict:

@@ -18,7 +18,10 @@ from xasml.spectrum import Spectrum
 
 FEFF_COLUMNS = ("omega", "e", "k", "mu", "mu0", "chi")
 _ABS_RE = re.compile(r"Abs\s+Z\s*=\s*(\d+)")
-_EDGE_RE = re.compile(r"Abs\s+Z\s*=\s*\d+.*?\b(K|L1|L2|L3|M1|M2|M3|M4|M5)\s+shell", re.IGNORECASE)
+#: searched only after the first ``Abs Z=`` match of a line: one pass, linear in the line length
+#: (the former single pattern ``Abs Z=\d+.*?(K|..) shell`` restarted at every ``Abs Z=`` of a
+#: line, quadratic on a long header line)
+_EDGE_RE = re.compile(r"\b(K|L1|L2|L3|M1|M2|M3|M4|M5)\s+shell", re.IGNORECASE)
 _SITE_DIR_RE = re.compile(r"^(\d+)_([A-Z][a-z]?)$")
 
 
@@ -58,7 +61,8 @@ def read_feff_xmu(path: str | Path, absorbing_element: str | None = None, edge: 
     ------
     SpectrumError
         If the file is missing or empty, a data line does not have 6 numeric columns, the
-        absorber cannot be determined, or the spectrum is invalid (see :class:`Spectrum`).
+        ``Abs Z=`` atomic number is outside 1-118, the absorber cannot be determined, or the
+        spectrum is invalid (see :class:`Spectrum`).
     """
     path = Path(path)
     src = str(path)
@@ -82,8 +86,13 @@ def read_feff_xmu(path: str | Path, absorbing_element: str | None = None, edge: 
             continue
         if stripped.startswith("#"):
             if z is None and (m := _ABS_RE.search(stripped)):
-                z = int(m.group(1))
-                if (me := _EDGE_RE.search(stripped)):
+                digits = m.group(1)
+                z = int(digits) if len(digits) <= 3 else 10**3
+                if not 1 <= z <= 118:
+                    raise SpectrumError(f"'Abs Z={digits[:12]}{'...' if len(digits) > 12 else ''}': atomic number "
+                                        "out of range; expected 1-118", source=src, line=lineno,
+                                        field="Abs Z")
+                if (me := _EDGE_RE.search(stripped, m.end())):
                     edge_found = me.group(1).upper()
             if version is None and (mv := re.search(r"FEFF\s*([\d.]+)", stripped)):
                 version = mv.group(1)

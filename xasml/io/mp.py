@@ -129,8 +129,9 @@ def mp_document_to_spectrum(doc: dict[str, Any], source: str | None = None,
     ------
     SpectrumError
         Naming the field (e.g. ``spectrum.x``) when a required field is missing or invalid,
-        when the spectrum's own element/edge contradicts the document's, or when the
-        spectrum itself is invalid (non-increasing energies, NaN, ...).
+        when the spectrum's own element/edge contradicts the document's, when the structure is
+        invalid (non-finite or degenerate cell, partly occupied site), or when the spectrum
+        itself is invalid (non-increasing energies, NaN, ...).
     """
     where = f"document {index}: " if index is not None else ""
     if not isinstance(doc, dict):
@@ -141,6 +142,8 @@ def mp_document_to_spectrum(doc: dict[str, Any], source: str | None = None,
     except ValidationError as exc:
         msg, loc = _validation_message(exc)
         raise SpectrumError(f"{where}{msg}", source=source, field=loc) from None
+    except RecursionError:
+        raise SpectrumError(f"{where}document nested too deeply", source=source) from None
     sp = d.spectrum
     if len(sp.x) != len(sp.y):
         raise SpectrumError(f"{where}spectrum.x has {len(sp.x)} values but spectrum.y has {len(sp.y)}",
@@ -160,10 +163,18 @@ def mp_document_to_spectrum(doc: dict[str, Any], source: str | None = None,
     if struct_dict is not None:
         from pymatgen.core import Structure
 
+        from xasml.errors import DataError
+        from xasml.io.structures import check_structure
+
         try:
             structure = Structure.from_dict(struct_dict)
         except Exception as exc:  # pymatgen raises many types on malformed dicts
-            raise SpectrumError(f"{where}invalid structure: {exc}", source=source, field="structure") from None
+            msg = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+            raise SpectrumError(f"{where}invalid structure: {msg}", source=source, field="structure") from None
+        try:
+            check_structure(structure, ordered=True)
+        except DataError as exc:
+            raise SpectrumError(f"{where}{exc}", source=source, field="structure") from None
     multiplicity = 1
     if structure is not None:
         multiplicity = max(1, sum(1 for site in structure if site.specie.symbol == d.absorbing_element))
@@ -201,8 +212,9 @@ def read_mp_xas_document(path_or_dict: str | Path | dict | list) -> Spectrum | l
     Raises
     ------
     SpectrumError
-        If the file is missing or not valid JSON (line named), or a document is invalid
-        (field named, e.g. ``spectrum.x``; list position named).
+        If the file is missing, not UTF-8, not valid JSON (line named; also too deeply nested
+        or an integer too long to convert), or a document is invalid (field named, e.g.
+        ``spectrum.x``; list position named).
     """
     source = None
     obj = path_or_dict
@@ -210,14 +222,28 @@ def read_mp_xas_document(path_or_dict: str | Path | dict | list) -> Spectrum | l
         path = Path(path_or_dict)
         source = str(path)
         try:
-            text = path.read_text()
+            text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
             raise SpectrumError("file not found", source=source) from None
+        except IsADirectoryError:
+            raise SpectrumError("is a folder, expected a JSON file of XAS documents", source=source) from None
+        except UnicodeDecodeError as exc:
+            raise SpectrumError(f"not UTF-8 text (invalid byte at offset {exc.start}); expected a JSON file",
+                                source=source) from None
+        except OSError as exc:
+            raise SpectrumError(f"cannot read: {exc.strerror or exc}", source=source) from None
         try:
             obj = json.loads(text)
         except json.JSONDecodeError as exc:
             raise SpectrumError(f"invalid JSON: {exc.msg} (column {exc.colno})", source=source,
                                 line=exc.lineno) from None
+        except RecursionError:
+            raise SpectrumError("JSON nested too deeply; expected XAS documents (a few levels deep)",
+                                source=source) from None
+        except ValueError as exc:  # e.g. an integer of more than 4300 digits
+            msg = ("an integer has more digits than Python converts (4300)" if "digits" in str(exc)
+                   else str(exc).splitlines()[0][:120])
+            raise SpectrumError(f"invalid JSON value: {msg}; expected ordinary numbers", source=source) from None
     if isinstance(obj, dict) and "data" in obj and "spectrum" not in obj and isinstance(obj["data"], list):
         obj = obj["data"]
     if isinstance(obj, list):

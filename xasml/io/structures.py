@@ -18,7 +18,7 @@ import numpy as np
 from xasml.errors import DataError, SpectrumError
 from xasml.spectrum import Spectrum
 
-__all__ = ["XYZMolecule", "read_xyz", "read_structure", "read_fdmnes", "is_xyz"]
+__all__ = ["XYZMolecule", "read_xyz", "read_structure", "check_structure", "read_fdmnes", "is_xyz"]
 
 
 @dataclass(frozen=True)
@@ -86,8 +86,8 @@ def read_xyz(path: str | Path) -> XYZMolecule:
     Raises
     ------
     DataError
-        If the file is missing or empty, a line lacks 4 columns, a coordinate is not numeric,
-        or the number of atom lines disagrees with the count line.
+        If the file is missing or empty, a line lacks 4 columns, a coordinate is not numeric
+        or not finite (NaN, inf), or the number of atom lines disagrees with the count line.
     """
     path = Path(path)
     src = str(path)
@@ -123,7 +123,13 @@ def read_xyz(path: str | Path) -> XYZMolecule:
         raise DataError(f"{src}: the count line says {count} atoms but {len(numbers)} atom lines follow")
     if not numbers:
         raise DataError(f"{src}: no atom lines")
-    return XYZMolecule(np.array(numbers, dtype=int), np.array(coords, dtype=float), comment, src)
+    positions = np.array(coords, dtype=float)
+    bad = ~np.isfinite(positions).all(axis=1)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise DataError(f"{src}: atom {i} has non-finite coordinates {positions[i].tolist()}; "
+                        "expected finite Cartesian coordinates in Å")
+    return XYZMolecule(np.array(numbers, dtype=int), positions, comment, src)
 
 
 def is_xyz(path: str | Path) -> bool:
@@ -131,12 +137,16 @@ def is_xyz(path: str | Path) -> bool:
     return Path(path).suffix.lower() == ".xyz"
 
 
-def read_structure(path: str | Path):
-    """Read a crystal structure file with pymatgen (POSCAR, CONTCAR, CIF, ...).
+def read_structure(path: str | Path, ordered: bool = False):
+    """Read a crystal structure file with pymatgen (POSCAR, CONTCAR, CIF, ...) and check it.
 
     Parameters
     ----------
     path : str or Path
+        The file.
+    ordered : bool
+        Require every site to hold one element with occupancy 1 (default False: disordered
+        structures are returned). Site-by-site featurisers need ``True``.
 
     Returns
     -------
@@ -145,18 +155,77 @@ def read_structure(path: str | Path):
     Raises
     ------
     DataError
-        If the file is missing or pymatgen cannot parse it.
+        If the file is missing, pymatgen cannot parse it, the lattice or a coordinate is not
+        finite, the cell volume is not positive, or (with ``ordered``) a site is partly occupied.
     """
+    import warnings
+
     from pymatgen.core import Structure
 
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: file not found")
+    if path.is_dir():
+        raise DataError(f"{path}: is a folder, expected a structure file (POSCAR, CIF, ...)")
     try:
-        return Structure.from_file(str(path))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pymatgen's CIF pedantry; the checks below name real problems
+            structure = Structure.from_file(str(path))
     except Exception as exc:  # pymatgen raises many types
-        raise DataError(f"{path}: cannot read a crystal structure ({type(exc).__name__}: {exc}); "
+        msg = str(exc).splitlines()[0][:200] if str(exc) else ""
+        raise DataError(f"{path}: cannot read a crystal structure ({type(exc).__name__}: {msg}); "
                         "expected POSCAR, CIF or another format pymatgen reads") from None
+    check_structure(structure, path, ordered=ordered)
+    return structure
+
+
+def check_structure(structure, source: str | Path | None = None, ordered: bool = True):
+    """Reject a structure that would crash or mislead the featurisers.
+
+    Parameters
+    ----------
+    structure : pymatgen.core.Structure
+        The structure.
+    source : str or Path, optional
+        The file it came from, named in the error.
+    ordered : bool
+        Also reject partly occupied or mixed sites.
+
+    Returns
+    -------
+    pymatgen.core.Structure
+        ``structure`` itself.
+
+    Raises
+    ------
+    DataError
+        If the structure has no sites, the lattice matrix or a coordinate is not finite, the
+        cell volume is not positive (degenerate or left-handed-collapsed cell), or (with
+        ``ordered``) a site is disordered.
+    """
+    where = f"{source}: " if source is not None else ""
+    if len(structure) == 0:
+        raise DataError(f"{where}the structure has no sites; expected at least one atom")
+    matrix = np.asarray(structure.lattice.matrix, dtype=float)
+    if not np.isfinite(matrix).all():
+        raise DataError(f"{where}the lattice holds non-finite values ({matrix.tolist()}); expected three "
+                        "finite lattice vectors in Å")
+    volume = float(abs(np.linalg.det(matrix)))
+    if not np.isfinite(volume) or volume < 1e-3:
+        raise DataError(f"{where}degenerate cell: volume {volume:.3g} Å^3; expected three linearly independent "
+                        "lattice vectors (positive volume)")
+    frac = np.asarray(structure.frac_coords, dtype=float)
+    bad = ~np.isfinite(frac).all(axis=1)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise DataError(f"{where}site {i} has non-finite coordinates {frac[i].tolist()}; expected finite "
+                        "coordinates")
+    if ordered and not structure.is_ordered:
+        i, site = next((i, s) for i, s in enumerate(structure) if not s.is_ordered)
+        raise DataError(f"{where}disordered structure: site {i} is {site.species.formula!r} (partial or mixed "
+                        "occupancy); expected every site fully occupied by one element (order the structure "
+                        "first, e.g. pick one ordered model of it)")
+    return structure
 
 
 def read_fdmnes(path: str | Path, absorbing_element: str, edge: str = "K", material_id: str | None = None,

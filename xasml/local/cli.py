@@ -24,7 +24,8 @@ def add_parser(subparsers) -> None:
                        description="Options of a --config file (JSON or TOML), with defaults:\n" + "\n".join(
                            f"  {k} = {json.dumps(defaults[k])}\n      {HELP.get(k, '')}" for k in defaults))
     r.add_argument("--data", help=HELP["data"])
-    r.add_argument("--out", help="run folder (default runs/local-<element>-<date>)")
+    r.add_argument("--out", help="run folder, new or empty (default runs/local-<element>-<date>-<time>)")
+    r.add_argument("--overwrite", action="store_true", help="clear --out first if it is an existing run folder")
     r.add_argument("--config", help="JSON or TOML file with options (see below)")
     r.add_argument("--element", help=HELP["element"])
     r.add_argument("--seed", type=int, help=HELP["seed"])
@@ -65,38 +66,72 @@ def add_parser(subparsers) -> None:
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
 
-def _run(args) -> int:
-    from xasml.local.run import run_local
+def resolve_run_config(args) -> LocalConfig:
+    """The configuration of ``xasml local run``: defaults, then the presets (``--paper``,
+    ``--quick``), then the values set in the ``--config`` file, then the other command-line
+    options; a later layer wins, so ``--quick`` never overrides a value the config file sets.
 
-    cfg = LocalConfig.from_file(args.config) if args.config else LocalConfig()
-    d = cfg.to_dict()
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Parsed ``local run`` arguments.
+
+    Returns
+    -------
+    LocalConfig
+
+    Raises
+    ------
+    DataError
+        If the config file cannot be read or a value is invalid (file and option named).
+    """
+    from xasml.config import read_config_file
+
+    d = LocalConfig().to_dict()
     if args.paper:
         from xasml.local.config import PAPER_TRAINING
 
         d.update(PAPER_TRAINING)
     if args.quick:
-        d.update(LocalConfig.quick().to_dict() | {"data": d["data"]})
+        base = LocalConfig().to_dict()
+        d.update({k: v for k, v in LocalConfig.quick().to_dict().items() if base.get(k) != v})
+    if args.config:
+        d.update(read_config_file(args.config))
     for key, val in (("data", args.data), ("element", args.element), ("seed", args.seed), ("n_jobs", args.n_jobs)):
         if val is not None:
             d[key] = val
-    cfg = LocalConfig.from_dict(d, source=args.config or "command line")
-    out = args.out or f"runs/local-{cfg.element}-{time.strftime('%Y%m%d-%H%M%S')}"
-    run_local(cfg, out)
+    return LocalConfig.from_dict(d, source=args.config or "command line")
+
+
+def _run(args) -> int:
+    from xasml.local.run import run_local
+
+    cfg = resolve_run_config(args)
+    if args.out:
+        out = args.out
+    else:
+        from xasml.runs import default_run_dir
+
+        out = default_run_dir(f"local-{cfg.element}")
+    run_local(cfg, out, overwrite=args.overwrite)
     return 0
 
 
 def _predict(args) -> int:
+    """``xasml local predict``: one result per file on stdout (one JSON object per line with
+    ``--json``); a file that cannot be used gives one ``xasml: error: FILE: ...`` line on stderr,
+    the other files are still predicted, and the exit status is 2."""
     from xasml.local.predict import predict_files
 
     results = predict_files(args.files, args.task, args.model)
     status = 0
     for r in results:
         if "error" in r:
-            status = 1
-        if args.json:
+            status = 2
+            msg = r["error"] if r["error"].startswith(r["file"]) else f"{r['file']}: {r['error']}"
+            print(f"xasml: error: {msg}", file=sys.stderr)
+        elif args.json:
             print(json.dumps(r))
-        elif "error" in r:
-            print(f"{r['file']}: error: {r['error']}", file=sys.stderr)
         elif "probabilities" in r:
             top = ", ".join(f"{c} {p:.2f}" for c, p in sorted(r["probabilities"].items(), key=lambda kv: -kv[1])[:3])
             print(f"{r['file']}: {r['prediction']}  ({top})")

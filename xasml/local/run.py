@@ -29,6 +29,7 @@ from xasml.datasets.local import (LocalDataset, build_local_dataset, check_group
 from xasml.local.config import LocalConfig
 from xasml.local.predict import SHIPPED_DIR, ModelBundle
 from xasml.models.local_nets import SpectrumClassifier, SpectrumEnsembleRegressor
+from xasml.errors import DataError
 from xasml.runs import RunFolder
 from xasml.utils import seed_everything
 
@@ -346,8 +347,23 @@ def run_measured(cfg: LocalConfig, run: RunFolder) -> dict:
     return {"n": len(rows), "rows": rows}
 
 
-def run_local(cfg: LocalConfig, out: str | Path) -> dict:
+def run_local(cfg: LocalConfig, out: str | Path, overwrite: bool = False) -> dict:
     """Run the whole local-structure pipeline into run folder ``out``.
+
+    Parameters
+    ----------
+    cfg : LocalConfig
+        The resolved configuration.
+    out : str or Path
+        Run folder; must be new or empty unless ``overwrite``.
+    overwrite : bool
+        Clear ``out`` first when it is an existing run folder.
+
+    Raises
+    ------
+    DataError
+        On invalid data, too few sites for the cross-validation, or a non-empty ``out``
+        without ``overwrite``.
 
     Returns
     -------
@@ -362,11 +378,17 @@ def run_local(cfg: LocalConfig, out: str | Path) -> dict:
     t_start = time.time()
     seed_everything(cfg.seed)
     torch.set_num_threads(int(cfg.n_threads))
-    run = RunFolder(out, cfg.to_dict(), seed=cfg.seed)
-    timings: dict[str, float] = {}
-
     t0 = time.time()
     sites = discover_sites(cfg.data, cfg.element)
+    from xasml.datasets.local import min_materials
+
+    n_mat, need = int(sites["material_id"].nunique()), min_materials(cfg.split_fractions)
+    if n_mat < need:
+        raise DataError(f"{cfg.data}: {len(sites)} {cfg.element} site(s) from {n_mat} material(s) are too few; the "
+                        f"split by material {'/'.join(f'{f:g}' for f in cfg.split_fractions)} needs sites from at "
+                        f"least {need} materials (many more for a useful model)")
+    run = RunFolder(out, cfg.to_dict(), seed=cfg.seed, overwrite=overwrite)
+    timings: dict[str, float] = {}
     structs = sites.groupby("material_id", sort=True).agg(structure_path=("structure_path", "first"),
                                                          indices=("absorbing_index", list)).reset_index()
     missing = structs[structs["structure_path"] == ""]

@@ -17,7 +17,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     # --threads is applied by xasml.cli.main (torch and BLAS pools) before this runs
     data = args.data[0] if args.data and len(args.data) == 1 else args.data
-    run_topology(data=data, out=args.out, seed=args.seed, config=args.config, show_progress=not args.quiet)
+    run_topology(data=data, out=args.out, seed=args.seed, config=args.config, show_progress=not args.quiet,
+                 overwrite=args.overwrite)
     return 0
 
 
@@ -25,7 +26,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     from xasml.topology.predict import format_prediction, predict_topology
 
     measured = True if args.measured else (False if args.computed else None)
-    res = predict_topology(args.paths, model_dir=args.model, measured=measured)
+    res = predict_topology(args.paths, model_dir=args.model, measured=measured, compound=args.compound)
     if args.json:
         print(json.dumps(res))
     else:
@@ -63,7 +64,8 @@ def add_parser(subparsers) -> None:
     r.add_argument("--data", metavar="PATH", nargs="+", help="a built .parquet dataset, or feff10-topology-v0-style "
                                                   "folders / packed FEFF datasets (xasml simulate pack), read together "
                                                   "(default: the dataset bundled with xasml)")
-    r.add_argument("--out", metavar="DIR", help="run folder (default runs/topology-<date>-<time>)")
+    r.add_argument("--out", metavar="DIR", help="run folder, new or empty (default runs/topology-<date>-<time>)")
+    r.add_argument("--overwrite", action="store_true", help="clear --out first if it is an existing run folder")
     r.add_argument("--seed", type=int, help="seed (default 0, or the config's)")
     r.add_argument("--config", metavar="FILE", help="TOML/JSON config overriding defaults (see --show-config)")
     r.add_argument("--threads", type=int, default=None, help="threads for torch and BLAS (same as xasml --num-threads; default 1)")
@@ -78,7 +80,10 @@ def add_parser(subparsers) -> None:
     q.add_argument("paths", nargs="+", metavar="PATH")
     q.add_argument("--model", metavar="DIR", help="model folder or run folder (default: pretrained model shipped "
                                                   "with xasml)")
-    q.add_argument("--json", action="store_true", help="print exactly one JSON object")
+    q.add_argument("--json", action="store_true", help="print exactly one JSON object (the compound's result) on "
+                                                       "stdout; errors go to stderr with a non-zero exit")
+    q.add_argument("--compound", metavar="NAME", help="the files are spectra of one compound NAME; needed to give "
+                                                     "several files of one element (averaged as its sites)")
     g = q.add_mutually_exclusive_group()
     g.add_argument("--measured", action="store_true", help="treat every file as measured (preprocess)")
     g.add_argument("--computed", action="store_true", help="treat every file as computed (no preprocessing)")

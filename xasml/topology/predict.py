@@ -77,7 +77,8 @@ class TopologyPredictor:
         is_measured = (fmt == "xdi") if measured is None else bool(measured)
         return [(s, is_measured) for s in spectra]
 
-    def predict_paths(self, paths: Sequence[str | Path], measured: bool | None = None) -> dict:
+    def predict_paths(self, paths: Sequence[str | Path], measured: bool | None = None,
+                      compound: str | None = None) -> dict:
         """Predict from spectrum files of one compound, or from one compound folder.
 
         Parameters
@@ -87,6 +88,10 @@ class TopologyPredictor:
         measured : bool, optional
             Force measured (True) or computed (False) handling; default: XDI and other
             non-FEFF files are measured, FEFF ``xmu.dat`` computed.
+        compound : str, optional
+            Name of the compound the files belong to. Required to group two or more files of
+            the same element (they are then averaged as sites of that compound); without it,
+            such files are refused, since they usually come from different compounds.
 
         Returns
         -------
@@ -99,7 +104,9 @@ class TopologyPredictor:
         Raises
         ------
         DataError, SpectrumError
-            If nothing usable remains or a file is invalid (named).
+            If nothing usable remains (the cause first: e.g. an L3-edge file, the model uses K
+            edges), a file is invalid (named), or two files of one element are given without
+            ``compound``.
         """
         from xasml.datasets.topology import (
             compound_from_spectra,
@@ -120,7 +127,8 @@ class TopologyPredictor:
                                "multiplicity": s.multiplicity})
             spectra = list(sites)
         else:
-            material_id = "input"
+            material_id = compound or "input"
+            first_of: dict[str, Path] = {}
             for p in paths:
                 if p.is_dir():
                     raise DataError(f"{p}: a folder can only be given alone (one compound folder)")
@@ -128,6 +136,13 @@ class TopologyPredictor:
                     rec: dict[str, Any] = {"path": str(p), "element": s.absorbing_element, "edge": s.edge,
                                            "kind": "measured" if is_measured else "computed"}
                     inputs.append(rec)
+                    el = s.absorbing_element
+                    if compound is None and el in first_of and first_of[el] != p:
+                        raise DataError(f"{p}: a second {el} spectrum ({first_of[el]} is {el} too); files given "
+                                        "together are one compound with one spectrum per element: predict "
+                                        "each file separately, or pass --compound NAME to average them as "
+                                        "sites of one compound")
+                    first_of.setdefault(el, p)
                     if s.edge != "K":
                         rec["ignored"] = f"{s.edge} edge: the model uses K edges"
                         ignored.add(s.absorbing_element)
@@ -146,8 +161,17 @@ class TopologyPredictor:
         for r in inputs:
             if r["element"] in ignored and "ignored" not in r:
                 r["ignored"] = "element not in the training data"
-        if not known:
-            raise DataError(f"none of the input elements ({', '.join(sorted(ignored)) or 'none'}) is known to the "
+        other_edge = [r for r in inputs if r.get("edge") not in (None, "K")]
+        if known:
+            for r in other_edge:
+                warnings.warn(f"{r['path']}: {r['element']} {r['edge']} edge ignored; the model uses K-edge spectra")
+        else:
+            if other_edge:
+                r = other_edge[0]
+                raise DataError(f"{r['path']}: {r['element']} {r['edge']} edge; the topology model uses K-edge "
+                                f"spectra (expected K-edge files of the compound's elements; known: "
+                                f"{', '.join(self.elements)})")
+            raise DataError(f"{', '.join(str(p) for p in paths)}: none of the input elements ({', '.join(sorted(ignored)) or 'none'}) is known to the "
                             f"model; known: {', '.join(self.elements)}")
         data = self.featurizer.transform([compound])
         p = float(self.model.predict_proba(data)[0, 1])
@@ -172,12 +196,13 @@ class TopologyPredictor:
 
 
 def predict_topology(paths: Sequence[str | Path], model_dir: str | Path | None = None,
-                     measured: bool | None = None) -> dict:
+                     measured: bool | None = None, compound: str | None = None) -> dict:
     """Probability that the compound whose spectra are ``paths`` is topological.
 
-    See :meth:`TopologyPredictor.predict_paths` for the inputs and the returned dict.
+    See :meth:`TopologyPredictor.predict_paths` for the inputs (``compound`` groups files of
+    one element), the returned dict and the errors.
     """
-    return TopologyPredictor(model_dir).predict_paths(paths, measured=measured)
+    return TopologyPredictor(model_dir).predict_paths(paths, measured=measured, compound=compound)
 
 
 def format_prediction(res: dict) -> str:

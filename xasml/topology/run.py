@@ -138,7 +138,8 @@ def summary_table(metrics: dict, split: str = "test") -> list[dict]:
 
 
 def run_topology(data: str | Path | None = None, out: str | Path | None = None, seed: int | None = None,
-                 config: str | Path | dict | None = None, show_progress: bool = True) -> Path:
+                 config: str | Path | dict | None = None, show_progress: bool = True,
+                 overwrite: bool = False) -> Path:
     """Run the whole topology-indicator experiment and write a run folder.
 
     Parameters
@@ -154,6 +155,9 @@ X
         Config file (TOML/JSON) or a dict of overrides (see :mod:`xasml.topology.config`).
     show_progress : bool
         Progress bars and one status line per step on stderr.
+    overwrite : bool
+        Clear ``out`` first when it is an existing run folder; without it a non-empty ``out``
+        is refused (:func:`xasml.runs.claim_run_dir`).
 
     Returns
     -------
@@ -164,7 +168,7 @@ X
     Raises
     ------
     DataError
-        On invalid data or configuration.
+        On invalid data or configuration, or a non-empty ``out`` without ``overwrite``.
     """
     import sys
 
@@ -197,14 +201,16 @@ X
     data_path = data_paths[0] if len(data_paths) == 1 else data_paths
     cfg["data"]["resolved_path"] = str(data_path) if len(data_paths) == 1 else [str(p) for p in data_paths]
     if out is None:
-        out = Path("runs") / time.strftime("topology-%Y%m%d-%H%M%S")
+        from xasml.runs import default_run_dir
+
+        out = default_run_dir("topology")
 
     def say(msg: str) -> None:
         if show_progress:
             print(f"[topology] {msg}", file=sys.stderr, flush=True)
 
     seed_everything(seed)
-    run = RunFolder(out, cfg, seed=seed)
+    run = RunFolder(out, cfg, seed=seed, overwrite=overwrite)
     timing: dict[str, float] = {}
     t0 = time.time()
 
