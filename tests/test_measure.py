@@ -63,12 +63,29 @@ def test_cli_separate_reference_scan(capsys, test_data):
     assert code == 1 and recs == [] and "cu_metal_rt.xdi, field 'reference': no reference" in err
 
 
+def test_every_athena_project_measures_with_larchs_e0(shared_data, test_data):
+    """The issue's bar: every example project reads with larch's groups, labels and e0 (within 1 eV)."""
+    larch = json.loads((test_data / "measure" / "larch_athena.json").read_text())["files"]
+    for f in sorted((shared_data / "experimental" / "athena-projects").glob("*.prj")):
+        recs = measure_file(f, calibrate="none")
+        by_label = {}
+        for r in recs:
+            by_label[r["label"]] = r  # larch keeps the last of repeated labels
+        for g in larch[f.name]["groups"]:
+            r = by_label[g["label"].strip()]
+            assert r["e0"] == pytest.approx(g["e0"], abs=1.0), (f.name, g["label"])
+            assert r["e0_source"] == "Athena bkg_e0" and r["n_points"] == g["n_points"]
+    # --ignore-stored: larch's own e0 finder and defaults instead of the user's Athena e0
+    hg = measure_file(shared_data / "experimental" / "athena-projects" / "Hg.prj", use_stored=False)[0]
+    assert hg["e0_source"] == "find_e0 (larch)" and abs(hg["e0"] - edge_energy("Hg", "L3")) < 5
+
+
 def test_athena_reference_groups_calibrate_their_samples(shared_data):
-    recs = measure_file(shared_data / "experimental" / "athena-projects" / "Sn.prj")
+    recs = measure_file(shared_data / "experimental" / "athena-projects" / "Sn.prj", use_stored=False)
     by = {r["label"]: r for r in recs}
     cal = by["SnO2"]["calibration"]
     assert cal["method"] == "athena-reference-group" and cal["reference"] == "Athena group 'Ref SnO2'"
-    assert cal["reference_e0"] == pytest.approx(by["Ref SnO2"]["e0"])
+    assert cal["reference_e0"] == pytest.approx(by["Ref SnO2"]["e0"])  # larch's finder on the Ref group
     assert by["SnO2"]["e0"] - by["Sn foil"]["e0"] > 2  # Sn(IV) edge above the metal's
 
 

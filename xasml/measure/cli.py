@@ -9,6 +9,7 @@ a non-zero exit status.
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 from xasml.errors import XasmlError
@@ -32,6 +33,8 @@ def add_parser(subparsers) -> None:
                    help="auto: --reference, else the file's reference channel, else no shift; reference: "
                         "error without one; none: no shift (default auto)")
     r.add_argument("--no-references", action="store_true", help="Athena projects: skip the 'Ref' groups")
+    r.add_argument("--ignore-stored", action="store_true",
+                   help="Athena projects: normalise with larch's defaults instead of the stored e0 and ranges")
     r.set_defaults(func=_read)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
@@ -52,7 +55,7 @@ def _read(args) -> int:
         try:
             recs = measure_file(f, absorbing_element=args.element, edge=args.edge, energy_col=args.energy_col,
                                 mu=args.mu, calibrate=args.calibrate, reference=args.reference,
-                                include_references=not args.no_references)
+                                include_references=not args.no_references, use_stored=not args.ignore_stored)
         except XasmlError as exc:
             print(f"xasml: error: {exc}", file=sys.stderr)
             status = 1
@@ -61,6 +64,10 @@ def _read(args) -> int:
             print(f"xasml: error: {f}: {type(exc).__name__}: {exc}", file=sys.stderr)
             status = 1
             continue
-        for rec in recs:
-            print(json.dumps(rec) if args.json else _fmt(rec), flush=True)
+        try:
+            for rec in recs:
+                print(json.dumps(rec) if args.json else _fmt(rec), flush=True)
+        except BrokenPipeError:  # output piped into 'head' and closed: stop quietly
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return status
     return status

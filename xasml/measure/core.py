@@ -92,7 +92,8 @@ def check_edge(spectrum, e0: float) -> list[str]:
     return out
 
 
-def measure_spectrum(spectrum, calibrate: str = "auto", reference=None, nnorm: int | None = None) -> dict[str, Any]:
+def measure_spectrum(spectrum, calibrate: str = "auto", reference=None, nnorm: int | None = None,
+                     use_stored: bool = True) -> dict[str, Any]:
     """Check, calibrate and normalise one measured spectrum (larch conventions).
 
     Parameters
@@ -105,12 +106,16 @@ def measure_spectrum(spectrum, calibrate: str = "auto", reference=None, nnorm: i
         A separate reference foil scan.
     nnorm : int, optional
         Post-edge degree (larch's rule when None).
+    use_stored : bool
+        Athena groups: normalise with the stored e0 (plus the calibration shift), pre/post-edge
+        ranges and degree, as xraylarch's ``read_athena`` does (falling back to larch's
+        defaults, with a warning, when they do not fit the data). False: larch's defaults.
 
     Returns
     -------
     dict
         ``file``, ``label``, ``absorbing_element``, ``edge``, ``n_points``, ``energy_range``
-        (eV, calibrated), ``e0`` (eV, calibrated), ``edge_step``, ``pre1``, ``pre2``, ``norm1``,
+        (eV, calibrated), ``e0`` (eV, calibrated), ``e0_source``, ``edge_step``, ``pre1``, ``pre2``, ``norm1``,
         ``norm2``, ``nnorm``, ``calibration`` (method, reference, reference_e0, tabulated_e0,
         shift in eV), ``mu_source`` and ``warnings`` (the reader's and the checks').
 
@@ -128,7 +133,24 @@ def measure_spectrum(spectrum, calibrate: str = "auto", reference=None, nnorm: i
     warns += check_edge(spectrum, norm0.e0)
     cal_spec, cal = _calibrate(spectrum, method=calibrate, reference=reference)
     warns += [f"{src}: {w}" for w in cal.warnings]
-    r = pre_edge(cal_spec.energy, cal_spec.mu, nnorm=nnorm, source=src)
+    r, e0_source = None, "find_e0 (larch)"
+    stored = spectrum.metadata.get("athena") if spectrum.metadata.get("format") == "athena" else None
+    if use_stored and stored and stored.get("e0") is not None:
+        # the user's own Athena parameters, as xraylarch's read_athena uses them
+        e0s = float(stored["e0"]) + cal.shift
+        if cal_spec.energy[0] < e0s < cal_spec.energy[-1]:
+            try:
+                r = pre_edge(cal_spec.energy, cal_spec.mu, e0=e0s, pre1=stored.get("pre1"), pre2=stored.get("pre2"),
+                             norm1=stored.get("norm1"), norm2=stored.get("norm2"),
+                             nnorm=stored.get("nnorm") if nnorm is None else nnorm, source=src)
+                e0_source = "Athena bkg_e0" + (" + calibration shift" if cal.shift else "")
+            except SpectrumError as exc:
+                warns.append(f"{src}: stored Athena normalisation parameters unusable ({exc.message}); larch "
+                             "defaults used")
+        else:
+            warns.append(f"{src}: stored Athena e0 {e0s:.1f} eV is outside the data; e0 found instead")
+    if r is None:
+        r = pre_edge(cal_spec.energy, cal_spec.mu, nnorm=nnorm, source=src)
     for w in r.warnings:
         if "not positive" in w:
             raise SpectrumError(f"no absorption edge: {w}", source=src, field="edge_step")
@@ -143,6 +165,7 @@ def measure_spectrum(spectrum, calibrate: str = "auto", reference=None, nnorm: i
         "n_points": int(len(spectrum)),
         "energy_range": [float(cal_spec.energy[0]), float(cal_spec.energy[-1])],
         "e0": float(r.e0),
+        "e0_source": e0_source,
         "edge_step": float(r.edge_step),
         "pre1": r.pre1, "pre2": r.pre2, "norm1": r.norm1, "norm2": r.norm2, "nnorm": r.nnorm,
         "calibration": cal.to_dict(),
@@ -154,7 +177,7 @@ def measure_spectrum(spectrum, calibrate: str = "auto", reference=None, nnorm: i
 
 def measure_file(path: str | Path, absorbing_element: str | None = None, edge: str | None = None,
                  energy_col: str | int | None = None, mu: str | int | None = None, calibrate: str = "auto",
-                 reference=None, include_references: bool = True) -> list[dict[str, Any]]:
+                 reference=None, include_references: bool = True, use_stored: bool = True) -> list[dict[str, Any]]:
     """Read a measured file (XDI, Athena project, plain columns) and measure every spectrum in it.
 
     Parameters
@@ -171,6 +194,8 @@ def measure_file(path: str | Path, absorbing_element: str | None = None, edge: s
         Separate reference foil scan.
     include_references : bool
         Athena projects: also report the reference-channel groups.
+    use_stored : bool
+        Athena projects: normalise with the stored parameters (see :func:`measure_spectrum`).
 
     Returns
     -------
@@ -208,8 +233,8 @@ def measure_file(path: str | Path, absorbing_element: str | None = None, edge: s
     out = []
     for s in spectra:
         if s.metadata.get("is_reference_channel") and calibrate != "none":
-            rec = measure_spectrum(s, calibrate="none")  # a reference group is not calibrated against itself
+            rec = measure_spectrum(s, calibrate="none", use_stored=use_stored)  # not calibrated against itself
         else:
-            rec = measure_spectrum(s, calibrate=calibrate, reference=ref)
+            rec = measure_spectrum(s, calibrate=calibrate, reference=ref, use_stored=use_stored)
         out.append(rec)
     return out
