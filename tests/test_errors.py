@@ -397,3 +397,137 @@ def test_feff_edge_found_on_a_long_header_line(tmp_path):
     assert s.absorbing_element == "Cu" and s.edge == "L3"
     p.write_text("\n".join(lines[:i] + ["# Abs Z=29" + " Abs Z=29" * 20_000] + lines[i + 1:]) + "\n")
     assert read_feff_xmu(p).edge == "K"  # no shell named: the default
+
+
+# -- label cache -----------------------------------------------------------------------------------
+
+
+def _fake_label(task):
+    import xasml.labels.site as site
+
+    mid, _, idx, _ = task
+    return [dict(site.asdict(site.SiteLabel(mid, int(i), "", error="fake"))) for i in idx]
+
+
+def _tasks(n):
+    return [(f"m{i}", POSCAR, [0]) for i in range(n)]
+
+
+def test_label_cache_written_on_interrupt(tmp_path, monkeypatch):
+    import xasml.labels.site as site
+
+    calls = {"n": 0}
+
+    def label(task):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return _fake_label(task)
+
+    monkeypatch.setattr(site, "_label_task", label)
+    cache = tmp_path / "labels.parquet"
+    with pytest.raises(KeyboardInterrupt):
+        site.label_sites(_tasks(5), cache=cache, n_jobs=1, checkpoint_every=100)
+    kept = site.read_label_cache(cache)
+    assert sorted(kept["material_id"]) == ["m0", "m1"]  # the work before the interrupt is kept
+    monkeypatch.setattr(site, "_label_task", _fake_label)
+    assert len(site.label_sites(_tasks(5), cache=cache, n_jobs=1)) == 5
+
+
+def test_label_cache_checkpointed_by_time(tmp_path, monkeypatch):
+    import xasml.labels.site as site
+
+    writes = []
+    real = site.write_label_cache
+    monkeypatch.setattr(site, "_label_task", _fake_label)
+    monkeypatch.setattr(site, "write_label_cache", lambda p, df: (writes.append(len(df)), real(p, df))[1])
+    site.label_sites(_tasks(3), cache=tmp_path / "l.parquet", n_jobs=1, checkpoint_every=100,
+                     checkpoint_seconds=0.0)
+    assert writes[:3] == [1, 2, 3]  # one write per structure when the time limit is always reached
+
+
+# -- model folders ---------------------------------------------------------------------------------
+
+
+def _copy_model(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst)
+    return dst
+
+
+def _nan_weights(folder: Path) -> None:
+    from safetensors.numpy import load_file, save_file
+
+    arrays = load_file(str(folder / "weights.safetensors"))
+    name = next(k for k, v in arrays.items() if np.issubdtype(v.dtype, np.floating) and v.size > 1)
+    arrays[name] = arrays[name].copy()
+    arrays[name].flat[0] = np.nan
+    save_file(arrays, str(folder / "weights.safetensors"))
+
+
+@pytest.fixture
+def fe_model(tmp_path) -> Path:
+    from xasml.forward.predict import SHIPPED
+
+    return _copy_model(SHIPPED / "Cu", tmp_path / "Cu")
+
+
+@pytest.mark.parametrize("tamper,cause", [
+    (lambda d: (d / "estimator.json").write_text("{not json"), "invalid JSON"),
+    (lambda d: (d / "estimator.json").write_text("[]"), "expected {\"model\""),
+    (lambda d: (d / "estimator.json").write_text(json.dumps({
+        k: v for k, v in json.loads((d / "estimator.json").read_text()).items() if k != "model"})), "'model'"),
+    (lambda d: (d / "estimator.json").write_text((d / "estimator.json").read_text().replace(
+        '"n_outputs": 141', '"n_outputs": -1')), "state.n_outputs"),
+    (lambda d: (d / "weights.safetensors").write_bytes((d / "weights.safetensors").read_bytes()[:100]),
+     "cannot read the weights"),
+    (_nan_weights, "non-finite"),
+    (lambda d: (d / "forward.json").write_text(json.dumps(
+        {**json.loads((d / "forward.json").read_text()),
+         "energy": json.loads((d / "forward.json").read_text())["energy"][:10]})), "has 10 values"),
+    (lambda d: (d / "forward.json").write_text("{"), "invalid JSON"),
+])
+def test_tampered_forward_model_folder(capsys, fe_model, tmp_path, tamper, cause):
+    tamper(fe_model)
+    xyz = tmp_path / "cu.xyz"
+    xyz.write_text("2\n\n29 0 0 0\n8 1.9 0 0\n")
+    cli_error(capsys, ["forward", "predict", "--model", fe_model, xyz], str(fe_model), cause)
+
+
+def test_nan_weights_of_local_bundle(capsys, tmp_path):
+    from xasml.local.predict import SHIPPED_DIR
+
+    b = _copy_model(SHIPPED_DIR / "coordination", tmp_path / "coordination")
+    _nan_weights(b / "estimator")
+    cli_error(capsys, ["local", "predict", "--task", "coordination", "--json", "--model", b, XMU],
+              "weights.safetensors", "non-finite")
+    assert capsys.readouterr().out == ""
+
+
+def test_shortened_reference_of_local_bundle(capsys, tmp_path):
+    from xasml.local.predict import SHIPPED_DIR
+
+    b = _copy_model(SHIPPED_DIR / "cn", tmp_path / "cn")
+    meta = json.loads((b / "bundle.json").read_text())
+    meta["reference_mu"] = meta["reference_mu"][:10]
+    (b / "bundle.json").write_text(json.dumps(meta))
+    cli_error(capsys, ["local", "predict", "--task", "cn", "--model", b, XMU], "bundle.json", "reference_mu",
+              "10 values")
+
+
+def test_nan_weights_of_topology_model_never_print_nan(capsys, tmp_path):
+    from xasml.topology.run import BUNDLED_MODEL
+
+    m = _copy_model(BUNDLED_MODEL, tmp_path / "model")
+    _nan_weights(m)
+    cli_error(capsys, ["topology", "predict", "--json", "--model", m, CU_XDI], "weights.safetensors", "non-finite")
+    assert "NaN" not in capsys.readouterr().out
+
+
+def test_topology_threshold_out_of_range(capsys, tmp_path):
+    from xasml.topology.run import BUNDLED_MODEL
+
+    m = _copy_model(BUNDLED_MODEL, tmp_path / "model")
+    meta = json.loads((m / "estimator.json").read_text())
+    meta["state"]["threshold"] = float("nan")
+    (m / "estimator.json").write_text(json.dumps(meta))
+    cli_error(capsys, ["topology", "predict", "--model", m, CU_XDI], "estimator.json", "state.threshold")

@@ -22,7 +22,7 @@ import numpy as np
 
 from xasml.descriptors.wacsf import WACSF, site_environment, structure_environment
 from xasml.errors import DataError
-from xasml.models.base import load_estimator
+from xasml.models.validate import check_finite_values, load_checked_estimator
 from xasml.preprocess.broaden import Broadening
 from xasml.utils import atomic_write_json
 
@@ -93,22 +93,63 @@ class ForwardModel:
         Raises
         ------
         DataError
-            If ``forward.json`` is missing or malformed.
+            Naming the file: ``forward.json`` missing or malformed, a non-finite or unsorted
+            energy list, estimator files that fail :func:`xasml.models.validate.load_checked_estimator`,
+            or parts that do not fit together (energies vs network outputs, descriptor size vs
+            network inputs).
         """
         path = Path(path)
         meta_path = path / "forward.json"
         if not meta_path.exists():
             raise DataError(f"{path}: not a forward model folder (no forward.json)")
         try:
-            meta = json.loads(meta_path.read_text())
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError, ValueError) as exc:
+            raise DataError(f"{meta_path}: invalid JSON ({type(exc).__name__}); expected the forward.json written "
+                            "by xasml") from None
+        estimator = load_checked_estimator(path)
+        try:
+            if not isinstance(meta, dict):
+                raise TypeError("expected a JSON object")
             desc = meta.get("descriptor")
             if desc:
                 desc = {k: v for k, v in desc.items() if k != "name"}
-            return cls(load_estimator(path), WACSF.from_dict(desc) if desc else None, np.asarray(meta["energy"]),
-                       meta["element"], meta.get("edge", "K"), Broadening.from_dict(meta.get("broadening")),
-                       meta.get("info", {}))
-        except (KeyError, TypeError, json.JSONDecodeError) as exc:
-            raise DataError(f"{meta_path}: malformed forward model description ({exc})") from None
+            energy = np.asarray(meta["energy"], dtype=float)
+            model = cls(estimator, WACSF.from_dict(desc) if desc else None, energy,
+                        str(meta["element"]), meta.get("edge", "K"), Broadening.from_dict(meta.get("broadening")),
+                        meta.get("info", {}))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise DataError(f"{meta_path}: malformed forward model description ({type(exc).__name__}: {exc})") from None
+        check_finite_values(meta.get("broadening"), str(meta_path), "broadening")
+        if energy.ndim != 1 or len(energy) < 2 or not np.isfinite(energy).all() or np.any(np.diff(energy) <= 0):
+            raise DataError(f"{meta_path}: field 'energy' must be at least 2 finite, increasing energies (eV)")
+        model._check_shapes(meta_path)
+        return model
+
+    def _check_shapes(self, meta_path: Path) -> None:
+        """A dry run on one zero descriptor: the network must accept the descriptor's features and
+        return one finite value per energy of ``forward.json``."""
+        n_in = getattr(self.estimator, "n_features_in_", None)
+        if self.descriptor is not None:
+            try:
+                n_desc = int(self.descriptor.n_features)
+            except (AttributeError, TypeError, ValueError):
+                n_desc = None
+            if n_in is not None and n_desc is not None and int(n_in) != n_desc:
+                raise DataError(f"{meta_path}: the descriptor gives {n_desc} features but the network takes "
+                                f"{int(n_in)}; expected the forward.json saved with these weights")
+        if n_in is None:
+            return
+        try:
+            out = np.asarray(self.predict_descriptors(np.zeros((1, int(n_in)))))
+        except Exception as exc:  # shapes that do not fit the network
+            raise DataError(f"{meta_path.parent}: the model files do not fit together ({type(exc).__name__}: "
+                            f"{' '.join(str(exc).split())[:160]})") from None
+        if out.shape[-1] != len(self.energy):
+            raise DataError(f"{meta_path}: field 'energy' has {len(self.energy)} values but the network predicts "
+                            f"{out.shape[-1]}; expected one energy per predicted point")
+        if not np.isfinite(out).all():
+            raise DataError(f"{meta_path.parent}: the model predicts non-finite values; the weights are corrupt")
 
     # -- prediction --------------------------------------------------------------------------
     def predict_descriptors(self, X: np.ndarray) -> np.ndarray:

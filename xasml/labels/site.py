@@ -338,7 +338,8 @@ class LabelOptions:
 
 def label_sites(tasks: Sequence[tuple[str, str | Path, Sequence[int]]], cache: str | Path | None = None,
                 n_jobs: int = 1, options: LabelOptions | None = None, checkpoint_every: int = 100,
-                seed_cache: str | Path | None = None, verify_hash: bool = True) -> pd.DataFrame:
+                seed_cache: str | Path | None = None, verify_hash: bool = True,
+                checkpoint_seconds: float = 60.0) -> pd.DataFrame:
     """Label many absorbing sites, with a resumable cache.
 
     Parameters
@@ -349,7 +350,9 @@ def label_sites(tasks: Sequence[tuple[str, str | Path, Sequence[int]]], cache: s
     cache : str or Path, optional
         Parquet (or ``.csv``) label cache. Sites already there with the same structure hash are
         not recomputed; new labels are added and the file rewritten atomically every
-        ``checkpoint_every`` structures, so an interrupted run resumes where it stopped.
+        ``checkpoint_every`` structures or ``checkpoint_seconds`` seconds, whichever comes
+        first, and when the labelling stops early (Ctrl-C, an error), so an interrupted run
+        resumes where it stopped.
     n_jobs : int
         Worker processes (1: in this process).
     options : LabelOptions, optional
@@ -360,12 +363,20 @@ def label_sites(tasks: Sequence[tuple[str, str | Path, Sequence[int]]], cache: s
         computing; entries whose structure hash matches are reused.
     verify_hash : bool
         Compare the structure file's SHA-1 with the cached one (reads every file; cheap).
+    checkpoint_seconds : float
+        Longest time between cache writes while new labels arrive.
 
     Returns
     -------
     pandas.DataFrame
         One row per requested site, columns :data:`LABEL_COLUMNS`, in task order. Sites that
         failed have ``environment`` None and a non-empty ``error``.
+
+    Raises
+    ------
+    KeyboardInterrupt
+        Re-raised after the cache is written with every label finished so far (also for any
+        other exception).
     """
     options = options or LabelOptions()
     known: dict[tuple[str, int], dict] = {}
@@ -398,25 +409,36 @@ def label_sites(tasks: Sequence[tuple[str, str | Path, Sequence[int]]], cache: s
             write_label_cache(cache, labels_to_frame(merged.values()))
 
     n_done = 0
-    if todo and n_jobs > 1:
-        import multiprocessing as mp
+    last = {"t": time.monotonic(), "n": 0}
 
-        ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None
-        with ProcessPoolExecutor(max_workers=n_jobs, mp_context=ctx) as ex:
-            futures = [ex.submit(_label_task, t) for t in todo]
-            for fut in progress(as_completed(futures), desc="site labels", total=len(futures)):
-                for r in fut.result():
-                    done_rows[(r["material_id"], int(r["absorbing_index"]))] = r
-                n_done += 1
-                if n_done % checkpoint_every == 0:
-                    checkpoint()
-    else:
-        for t in progress(todo, desc="site labels", total=len(todo)):
-            for r in _label_task(t):
-                done_rows[(r["material_id"], int(r["absorbing_index"]))] = r
-            n_done += 1
-            if n_done % checkpoint_every == 0:
-                checkpoint()
+    def finished(rows) -> None:
+        nonlocal n_done
+        for r in rows:
+            done_rows[(r["material_id"], int(r["absorbing_index"]))] = r
+        n_done += 1
+        if n_done % checkpoint_every == 0 or time.monotonic() - last["t"] >= checkpoint_seconds:
+            checkpoint()
+            last.update(t=time.monotonic(), n=n_done)
+
+    try:
+        if todo and n_jobs > 1:
+            import multiprocessing as mp
+
+            ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None
+            ex = ProcessPoolExecutor(max_workers=n_jobs, mp_context=ctx)
+            try:
+                futures = [ex.submit(_label_task, t) for t in todo]
+                for fut in progress(as_completed(futures), desc="site labels", total=len(futures)):
+                    finished(fut.result())
+            finally:  # on Ctrl-C do not wait for the queued structures
+                ex.shutdown(wait=True, cancel_futures=True)
+        else:
+            for t in progress(todo, desc="site labels", total=len(todo)):
+                finished(_label_task(t))
+    except BaseException:  # Ctrl-C or a failure: keep every label computed so far, then stop
+        if n_done > last["n"]:
+            checkpoint()
+        raise
     checkpoint()
     rows = [done_rows[(str(mid), int(i))] for mid, _, idx in tasks for i in idx]
     return labels_to_frame(rows)

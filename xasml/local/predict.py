@@ -89,22 +89,55 @@ class ModelBundle:
         Raises
         ------
         DataError
-            If ``bundle.json`` is missing or malformed.
+            Naming the file: ``bundle.json`` missing or malformed, estimator files that fail
+            :func:`xasml.models.validate.load_checked_estimator`, or parts that do not fit
+            together (grid, reference spectrum, feature window and network input lengths).
         """
-        from xasml.models.base import load_estimator
+        from xasml.models.validate import load_checked_estimator
 
         path = Path(path)
         meta_path = path / "bundle.json"
         if not meta_path.exists():
             raise DataError(f"{path}: not a local-structure model (no bundle.json)")
         try:
-            meta = json.loads(meta_path.read_text())
-            return cls(task=meta["task"], estimator=load_estimator(path / "estimator"), element=meta["element"],
-                       edge=meta["edge"], grid=EnergyGrid.from_dict(meta["grid"]),
-                       feature_slice=tuple(meta["feature_slice"]), reference_mu=np.asarray(meta["reference_mu"]),
-                       info=meta.get("info", {}), path=path)
-        except (KeyError, json.JSONDecodeError) as exc:
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError, ValueError) as exc:
+            raise DataError(f"{meta_path}: invalid JSON ({type(exc).__name__}); expected the bundle.json written "
+                            "by xasml") from None
+        estimator = load_checked_estimator(path / "estimator")
+        try:
+            if not isinstance(meta, dict):
+                raise TypeError("expected a JSON object")
+            bundle = cls(task=str(meta["task"]), estimator=estimator, element=str(meta["element"]),
+                         edge=str(meta["edge"]), grid=EnergyGrid.from_dict(meta["grid"]),
+                         feature_slice=tuple(int(v) for v in meta["feature_slice"]),
+                         reference_mu=np.asarray(meta["reference_mu"], dtype=float),
+                         info=meta.get("info", {}), path=path)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise DataError(f"{meta_path}: malformed bundle ({type(exc).__name__}: {exc})") from None
+        bundle._check(meta_path)
+        return bundle
+
+    def _check(self, meta_path: Path) -> None:
+        """Raise :class:`DataError` (naming ``meta_path``) when the bundle's parts do not fit together."""
+        n = int(self.grid.n_points)
+        e = np.asarray(self.grid.energy, dtype=float)
+        if self.task not in TASKS:
+            raise DataError(f"{meta_path}: field 'task' is {self.task!r}; expected one of {', '.join(TASKS)}")
+        if n < 2 or not np.isfinite(e).all() or np.any(np.diff(e) <= 0):
+            raise DataError(f"{meta_path}: field 'grid' must give at least 2 finite, increasing energies")
+        if self.reference_mu.shape != (n,) or not np.isfinite(self.reference_mu).all():
+            raise DataError(f"{meta_path}: field 'reference_mu' has {self.reference_mu.size} values (finite: "
+                            f"{bool(np.isfinite(self.reference_mu).all())}); expected {n} finite values, one per "
+                            "grid point")
+        if len(self.feature_slice) != 2 or not 0 <= self.feature_slice[0] < self.feature_slice[1] <= n:
+            raise DataError(f"{meta_path}: field 'feature_slice' is {list(self.feature_slice)}; expected [a, b] "
+                            f"with 0 <= a < b <= {n}")
+        n_in = getattr(self.estimator, "n_features_in_", None)
+        width = self.feature_slice[1] - self.feature_slice[0]
+        if n_in is not None and int(n_in) != width:
+            raise DataError(f"{meta_path}: field 'feature_slice' selects {width} grid points but the network takes "
+                            f"{int(n_in)}; expected the bundle.json saved with these weights")
 
     # -- input preparation ---------------------------------------------------------------
     def prepare(self, spectra: Sequence, measured: Sequence[bool] | None = None) -> tuple[np.ndarray, list[dict]]:
@@ -148,17 +181,29 @@ class ModelBundle:
         return X[:, a:b], records
 
     def predict(self, spectra: Sequence, measured: Sequence[bool] | None = None) -> list[dict]:
-        """Predictions as dictionaries: ``prediction`` and ``probabilities`` or ``std``."""
+        """Predictions as dictionaries: ``prediction`` and ``probabilities`` or ``std``.
+
+        Raises
+        ------
+        SpectrumError
+            See :meth:`prepare`.
+        DataError
+            If the model gives non-finite outputs (corrupt weights; the bundle is named).
+        """
         X, records = self.prepare(spectra, measured)
         out = []
         if self.is_classifier:
             P = self.estimator.predict_proba(X)
+            if not np.isfinite(P).all():
+                raise DataError(f"{self.path}: the model gives non-finite probabilities; its weights are corrupt")
             classes = [str(c) for c in self.estimator.classes_]
             for p, rec in zip(P, records):
                 out.append({"prediction": classes[int(np.argmax(p))],
                             "probabilities": {c: round(float(v), 4) for c, v in zip(classes, p)}})
         else:
             mean, std = self.estimator.predict(X, return_std=True)
+            if not (np.isfinite(mean).all() and np.isfinite(std).all()):
+                raise DataError(f"{self.path}: the model gives non-finite predictions; its weights are corrupt")
             for m, s in zip(mean, std):
                 out.append({"prediction": round(float(m), 3), "std": round(float(s), 3)})
         for o, rec in zip(out, records):

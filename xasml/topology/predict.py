@@ -19,6 +19,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from xasml.errors import DataError
 
 
@@ -40,7 +42,7 @@ class TopologyPredictor:
 
     def __init__(self, model_dir: str | Path | None = None):
         from xasml.datasets.topology import TopologyFeaturizer
-        from xasml.models import load_estimator
+        from xasml.models.validate import load_checked_estimator
         from xasml.topology.run import BUNDLED_MODEL
 
         d = Path(model_dir) if model_dir is not None else BUNDLED_MODEL
@@ -51,9 +53,21 @@ class TopologyPredictor:
             raise DataError(f"{d}: not a topology model folder (needs estimator.json and topology.json; "
                             f"pass a run folder or its models/<name> folder)")
         self.path = d
-        self.meta = json.loads(meta.read_text())
-        self.featurizer = TopologyFeaturizer.from_dict(self.meta["featurizer"])
-        self.model = load_estimator(d)
+        try:
+            self.meta = json.loads(meta.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError, ValueError) as exc:
+            raise DataError(f"{meta}: invalid JSON ({type(exc).__name__}); expected the topology.json written by "
+                            "xasml") from None
+        try:
+            self.featurizer = TopologyFeaturizer.from_dict(self.meta["featurizer"])
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise DataError(f"{meta}: malformed field 'featurizer' ({type(exc).__name__}: {exc})") from None
+        for el, ref in self.featurizer.reference_.items():
+            grid = self.featurizer.grids_.get(el)
+            if grid is None or ref.shape != (int(grid.n_points),) or not np.isfinite(ref).all():
+                raise DataError(f"{meta}: field 'featurizer.reference.{el}' has {ref.size} values; expected "
+                                f"{getattr(grid, 'n_points', '?')} finite values, one per grid point")
+        self.model = load_checked_estimator(d)
 
     @property
     def elements(self) -> list[str]:
@@ -176,6 +190,9 @@ class TopologyPredictor:
         data = self.featurizer.transform([compound])
         p = float(self.model.predict_proba(data)[0, 1])
         thr = float(self.model.threshold_)
+        if not (np.isfinite(p) and np.isfinite(thr)):
+            raise DataError(f"{self.path}: the model gives a non-finite probability; its weights or topology.json "
+                            "are corrupt")
         return {"probability": p, "topological": bool(p >= thr), "threshold": thr, "elements": data.elements[0],
                 "elements_ignored": sorted(ignored), "material_id": material_id, "inputs": inputs,
                 "model": str(self.path), "model_name": self.meta.get("model")}
