@@ -301,3 +301,13 @@ def test_forward_builder_reads_the_simulate_layout_and_packed_files(tmp_path, si
     finally:
         del os.environ["XASML_CACHE"]
     assert b.ids == ["amcsd-11149_000"]
+
+
+def test_one_run_per_output_folder(tmp_path, sim_data):
+    from xasml.simulate.engine import _folder_lock
+
+    out = tmp_path / "out"
+    out.mkdir()
+    with _folder_lock(out):
+        with pytest.raises(DataError, match="another 'xasml simulate' run"):
+            simulate(from_files([_inputs(tmp_path, sim_data)]), out, "all", workers=1, show_progress=False)

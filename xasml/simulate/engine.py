@@ -19,6 +19,7 @@ the job.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -326,6 +327,31 @@ def simulate(records: Iterable[StructureRecord], out: str | Path, elements: Sequ
     """
     settings = settings or FeffSettings.from_preset("v0")
     out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    with _folder_lock(out):
+        return _simulate(records, out, elements, settings, workers, scheduler, timeout, retry_failed, max_sites,
+                         show_progress)
+
+
+@contextlib.contextmanager
+def _folder_lock(out: Path):
+    """Hold ``<out>/.lock`` (an flock, released when the process ends): one run per output folder."""
+    import fcntl
+
+    fh = open(out / ".lock", "w")
+    try:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise DataError(f"{out}: another 'xasml simulate' run is writing this folder; wait for it or use "
+                            "another --out") from None
+        yield
+    finally:
+        fh.close()
+
+
+def _simulate(records, out: Path, elements, settings: FeffSettings, workers, scheduler, timeout, retry_failed,
+              max_sites, show_progress) -> dict[str, Any]:
     p = plan(records, out, elements, settings, timeout, retry_failed, max_sites)
     info = {"workers": None if scheduler else (workers or os.cpu_count()), "scheduler": scheduler,
             "skipped_existing": p.skipped_done, "skipped_failed_before": p.skipped_failed,
