@@ -1,7 +1,9 @@
 """The estimator contract shared by every xasml model, a name registry, and pickle-free storage.
 
-Every model follows scikit-learn's conventions (parameters set in ``__init__`` and returned by
-``get_params``, learned state in attributes with a trailing underscore, ``fit`` returns ``self``)
+Every model follows scikit-learn's conventions (parameters stored unchanged in ``__init__`` and
+returned by ``get_params``, learned state in attributes with a trailing underscore, ``fit``
+returns ``self``, :class:`sklearn.exceptions.NotFittedError` before ``fit``, classifiers and
+regressors carry scikit-learn's ``ClassifierMixin`` / ``RegressorMixin``, fitted models pickle)
 and adds ``save(path)`` / ``load(path)``. Storage is pickle-free: ``estimator.json`` holds the
 registered name, the parameters and JSON state; ``weights.safetensors`` holds the arrays.
 """
@@ -63,7 +65,7 @@ def _import_model_modules() -> None:
     import xasml.models as pkg
 
     for mod in pkgutil.iter_modules(pkg.__path__):
-        if mod.name != "base":
+        if mod.name not in ("base", "nets"):  # nets holds torch modules only (and imports torch)
             importlib.import_module(f"xasml.models.{mod.name}")
 
 
@@ -75,6 +77,36 @@ class XasmlEstimator(BaseEstimator):
     """
 
     _registry_name: str = ""
+
+    # -- scikit-learn helpers ----------------------------------------------------------------
+    def _validate(self, X, y="no_validation", reset: bool = True, **check_params):
+        """:func:`sklearn.utils.validation.validate_data`, with its ``ValueError`` raised as :class:`DataError`.
+
+        ``reset=True`` (in ``fit``) records ``n_features_in_`` (and ``feature_names_in_``);
+        ``reset=False`` (in ``predict``) checks the input against them. The message is
+        scikit-learn's (what is wrong and what was expected); the type is xasml's, which is also
+        a ``ValueError``, so scikit-learn's checks and the command line's error handling both apply.
+
+        Returns
+        -------
+        X, or (X, y) when ``y`` is given
+            The validated arrays.
+        """
+        from sklearn.utils.validation import validate_data
+
+        try:
+            return validate_data(self, X, y, reset=reset, **check_params)
+        except DataError:
+            raise
+        except ValueError as exc:
+            name = type(self).__name__
+            raise DataError(str(exc) if name in str(exc) else f"{name}: {exc}") from None
+
+    def _check_fitted(self, attributes: str | list[str]) -> None:
+        """Raise :class:`sklearn.exceptions.NotFittedError` unless ``attributes`` are set (by ``fit`` or ``load``)."""
+        from sklearn.utils.validation import check_is_fitted
+
+        check_is_fitted(self, attributes, msg="%(name)s is not fitted: call fit() or load a saved model")
 
     # -- hooks -------------------------------------------------------------------------------
     def _get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:

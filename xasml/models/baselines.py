@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from sklearn.base import ClassifierMixin
+
 from xasml.datasets.topology import TopologyData
 from xasml.errors import DataError
 from xasml.models.base import XasmlEstimator, register_model
@@ -39,8 +41,12 @@ def _labels(data: TopologyData, y) -> np.ndarray:
     return y
 
 
-class _KernelSVM(XasmlEstimator):
-    """Shared machinery: scikit-learn SVC training, pickle-free decision function and Platt sigmoid."""
+class _KernelSVM(ClassifierMixin, XasmlEstimator):
+    """Shared machinery: scikit-learn SVC training, pickle-free decision function and Platt sigmoid.
+
+    Scikit-learn classifiers of :class:`~xasml.datasets.topology.TopologyData` (labels 0 and 1 in
+    ``classes_``, accuracy ``score``, :class:`sklearn.exceptions.NotFittedError` before fit).
+    """
 
     def _features(self, data: TopologyData) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -54,6 +60,7 @@ class _KernelSVM(XasmlEstimator):
         from sklearn.svm import SVC
 
         y = _labels(X, y)
+        self.classes_ = np.array([0, 1])
         self._fit_features(X)
         F = self._features(X)
         # The Gram matrix is computed with BLAS and handed to libsvm as a precomputed kernel: same
@@ -92,8 +99,7 @@ class _KernelSVM(XasmlEstimator):
 
     def decision_function(self, X: TopologyData) -> np.ndarray:
         """Signed distance to the separating surface, shape (n,); > 0 means topological."""
-        if not hasattr(self, "support_vectors_"):
-            raise DataError(f"{type(self).__name__} is not fitted: call fit() or load a saved model")
+        self._check_fitted("support_vectors_")
         return self._kernel(self._features(X), self.support_vectors_) @ self.dual_coef_ + self.intercept_
 
     def predict_proba(self, X: TopologyData) -> np.ndarray:
@@ -113,6 +119,7 @@ class _KernelSVM(XasmlEstimator):
                         "threshold": self.threshold_, **self._extra_state()}
 
     def _set_state(self, arrays: dict[str, np.ndarray], state: dict[str, Any]) -> None:
+        self.classes_ = np.array([0, 1])
         self.support_vectors_ = np.asarray(arrays["support_vectors"], dtype=np.float64)
         self.dual_coef_ = np.asarray(arrays["dual_coef"], dtype=np.float64)
         self.intercept_ = float(state["intercept"])
@@ -225,7 +232,7 @@ class SpectraSVM(_KernelSVM):
 
 
 @register_model("pca_kmeans")
-class PCAKMeansClassifier(XasmlEstimator):
+class PCAKMeansClassifier(ClassifierMixin, XasmlEstimator):
     """Per-element PCA + 2-cluster k-means with imbalance-corrected cluster matching (paper §3.1).
 
     For each absorbing element with at least ``min_count`` training compounds (both classes
@@ -248,6 +255,10 @@ class PCAKMeansClassifier(XasmlEstimator):
 
     Attributes
     ----------
+    classes_ : ndarray, [0, 1]
+        Class labels (trivial, topological).
+    prior_ : float
+        Training prevalence of the topological class.
     elements_ : dict[int, dict]
         Per atomic number: PCA mean and components, cluster centres, mapping.
     results_ : dict[str, PCAKMeansResult]
@@ -267,6 +278,7 @@ class PCAKMeansClassifier(XasmlEstimator):
         from xasml.evaluation.exploration import pca_kmeans
 
         y = _labels(X, y)
+        self.classes_ = np.array([0, 1])
         self.prior_ = float(y.mean())
         self.elements_, self.results_ = {}, {}
         for z in sorted({int(v) for v in X.Z[X.mask]}):
@@ -289,8 +301,7 @@ class PCAKMeansClassifier(XasmlEstimator):
 
     def element_scores(self, X: TopologyData) -> np.ndarray:
         """Score of every absorber, shape (n, max_absorbers); NaN where the element is not modelled."""
-        if not hasattr(self, "elements_"):
-            raise DataError("PCAKMeansClassifier is not fitted: call fit() or load a saved model")
+        self._check_fitted("elements_")
         S = np.full(X.Z.shape, np.nan)
         for z, p in self.elements_.items():
             rows, cols = np.nonzero((X.Z == z) & X.mask)
@@ -312,6 +323,7 @@ class PCAKMeansClassifier(XasmlEstimator):
 
     @property
     def threshold_(self) -> float:
+        """Decision threshold on the probability (always 0.5)."""
         return 0.5
 
     def predict(self, X: TopologyData) -> np.ndarray:
@@ -327,6 +339,7 @@ class PCAKMeansClassifier(XasmlEstimator):
         return arrays, {"prior": self.prior_, "elements": meta}
 
     def _set_state(self, arrays: dict[str, np.ndarray], state: dict[str, Any]) -> None:
+        self.classes_ = np.array([0, 1])
         self.prior_ = float(state["prior"])
         self.elements_ = {}
         for zs, m in state["elements"].items():

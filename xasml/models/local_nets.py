@@ -12,8 +12,9 @@ Lu-group pipeline (perspective "AI-driven XAS analysis", §RankAAE): several net
 from different random initialisations (and bootstrap resamples of the training set); the
 ensemble mean is the prediction, the standard deviation across members the uncertainty.
 
-Every estimator here is an ensemble of ``n_members`` independently seeded networks (1 by
-default for the classifiers). Classifiers average the members' probabilities;
+Every estimator here is an ensemble of ``n_members`` independently initialised networks (1 by
+default for the classifiers), all drawn from one seeded random stream (see ``seed``).
+Classifiers average the members' probabilities;
 :meth:`SpectrumClassifier.predict_proba_members` gives each member's output so that metrics can be
 reported as mean +- standard deviation over trained models, as the paper does.
 """
@@ -24,15 +25,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from sklearn.base import ClassifierMixin, RegressorMixin
+
 from xasml.errors import DataError
 from xasml.models.base import XasmlEstimator, register_model
-
-
-def _conv_geometry(n_inputs: int, kernel_size: int, pool_size: int) -> int:
-    pooled = (n_inputs - kernel_size + 1) // pool_size
-    if pooled < 1:
-        raise ValueError(f"input of {n_inputs} points is too short for kernel {kernel_size} and pool {pool_size}")
-    return pooled
 
 
 def build_ensemble_net(n_members: int, n_inputs: int, n_outputs: int, hidden: Sequence[int] = (90, 60, 20),
@@ -43,7 +39,8 @@ def build_ensemble_net(n_members: int, n_inputs: int, n_outputs: int, hidden: Se
     ->] (Linear -> ReLU -> Dropout) x len(hidden) -> Linear, the network of Carbone et al. (2019)
     Figure 1. Members share nothing but the tensors they are stored in: the convolution is a
     grouped convolution and the dense layers batched matrix products, so an ensemble of ten
-    trains about as fast as one network on a CPU.
+    trains about as fast as one network on a CPU. The module is a
+    :class:`xasml.models.nets.EnsembleNet` (defined at module level, so fitted estimators pickle).
 
     Parameters
     ----------
@@ -73,79 +70,15 @@ def build_ensemble_net(n_members: int, n_inputs: int, n_outputs: int, hidden: Se
     ValueError
         If the input is too short for the convolution and pooling.
     """
-    import math
+    from xasml.models.nets import EnsembleNet
 
-    import torch
-    import torch.nn as nn
-    import torch.nn.functional as F
-
-    M = int(n_members)
-
-    def uniform(shape, fan_in):
-        bound = 1.0 / math.sqrt(fan_in)  # torch's default Linear / Conv1d initialisation
-        return nn.Parameter(torch.empty(shape).uniform_(-bound, bound))
-
-    class _Net(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.n_members = M
-            self.conv_filters = int(conv_filters)
-            width = n_inputs
-            if conv_filters:
-                pooled = _conv_geometry(n_inputs, kernel_size, pool_size)
-                self.conv_weight = uniform((M * conv_filters, 1, kernel_size), kernel_size)
-                self.conv_bias = uniform((M * conv_filters,), kernel_size)
-                width = conv_filters * pooled
-            self.weights = nn.ParameterList()
-            self.biases = nn.ParameterList()
-            for h in list(hidden) + [n_outputs]:
-                self.weights.append(uniform((M, width, h), width))
-                self.biases.append(uniform((M, 1, h), width))
-                width = h
-
-        def forward(self, x):
-            Mx, B, L = x.shape
-            if self.conv_filters:
-                z = F.conv1d(x.permute(1, 0, 2), self.conv_weight, self.conv_bias, groups=Mx)  # (B, M*F, L')
-                z = F.max_pool1d(F.relu(z), pool_size)  # (B, M*F, P)
-                x = z.reshape(B, Mx, -1).permute(1, 0, 2)  # member-major, features filter-major
-            n = len(self.weights)
-            for i in range(n):
-                x = torch.baddbmm(self.biases[i], x, self.weights[i])
-                if i < n - 1:
-                    x = F.dropout(F.relu(x), dropout, self.training)
-            return x
-
-    return _Net()
+    return EnsembleNet(n_members, n_inputs, n_outputs, hidden, dropout, conv_filters, kernel_size, pool_size)
 
 
 class _SpectrumNetEnsemble(XasmlEstimator):
     """Shared machinery: feature standardisation, seeded training of members, storage."""
 
     _task = "classification"
-
-    def __init__(self, arch: str = "mlp", hidden: Sequence[int] = (90, 60, 20), dropout: float = 0.3,
-                 conv_filters: int = 8, kernel_size: int = 10, pool_size: int = 2, epochs: int = 50,
-                 batch_size: int = 32, learning_rate: float = 1e-3, weight_decay: float = 0.0,
-                 n_members: int = 1, bootstrap: bool = False, seed: int = 0, device: str | None = None,
-                 n_threads: int | None = None, class_weight: str | None = None, lr_schedule: str = "constant"):
-        self.class_weight = class_weight
-        self.lr_schedule = lr_schedule
-        self.arch = arch
-        self.hidden = hidden
-        self.dropout = dropout
-        self.conv_filters = conv_filters
-        self.kernel_size = kernel_size
-        self.pool_size = pool_size
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.learning_rate = learning_rate
-        self.weight_decay = weight_decay
-        self.n_members = n_members
-        self.bootstrap = bootstrap
-        self.seed = seed
-        self.device = device
-        self.n_threads = n_threads
 
     # -- helpers -----------------------------------------------------------------------------
     def _check_arch(self) -> None:
@@ -158,19 +91,20 @@ class _SpectrumNetEnsemble(XasmlEstimator):
                                   self.conv_filters if self.arch == "cnn" else 0, self.kernel_size, self.pool_size)
 
     def _check_X(self, X) -> np.ndarray:
-        X = np.asarray(X, dtype=np.float32)
-        if X.ndim != 2:
-            raise DataError(f"X must be 2-D (n_spectra, n_points), got shape {X.shape}")
-        if hasattr(self, "n_features_in_") and X.shape[1] != self.n_features_in_:
-            raise DataError(f"X has {X.shape[1]} grid points; the model was trained on {self.n_features_in_}")
-        if not np.all(np.isfinite(X)):
-            raise DataError("X contains NaN or inf")
-        return X
+        """Spectra as a finite float32 array of shape (n, n_features_in_) (scikit-learn validation)."""
+        return self._validate(X, reset=False, dtype=np.float32)
 
     def _standardize(self, X: np.ndarray) -> np.ndarray:
         return ((X - self.feature_mean_) / self.feature_scale_).astype(np.float32)
 
-    def _fit_members(self, X: np.ndarray, targets: np.ndarray, n_out: int, loss_name: str) -> None:
+    def _fit_members(self, X: np.ndarray, targets: np.ndarray, n_out: int, loss_name: str,
+                     class_weights: np.ndarray | None = None) -> None:
+        """Standardise ``X`` (validated by ``fit``) and train the members on ``targets``.
+
+        One torch seed (``seed``) and one generator seeded with it draw, in this order, every
+        member's initial weights (layer by layer, member-major), the bootstrap resamples and each
+        epoch's batch order; dropout draws from the same global torch stream.
+        """
         import torch
         import torch.nn.functional as F
 
@@ -179,8 +113,7 @@ class _SpectrumNetEnsemble(XasmlEstimator):
         if self.n_threads:
             torch.set_num_threads(int(self.n_threads))
         device = get_device(self.device)
-        X = self._check_X(X)
-        self.n_features_in_ = X.shape[1]
+        X = np.asarray(X, dtype=np.float32)  # validated by fit (which also set n_features_in_)
         self.feature_mean_ = X.mean(axis=0).astype(np.float32)
         sd = X.std(axis=0)
         self.feature_scale_ = np.where(sd > 1e-8, sd, 1.0).astype(np.float32)
@@ -200,14 +133,9 @@ class _SpectrumNetEnsemble(XasmlEstimator):
             raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {schedule!r}")
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(int(self.epochs), 1)) \
             if schedule == "cosine" else None
-        weight = None  # class weights n / (k n_c) of the training set ("balanced", as scikit-learn)
-        cw = getattr(self, "class_weight", None)
-        if loss_name == "ce" and cw is not None:
-            if cw != "balanced":
-                raise ValueError(f"class_weight must be None or 'balanced', got {cw!r}")
-            counts = np.bincount(np.asarray(targets), minlength=n_out).astype(np.float64)
-            weight = torch.tensor(len(targets) / (n_out * np.maximum(counts, 1.0)), dtype=torch.float32,
-                                  device=device)
+        weight = None  # per-class weights of the cross-entropy (classifier's class_weight)
+        if loss_name == "ce" and class_weights is not None:
+            weight = torch.tensor(np.asarray(class_weights, dtype=np.float64), dtype=torch.float32, device=device)
         curves = torch.zeros(M, int(self.epochs))
         for ep in range(int(self.epochs)):
             net.train()
@@ -238,8 +166,7 @@ class _SpectrumNetEnsemble(XasmlEstimator):
         """Raw outputs of every member, shape (n_members, n, n_out)."""
         import torch
 
-        if not hasattr(self, "net_"):
-            raise DataError(f"{type(self).__name__} is not fitted: call fit() or load a saved model")
+        self._check_fitted("net_")
         Xs = torch.from_numpy(self._standardize(self._check_X(X)))
         M = self.net_.n_members
         with torch.no_grad():
@@ -279,8 +206,12 @@ class _SpectrumNetEnsemble(XasmlEstimator):
 
 
 @register_model("local_classifier")
-class SpectrumClassifier(_SpectrumNetEnsemble):
+class SpectrumClassifier(ClassifierMixin, _SpectrumNetEnsemble):
     """Coordination-environment classifier on gridded spectra: MLP or CNN (Carbone et al. 2019).
+
+    A scikit-learn classifier: labels of any type (strings such as ``"S:4"``, integers) come
+    back from :meth:`predict` in their original type, ``score`` is the accuracy, and fitted
+    models pickle (and so work in joblib-parallel scikit-learn tools).
 
     Parameters
     ----------
@@ -295,25 +226,32 @@ class SpectrumClassifier(_SpectrumNetEnsemble):
     epochs, batch_size, learning_rate : training (50, 32, Adam 1e-3).
     weight_decay : float
         L2 penalty in Adam (0: none, as the paper).
-    class_weight : {None, "balanced"}
-        None: plain cross-entropy (the paper). ``"balanced"``: class c weighted by
-        n / (k n_c) over the training rows, so rare environments (S:5) count as much as common ones.
-    lr_schedule : {"constant", "cosine"}
-        Constant Adam step (the paper) or cosine annealing from ``learning_rate`` to 0 over ``epochs``.
     n_members : int
-        Independently seeded networks; probabilities are averaged.
+        Independently initialised networks; probabilities are averaged.
     bootstrap : bool
         Train each member on a bootstrap resample of the training set.
     seed : int
-        Seed; member m uses ``seed * 1000 + m``.
+        Seeds the whole ensemble: one torch seed and one generator draw, in turn, every member's
+        initial weights, the bootstrap resamples and the batch orders, so the same ``seed`` and
+        ``n_members`` give identical weights (members differ because each takes its own draws
+        from that stream; member m of an ensemble of 4 is not member m of an ensemble of 8).
     device : str, optional
         ``"cpu"`` / ``"cuda"``; default: GPU when present.
     n_threads : int, optional
         ``torch.set_num_threads`` during fit.
+    class_weight : None, "balanced" or dict
+        None: plain cross-entropy (the paper). ``"balanced"``: class c weighted by
+        n / (k n_c) over the training rows, so rare environments (S:5) count as much as common
+        ones; a dict maps labels to weights (:func:`sklearn.utils.class_weight.compute_class_weight`).
+    lr_schedule : {"constant", "cosine"}
+        Constant Adam step (the paper) or cosine annealing from ``learning_rate`` to 0 over ``epochs``.
 
     Attributes
     ----------
-    classes_ : ndarray of str
+    classes_ : ndarray, shape (n_classes,)
+        Sorted class labels, of the type of the training labels.
+    n_features_in_ : int
+        Grid points of the training spectra.
     feature_mean_, feature_scale_ : ndarray, shape (n_points,)
         Per-grid-point standardisation learned on the training data.
     net_ : torch.nn.Module
@@ -322,20 +260,57 @@ class SpectrumClassifier(_SpectrumNetEnsemble):
         Training loss per member and epoch.
     """
 
+    def __init__(self, arch: str = "mlp", hidden: Sequence[int] = (90, 60, 20), dropout: float = 0.3,
+                 conv_filters: int = 8, kernel_size: int = 10, pool_size: int = 2, epochs: int = 50,
+                 batch_size: int = 32, learning_rate: float = 1e-3, weight_decay: float = 0.0,
+                 n_members: int = 1, bootstrap: bool = False, seed: int = 0, device: str | None = None,
+                 n_threads: int | None = None, class_weight: str | None = None, lr_schedule: str = "constant"):
+        self.arch = arch
+        self.hidden = hidden
+        self.dropout = dropout
+        self.conv_filters = conv_filters
+        self.kernel_size = kernel_size
+        self.pool_size = pool_size
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
+        self.n_members = n_members
+        self.bootstrap = bootstrap
+        self.seed = seed
+        self.device = device
+        self.n_threads = n_threads
+        self.class_weight = class_weight
+        self.lr_schedule = lr_schedule
+
     def fit(self, X, y) -> "SpectrumClassifier":
         """Train on spectra ``X`` (n, n_points; max-normalised) and class labels ``y`` (n,).
+
+        Returns
+        -------
+        self
 
         Raises
         ------
         DataError
-            If ``X`` is malformed or ``y`` has a single class.
+            If ``X`` is malformed (not 2-D, empty, NaN or inf) or ``y`` has a single class.
         """
-        y = np.asarray(y).astype(str)
-        self.classes_ = np.array(sorted(set(y.tolist())))
+        from sklearn.utils.multiclass import check_classification_targets
+
+        X, y = self._validate(X, y, reset=True, dtype=np.float32)
+        check_classification_targets(y)
+        self.classes_, codes = np.unique(y, return_inverse=True)
         if len(self.classes_) < 2:
-            raise DataError(f"need at least 2 classes to train a classifier, got {list(self.classes_)}")
-        codes = np.searchsorted(self.classes_, y).astype(np.int64)
-        self._fit_members(X, codes, len(self.classes_), "ce")
+            raise DataError(f"need at least 2 classes to train a classifier, got 1 class: {self.classes_.tolist()}")
+        weights = None
+        if self.class_weight is not None:  # "balanced": n / (k n_c) over the training rows, or a dict
+            from sklearn.utils.class_weight import compute_class_weight
+
+            try:
+                weights = compute_class_weight(self.class_weight, classes=self.classes_, y=y)
+            except ValueError as exc:
+                raise DataError(f"class_weight: {exc}") from None
+        self._fit_members(X, codes.astype(np.int64).ravel(), len(self.classes_), "ce", weights)
         return self
 
     def predict_proba_members(self, X) -> np.ndarray:
@@ -350,33 +325,73 @@ class SpectrumClassifier(_SpectrumNetEnsemble):
         return self.predict_proba_members(X).mean(axis=0)
 
     def predict(self, X) -> np.ndarray:
-        """Most probable class of each spectrum, shape (n,)."""
+        """Most probable class of each spectrum, shape (n,), in the type of the training labels."""
+        self._check_fitted("classes_")
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
 
     def _n_outputs(self) -> int:
         return len(self.classes_)
 
     def _extra_state(self) -> dict:
-        return {"classes": [str(c) for c in self.classes_]}
+        # JSON values of the labels' own type (str, int, bool); shipped models hold strings
+        return {"classes": [c.item() if isinstance(c, np.generic) else c for c in self.classes_.tolist()]}
 
     def _set_extra_state(self, state: dict) -> None:
         self.classes_ = np.array(state["classes"])
 
 
 @register_model("local_ensemble_regressor")
-class SpectrumEnsembleRegressor(_SpectrumNetEnsemble):
+class SpectrumEnsembleRegressor(RegressorMixin, _SpectrumNetEnsemble):
     """Ensemble regressor of a scalar site property (oxidation state, coordination number).
 
-    Same parameters as :class:`SpectrumClassifier`, with ``n_members = 8`` and ``bootstrap =
-    True`` by default; trained with mean squared error on the standardised target. The
-    prediction is the ensemble mean, the uncertainty the standard deviation across members.
+    The network is that of :class:`SpectrumClassifier` with one linear output, trained with mean
+    squared error on the standardised target. The prediction is the ensemble mean, the
+    uncertainty the standard deviation across members. A scikit-learn regressor (``score`` is
+    R²); fitted models pickle.
+
+    Parameters
+    ----------
+    arch : {"mlp", "cnn"}
+        Without / with the 1-D convolution layer.
+    hidden : sequence of int
+        Hidden widths (90, 60, 20).
+    dropout : float
+        Dropout after each hidden layer (0.3).
+    conv_filters, kernel_size, pool_size : int
+        CNN layer (8 filters, kernel 10, max-pool 2; stride 1).
+    epochs, batch_size, learning_rate : training (50, 32, Adam 1e-3).
+    weight_decay : float
+        L2 penalty in Adam (0: none).
+    n_members : int
+        Networks of the ensemble (8; at least 2, for an uncertainty).
+    bootstrap : bool
+        Train each member on a bootstrap resample of the training set (True).
+    seed : int
+        Seeds the whole ensemble: one torch seed and one generator draw, in turn, every member's
+        initial weights, the bootstrap resamples and the batch orders, so the same ``seed`` and
+        ``n_members`` give identical weights (members differ because each takes its own draws
+        from that stream; member m of an ensemble of 4 is not member m of an ensemble of 8).
+    device : str, optional
+        ``"cpu"`` / ``"cuda"``; default: GPU when present.
+    n_threads : int, optional
+        ``torch.set_num_threads`` during fit.
+    lr_schedule : {"constant", "cosine"}
+        Constant Adam step or cosine annealing from ``learning_rate`` to 0 over ``epochs``.
 
     Attributes
     ----------
+    n_features_in_ : int
+        Grid points of the training spectra.
+    feature_mean_, feature_scale_ : ndarray, shape (n_points,)
+        Per-grid-point standardisation learned on the training data.
     target_mean_, target_scale_ : float
         Target standardisation learned in ``fit``.
     std_scale_ : float
         Factor applied to the member spread (1 after ``fit``; see :meth:`calibrate`).
+    net_ : torch.nn.Module
+        The fitted ensemble (see :func:`build_ensemble_net`).
+    loss_curves_ : list of list of float
+        Training loss per member and epoch.
     """
 
     _task = "regression"
@@ -385,25 +400,41 @@ class SpectrumEnsembleRegressor(_SpectrumNetEnsemble):
                  conv_filters: int = 8, kernel_size: int = 10, pool_size: int = 2, epochs: int = 50,
                  batch_size: int = 32, learning_rate: float = 1e-3, weight_decay: float = 0.0,
                  n_members: int = 8, bootstrap: bool = True, seed: int = 0, device: str | None = None,
-                 n_threads: int | None = None):
-        super().__init__(arch=arch, hidden=hidden, dropout=dropout, conv_filters=conv_filters,
-                         kernel_size=kernel_size, pool_size=pool_size, epochs=epochs, batch_size=batch_size,
-                         learning_rate=learning_rate, weight_decay=weight_decay, n_members=n_members,
-                         bootstrap=bootstrap, seed=seed, device=device, n_threads=n_threads)
+                 n_threads: int | None = None, lr_schedule: str = "constant"):
+        self.arch = arch
+        self.hidden = hidden
+        self.dropout = dropout
+        self.conv_filters = conv_filters
+        self.kernel_size = kernel_size
+        self.pool_size = pool_size
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
+        self.n_members = n_members
+        self.bootstrap = bootstrap
+        self.seed = seed
+        self.device = device
+        self.n_threads = n_threads
+        self.lr_schedule = lr_schedule
 
     def fit(self, X, y) -> "SpectrumEnsembleRegressor":
         """Train on spectra ``X`` (n, n_points) and targets ``y`` (n,).
 
+        Returns
+        -------
+        self
+
         Raises
         ------
         DataError
-            If ``y`` has NaN or fewer than 2 members are requested.
+            If ``X`` is malformed, ``y`` has NaN or inf (drop sites with unknown labels first),
+            or fewer than 2 members are requested.
         """
-        y = np.asarray(y, dtype=float).ravel()
-        if not np.all(np.isfinite(y)):
-            raise DataError("regression targets contain NaN or inf (drop sites with unknown labels first)")
         if int(self.n_members) < 2:
             raise DataError("an ensemble regressor needs n_members >= 2 for an uncertainty")
+        X, y = self._validate(X, y, reset=True, dtype=np.float32, y_numeric=True)
+        y = np.asarray(y, dtype=float).ravel()
         self.target_mean_ = float(y.mean())
         self.target_scale_ = float(y.std()) or 1.0
         self.std_scale_ = 1.0

@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from sklearn.base import ClassifierMixin
+
 from xasml.datasets.topology import TopologyData
 from xasml.errors import DataError
 from xasml.models.base import (
@@ -35,47 +37,20 @@ from xasml.models.base import (
 
 def _build_module(n_points: int, spectral_hidden: int, spectral_dim: int, n_types: int, type_dim: int,
                   hidden: tuple, dropout: float, use_spectra: bool):
-    import torch
-    from torch import nn
+    """A :class:`xasml.models.nets.TopologyModule` (module level, so fitted estimators pickle)."""
+    from xasml.models.nets import TopologyModule
 
-    class TopologyModule(nn.Module):
-        """Spectral x atom-type embedding network (see module docstring)."""
-
-        def __init__(self):
-            super().__init__()
-            self.n_types = n_types
-            self.spectral_dim = spectral_dim
-            self.use_spectra = use_spectra
-            if use_spectra:
-                self.spectral = nn.Sequential(
-                    nn.Linear(n_points, spectral_hidden), nn.Dropout(dropout), nn.ReLU(),
-                    nn.Linear(spectral_hidden, spectral_dim), nn.Dropout(dropout), nn.ReLU())
-            self.atom_type = nn.Linear(n_types, type_dim)
-            layers: list[nn.Module] = []
-            d = spectral_dim * type_dim
-            for h in hidden:
-                layers += [nn.Linear(d, h), nn.Dropout(dropout), nn.ReLU()]
-                d = h
-            layers.append(nn.Linear(d, 1))
-            self.head = nn.Sequential(*layers)
-
-        def forward(self, X, Z, mask):
-            """X (B, A, P) float, Z (B, A) long, mask (B, A) bool -> logits (B,)."""
-            t = self.atom_type(torch.nn.functional.one_hot(Z, self.n_types).float())  # (B, A, T)
-            if self.use_spectra:
-                s = self.spectral(X)  # (B, A, S)
-            else:
-                s = torch.ones(X.shape[0], X.shape[1], self.spectral_dim, device=X.device)
-            comp = s.unsqueeze(-1) * t.unsqueeze(-2)  # (B, A, S, T): element-specific channels
-            comp = (comp * mask[..., None, None].float()).sum(dim=1)
-            return self.head(comp.flatten(1)).squeeze(-1)
-
-    return TopologyModule()
+    return TopologyModule(n_points, spectral_hidden, spectral_dim, n_types, type_dim, hidden, dropout, use_spectra)
 
 
 @register_model("topology_net")
-class TopologyNet(XasmlEstimator):
+class TopologyNet(ClassifierMixin, XasmlEstimator):
     """Topology classifier on a compound's element spectra and atom types (Andrejevic et al. 2022).
+
+    A scikit-learn classifier of compounds given as :class:`~xasml.datasets.topology.TopologyData`
+    (not a plain array, so ``check_estimator`` does not apply): labels 0 (trivial) and 1
+    (topological), ``score`` is the accuracy, :class:`sklearn.exceptions.NotFittedError` before
+    fit, and fitted models pickle.
 
     Parameters
     ----------
@@ -112,7 +87,8 @@ class TopologyNet(XasmlEstimator):
     threshold_method : {"youden", "f1", "fixed"}
         How the decision threshold is chosen on the validation set (``"fixed"``: 0.5).
     seed : int
-        Seed of initialisation and batch order.
+        Seed of initialisation and batch order: member m of the ensemble is seeded with
+        ``seed * 1000 + m`` (so member m is the same network whatever ``n_ensemble``).
     device : str or None
         ``"cpu"``, ``"cuda"``; None picks the GPU when present.
     verbose : bool
@@ -120,6 +96,12 @@ class TopologyNet(XasmlEstimator):
 
     Attributes
     ----------
+    classes_ : ndarray, [0, 1]
+        Class labels (trivial, topological).
+    modules_ : list of torch.nn.Module
+        The fitted networks.
+    pos_weight_ : float
+        Positive-class weight used in the loss.
     threshold_ : float
         Decision threshold on the probability.
     history_ : list of dict
@@ -212,6 +194,7 @@ class TopologyNet(XasmlEstimator):
             Xv, Zv, Mv = self._tensors(validation, device)
             yv = torch.as_tensor(validation.y, dtype=torch.float32, device=device)
         loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor(self.pos_weight_, device=device))
+        self.classes_ = np.array([0, 1])
         self.modules_, self.history_, self.best_epoch_ = [], [], []
         for member in range(int(self.n_ensemble)):
             seed = int(self.seed) * 1000 + member
@@ -264,15 +247,11 @@ class TopologyNet(XasmlEstimator):
                                                        method=self.threshold_method))
         return self
 
-    def _check_fitted(self) -> None:
-        if not getattr(self, "modules_", None):
-            raise DataError("TopologyNet is not fitted: call fit() or load a saved model")
-
     def predict_proba(self, X: TopologyData) -> np.ndarray:
         """Class probabilities, shape (n, 2): columns trivial, topological (ensemble mean)."""
         import torch
 
-        self._check_fitted()
+        self._check_fitted("modules_")
         device = next(self.modules_[0].parameters()).device
         Xt, Zt, Mt = self._tensors(X, device)
         with torch.no_grad():
@@ -286,7 +265,7 @@ class TopologyNet(XasmlEstimator):
 
     # ------------------------------------------------------------------------------------------
     def _get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        self._check_fitted()
+        self._check_fitted("modules_")
         arrays = {}
         for k, m in enumerate(self.modules_):
             arrays.update({f"member{k}.{name}": v for name, v in torch_state_to_numpy(m).items()})
@@ -304,6 +283,7 @@ class TopologyNet(XasmlEstimator):
             numpy_to_torch_state(m, arrays, prefix=f"member{k}.")
             m.to(device).eval()
             self.modules_.append(m)
+        self.classes_ = np.array([0, 1])
         self.threshold_ = float(state["threshold"])
         self.pos_weight_ = float(state.get("pos_weight", 1.0))
         self.best_epoch_ = list(state.get("best_epoch", []))

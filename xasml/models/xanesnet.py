@@ -18,6 +18,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from sklearn.base import RegressorMixin
+
 from xasml.errors import DataError
 from xasml.models.base import XasmlEstimator, numpy_to_torch_state, register_model, torch_state_to_numpy
 
@@ -93,8 +95,12 @@ def _build_net(n_in: int, hidden: Sequence[int], n_out: int, dropout: float, bat
 
 
 @register_model("xanesnet_mlp")
-class XanesnetMLP(XasmlEstimator):
+class XanesnetMLP(RegressorMixin, XasmlEstimator):
     """XANESNET MLP regressor from a descriptor vector to a spectrum on a fixed grid.
+
+    A scikit-learn multi-output regressor: ``y`` of shape (n, n_points) gives predictions of that
+    shape, a 1-D ``y`` 1-D predictions; ``score`` is scikit-learn's R² (averaged over the output
+    points); fitted models pickle.
 
     Parameters
     ----------
@@ -134,6 +140,10 @@ class XanesnetMLP(XasmlEstimator):
 
     Attributes
     ----------
+    n_features_in_ : int
+        Descriptor length.
+    n_outputs_ : int
+        Output points (1 for a 1-D ``y``).
     feature_mask_ : ndarray of bool, shape (n_features_in_,)
         Descriptor features used.
     x_mean_, x_scale_ : ndarray
@@ -174,6 +184,7 @@ class XanesnetMLP(XasmlEstimator):
 
     # -- helpers -----------------------------------------------------------------------------
     def _threads(self):
+        """Context manager: ``torch.set_num_threads(n_threads)`` inside, the previous count restored after."""
         import contextlib
 
         import torch
@@ -198,9 +209,8 @@ class XanesnetMLP(XasmlEstimator):
         return X
 
     def _prepare_x(self, X: np.ndarray) -> np.ndarray:
-        X = np.asarray(X, dtype=float)
-        if X.ndim != 2 or X.shape[1] != self.n_features_in_:
-            raise DataError(f"expected descriptors of shape (n, {self.n_features_in_}), got {X.shape}")
+        """Validated (2-D, finite, ``n_features_in_`` columns), transformed, filtered, standardised descriptors."""
+        X = self._validate(X, reset=False, dtype=np.float64)
         return (self._transform(X)[:, self.feature_mask_] - self.x_mean_) / self.x_scale_
 
     # -- estimator API -----------------------------------------------------------------------
@@ -211,7 +221,7 @@ class XanesnetMLP(XasmlEstimator):
         Parameters
         ----------
         X : ndarray, shape (n_samples, n_features)
-        y : ndarray, shape (n_samples, n_points)
+        y : ndarray, shape (n_samples, n_points) or (n_samples,)
         X_val, y_val : ndarray, optional
             Monitored each epoch (``val_history_``); never used for fitting.
 
@@ -222,18 +232,19 @@ class XanesnetMLP(XasmlEstimator):
         Raises
         ------
         DataError
-            On mismatched shapes or non-finite values.
+            On mismatched shapes, fewer than 2 samples or non-finite values.
         """
         import torch
 
-        X = np.asarray(X, dtype=float)
-        y = np.asarray(y, dtype=float)
-        if X.ndim != 2 or y.ndim != 2 or len(X) != len(y):
-            raise DataError(f"X must be (n, n_features) and y (n, n_points) with the same n; got {X.shape}, {y.shape}")
-        if not (np.isfinite(X).all() and np.isfinite(y).all()):
-            raise DataError("X and y must be finite (NaN or inf found)")
         if self.schedule not in ("constant", "onecycle", "cosine"):
             raise DataError(f"schedule {self.schedule!r}: expected 'constant', 'onecycle' or 'cosine'")
+        # at least 2 samples: batch normalisation cannot train on one
+        X, y = self._validate(X, y, reset=True, dtype=np.float64, multi_output=True, y_numeric=True,
+                              ensure_min_samples=2)
+        y = np.asarray(y, dtype=float)
+        self.y_ndim_ = y.ndim
+        if y.ndim == 1:
+            y = y[:, None]
         t0 = time.perf_counter()
         c0 = time.process_time()
         self.n_features_in_ = X.shape[1]
@@ -260,7 +271,8 @@ class XanesnetMLP(XasmlEstimator):
             yt = torch.as_tensor((y - self.y_mean_) / self.y_scale_, dtype=torch.float32, device=device)
             if X_val is not None:
                 xv = torch.as_tensor(self._prepare_x(X_val), dtype=torch.float32, device=device)
-                yv = torch.as_tensor((np.asarray(y_val) - self.y_mean_) / self.y_scale_, dtype=torch.float32,
+                yv_raw = np.asarray(y_val, dtype=float).reshape(len(X_val), -1)
+                yv = torch.as_tensor((yv_raw - self.y_mean_) / self.y_scale_, dtype=torch.float32,
                                      device=device)
             opt_cls = torch.optim.AdamW if self.weight_decay else torch.optim.Adam
             opt = opt_cls(net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
@@ -305,11 +317,13 @@ class XanesnetMLP(XasmlEstimator):
         return self
 
     def predict(self, X: np.ndarray, batch_size: int = 4096) -> np.ndarray:
-        """Predicted spectra, shape (n_samples, n_outputs_), in the units of the training targets."""
+        """Predicted spectra, shape (n_samples, n_outputs_), in the units of the training targets.
+
+        A model trained on a 1-D ``y`` returns shape (n_samples,).
+        """
         import torch
 
-        if not hasattr(self, "net_"):
-            raise DataError("XanesnetMLP is not fitted: call fit() or load a saved model")
+        self._check_fitted("net_")
         Xs = self._prepare_x(X)
         outs = []
         with self._threads(), torch.no_grad():
@@ -317,13 +331,14 @@ class XanesnetMLP(XasmlEstimator):
             for s in range(0, len(Xs), batch_size):
                 outs.append(self.net_(torch.as_tensor(Xs[s:s + batch_size], dtype=torch.float32)).numpy())
         out = np.concatenate(outs) if outs else np.zeros((0, self.n_outputs_))
-        return out.astype(float) * self.y_scale_ + self.y_mean_
+        out = out.astype(float) * self.y_scale_ + self.y_mean_
+        return out[:, 0] if getattr(self, "y_ndim_", 2) == 1 else out
 
-    def score(self, X: np.ndarray, y: np.ndarray) -> float:
-        """Negative median percentage error Δμ (higher is better, for scikit-learn tools)."""
-        from xasml.evaluation.spectra_metrics import percentage_error
-
-        return -float(np.median(percentage_error(y, self.predict(X))))
+    def __sklearn_tags__(self):
+        """scikit-learn tags: a multi-output regressor (one output per spectrum point)."""
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags
 
     # -- storage -----------------------------------------------------------------------------
     def _get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
@@ -332,11 +347,14 @@ class XanesnetMLP(XasmlEstimator):
                        "x_scale": self.x_scale_, "y_mean": self.y_mean_, "y_scale": self.y_scale_})
         state = {"n_features_in": int(self.n_features_in_), "n_outputs": int(self.n_outputs_),
                  "history": [float(h) for h in self.history_], "fit_seconds": float(self.fit_seconds_)}
+        if getattr(self, "y_ndim_", 2) != 2:  # trained on a 1-D target; older files have no key (2-D)
+            state["y_ndim"] = int(self.y_ndim_)
         return arrays, state
 
     def _set_state(self, arrays: dict[str, np.ndarray], state: dict[str, Any]) -> None:
         self.n_features_in_ = int(state["n_features_in"])
         self.n_outputs_ = int(state["n_outputs"])
+        self.y_ndim_ = int(state.get("y_ndim", 2))
         self.history_ = list(state.get("history", []))
         self.fit_seconds_ = float(state.get("fit_seconds", 0.0))
         self.feature_mask_ = arrays["feature_mask"].astype(bool)
