@@ -1,8 +1,8 @@
 """``xasml simulate``: FEFF10 on Dask reproduces the shared v0 spectra, resumes, records failures, packs.
 
-The FEFF runs here are real (feff10-rs): two one-site elemental structures of the shared
-``feff10-topology-v0`` set (Li, La; 3-5 CPU-s each), shipped in ``tests/data/simulate`` with the
-``xmu.dat`` of that set.
+The FEFF runs here are real (feff10-rs): VO2 of the shared ``feff10-local-v0`` set (about 14 CPU-s)
+and two one-site elemental structures of ``feff10-topology-v0`` (Li, La; 3-5 CPU-s each), shipped
+in ``tests/data/simulate`` with the ``feff.inp``/``xmu.dat`` of those sets.
 """
 
 from __future__ import annotations
@@ -87,30 +87,37 @@ def test_inequivalent_sites_match_the_shared_multiplicities(test_data):
 
 
 def test_simulate_reproduces_v0_on_dask(tmp_path, sim_data):
+    """VO2 of feff10-local-v0 (amcsd-74-V): same grid, Pearson r >= 0.999 on mu."""
+    inp = tmp_path / "in" / "amcsd-74"  # the set's key is <AMCSD key>-<absorber>
+    inp.mkdir(parents=True)
+    shutil.copy(sim_data / "amcsd-74-V" / "structure.cif", inp / "structure.cif")
     out = tmp_path / "out"
-    summary = simulate(from_files([_inputs(tmp_path, sim_data)]), out, "all", workers=1, show_progress=False)
+    summary = simulate(from_files([tmp_path / "in"]), out, ["V"], workers=1, show_progress=False)
     assert summary["finished"] and summary["this_run"]["done"] == 1 and summary["this_run"]["failed"] == 0
-    new = read_feff_xmu(out / "FEFF10" / "amcsd-11150" / "FEFF-XANES" / "000_Li" / "xmu.dat")
-    ref = read_feff_xmu(sim_data / "amcsd-11150" / "FEFF-XANES" / "000_Li" / "xmu.dat")
+    new = read_feff_xmu(out / "FEFF10" / "amcsd-74-V" / "FEFF-XANES" / "000_V" / "xmu.dat")
+    ref = read_feff_xmu(sim_data / "amcsd-74-V" / "FEFF-XANES" / "000_V" / "xmu.dat")
     assert len(new.energy) == len(ref.energy)
     assert np.max(np.abs(new.energy - ref.energy)) <= 0.01
     assert np.corrcoef(new.mu, ref.mu)[0, 1] >= 0.999
-    meta = json.loads((out / "FEFF10" / "amcsd-11150" / "material.json").read_text())
-    assert meta["sites"] == [{"element": "Li", "absorbing_index": 0, "multiplicity": 1}]
+    meta = json.loads((out / "FEFF10" / "amcsd-74-V" / "material.json").read_text())
+    ref_meta = json.loads((sim_data / "amcsd-74-V" / "material.json").read_text())
+    assert meta["sites"] == ref_meta["sites"] and meta["element"] == "V"
     assert meta["settings"]["preset"] == "v0" and meta["settings"]["radius"] == 6.0 and "feff10-rs" in meta["feff"]
     on_disk = json.loads((out / "summary.json").read_text())
     assert on_disk["total"]["sites_done"] == 1 and on_disk["total"]["core_seconds"] > 0
     assert on_disk["versions"]["feff10-rs"] and on_disk["settings"]["FMS"] == "5.0 0"
     rows = list(csv.DictReader(open(out / "sites.csv")))
-    assert [(r["key"], r["status"]) for r in rows] == [("amcsd-11150", "done")]
+    assert [(r["key"], r["status"]) for r in rows] == [("amcsd-74-V", "done")]
     assert not (out / ".scratch").exists()
     # every reader takes the layout
+    from xasml.datasets.local import discover_sites
     from xasml.datasets.topology import read_topology_compound
 
-    spectra, m = read_topology_compound(out / "FEFF10" / "amcsd-11150")
-    assert [s.absorbing_element for s in spectra] == ["Li"] and m["elements"] == ["Li"]
+    spectra, m = read_topology_compound(out / "FEFF10" / "amcsd-74-V")
+    assert [s.absorbing_element for s in spectra] == ["V"] and m["elements"] == ["V"]
+    assert list(discover_sites(out, "V")["material_id"]) == ["amcsd-74-V"]
     # rerun: nothing to do
-    again = simulate(from_files([tmp_path / "in"]), out, "all", workers=1, show_progress=False)
+    again = simulate(from_files([tmp_path / "in"]), out, ["V"], workers=1, show_progress=False)
     assert again["this_run"]["sites_submitted"] == 0 and again["this_run"]["skipped_existing"] == 1
 
 
