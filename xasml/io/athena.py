@@ -240,7 +240,18 @@ def _read_text(path: Path) -> str:
 
 
 def is_athena_project(head: str) -> bool:
-    """True when decompressed leading text looks like an Athena project (either layout)."""
+    """Whether text looks like the start of an Athena project (Demeter's two layouts).
+
+    Parameters
+    ----------
+    head : str
+        The first few hundred characters of the (decompressed) file.
+
+    Returns
+    -------
+    bool
+        True for ``# Athena project file`` (Perl dump) or a JSON object with ``_____header`` keys.
+    """
     h = head.lstrip("\ufeff").lstrip()
     return h.startswith("# Athena project file") or ('"_____header' in h[:400] and h.startswith("{"))
 
