@@ -92,7 +92,12 @@ class XasmlEstimator(BaseEstimator):
         X, or (X, y) when ``y`` is given
             The validated arrays.
         """
-        from sklearn.utils.validation import validate_data
+        try:
+            from sklearn.utils.validation import validate_data
+        except ImportError:  # scikit-learn < 1.6: the same function as a method
+
+            def validate_data(est, *args, **kwargs):
+                return est._validate_data(*args, **kwargs)
 
         try:
             return validate_data(self, X, y, reset=reset, **check_params)

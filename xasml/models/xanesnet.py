@@ -334,6 +334,10 @@ class XanesnetMLP(RegressorMixin, XasmlEstimator):
         out = out.astype(float) * self.y_scale_ + self.y_mean_
         return out[:, 0] if getattr(self, "y_ndim_", 2) == 1 else out
 
+    def _more_tags(self) -> dict:
+        """Tags for scikit-learn < 1.6 (see :meth:`__sklearn_tags__`)."""
+        return {"multioutput": True}
+
     def __sklearn_tags__(self):
         """scikit-learn tags: a multi-output regressor (one output per spectrum point)."""
         tags = super().__sklearn_tags__()
