@@ -135,3 +135,26 @@ def test_corrupt_gzip_is_an_error(tmp_path):
     f.write_bytes(b"\x1f\x8b\x08\x00garbage")
     with pytest.raises(SpectrumError, match="broken.prj"):
         read_spectrum(f)
+
+
+def test_hostile_literals_give_clean_errors(tmp_path):
+    """Deep nesting, 5000-digit numbers and long tokens: one short SpectrumError or a value, never a crash."""
+    head = "# Athena project file -- Athena version 0.8\n$old_group = 'a';\n"
+    deep = tmp_path / "deep.prj"
+    deep.write_text(head + "@args = (" + "[" * 5000 + "]" * 5000 + ");\n@x = (1,2);\n@y = (1,2);\n[record]\n")
+    with pytest.raises(SpectrumError, match=r"deep\.prj, line 3: Perl list nested more than 50"):
+        read_athena_project(deep)
+    big = tmp_path / "big.prj"
+    big.write_text(head + "@args = ('bkg_e0', " + "9" * 5000 + ");\n@x = (1,2,3);\n@y = (1,2,3);\n[record]\n")
+    assert read_athena_project(big).groups[0].e0 is None  # an infinite e0 is no e0
+    bigjson = tmp_path / "big.json.prj"
+    bigjson.write_text('{"_____header1": "# Athena project file", "a": {"args": {"n": ' + "9" * 5000 +
+                       '}, "x": [1, 2], "y": [1, 2]}}')
+    with pytest.raises(SpectrumError, match="invalid JSON") as exc:
+        read_athena_project(bigjson)
+    assert len(str(exc.value)) < 300
+    junk = tmp_path / "junk.prj"
+    junk.write_text(head + "@x = ('" + "z" * 5000 + "');\n@y = (1);\n[record]\n")
+    with pytest.raises(SpectrumError, match="@x holds") as exc:
+        read_athena_project(junk)
+    assert len(str(exc.value)) < 300

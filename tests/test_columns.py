@@ -116,3 +116,15 @@ def test_kev_energies_and_descending_scan(test_data, cuo_xdi):
         path.unlink(missing_ok=True)
     np.testing.assert_allclose(s.energy, cuo_xdi.energy, atol=1e-3)
     assert any("keV" in w for w in s.metadata["warnings"])
+
+
+def test_hostile_expressions_and_values(tmp_path):
+    cols = {"i0": np.ones(3)}
+    with pytest.raises(SpectrumError, match="at most 500"):
+        evaluate_expression("-" * 100000 + "i0", cols)
+    np.testing.assert_allclose(evaluate_expression("(" * 100 + "i0" + ")" * 100, cols), 1.0)
+    f = tmp_path / "long.dat"
+    f.write_text("1 2\n3 " + "x" * 5000 + "\n")
+    with pytest.raises(SpectrumError, match="line 2") as exc:
+        read_column_table(f)
+    assert len(str(exc.value)) < 300

@@ -47,6 +47,7 @@ __all__ = ["AthenaGroup", "AthenaProject", "AthenaWarning", "read_athena_project
 #: smallest energy step kept (eV); repeated energies are moved up by this, as larch does
 TINY_ENERGY = 0.0005
 _ARRAYS = ("x", "y", "i0", "signal", "stddev")
+_MAX_DEPTH = 50  # nesting of Perl lists accepted (Athena writes 2)
 _TOKEN = re.compile(r"""\s*(?:
     '(?P<sq>(?:[^'\\]|\\.)*)'            # single-quoted string
   | "(?P<dq>(?:[^"\\]|\\.)*)"            # double-quoted string
@@ -282,9 +283,10 @@ def _parse_perl_value(text: str, src: str, line: int) -> Any:
         kind = m.lastgroup
         tokens.append((kind, m.group(kind)))
     i = 0
+    depth = 0
 
     def value():
-        nonlocal i
+        nonlocal i, depth
         if i >= len(tokens):
             raise SpectrumError("unexpected end of a Perl list", source=src, line=line)
         kind, tok = tokens[i]
@@ -294,13 +296,18 @@ def _parse_perl_value(text: str, src: str, line: int) -> Any:
         if kind == "dq":
             return _unescape(tok, True)
         if kind == "num":
-            return float(tok) if any(c in tok for c in ".eE") else int(tok)
+            if any(c in tok for c in ".eE") or len(tok) > 18:  # (Python refuses int() of > 4300 digits)
+                return float(tok)
+            return int(tok)
         if kind == "word":
             if tok == "undef":
                 return None
-            raise SpectrumError(f"Perl code {tok!r} where a value was expected (not executed)",
+            raise SpectrumError(f"Perl code {tok[:40]!r} where a value was expected (not executed)",
                                 source=src, line=line)
         if tok in "([{":
+            depth += 1
+            if depth > _MAX_DEPTH:
+                raise SpectrumError(f"Perl list nested more than {_MAX_DEPTH} levels deep", source=src, line=line)
             close = {"(": ")", "[": "]", "{": "}"}[tok]
             items = []
             while True:
@@ -312,10 +319,11 @@ def _parse_perl_value(text: str, src: str, line: int) -> Any:
                 items.append(value())
                 if i < len(tokens) and tokens[i][1] in (",", "=>"):
                     i += 1
+            depth -= 1
             if tok == "{":
                 return {str(items[k]): items[k + 1] for k in range(0, len(items) - 1, 2)}
             return items
-        raise SpectrumError(f"unexpected {tok!r} in a Perl list", source=src, line=line)
+        raise SpectrumError(f"unexpected {tok[:40]!r} in a Perl list", source=src, line=line)
 
     out = value()
     return out
@@ -328,7 +336,8 @@ def _floats(values: Any, what: str, src: str, line: int | None) -> np.ndarray:
         arr = np.array([float(v) for v in values], dtype=float)
     except (TypeError, ValueError):
         bad = next(v for v in values if not _is_float(v))
-        raise SpectrumError(f"@{what} holds {bad!r}, expected numbers", source=src, line=line, field=what) from None
+        raise SpectrumError(f"@{what} holds {str(bad)[:40]!r}, expected numbers", source=src, line=line,
+                            field=what) from None
     return arr
 
 
@@ -386,6 +395,8 @@ def _parse_json(text: str, src: str) -> tuple[list[str], list[dict]]:
         d = json.loads(text)
     except json.JSONDecodeError as exc:
         raise SpectrumError(f"invalid JSON Athena project: {exc.msg}", source=src, line=exc.lineno) from None
+    except (ValueError, RecursionError) as exc:  # e.g. an integer of more than 4300 digits
+        raise SpectrumError(f"invalid JSON Athena project: {str(exc)[:80]}", source=src) from None
     if not isinstance(d, dict):
         raise SpectrumError("JSON Athena project must be an object", source=src)
     header = [str(v) for k, v in d.items() if k.startswith("_____header")]

@@ -41,6 +41,7 @@ _ENERGY_NAMES = ("energy", "e", "energy_ev", "en", "ene", "energy(ev)", "energy[
 #: μ columns looked for, in order, when no ``mu`` is given
 MU_COLUMNS = ("mu", "xmu", "mutrans", "mu_trans", "mut", "mufluor", "mu_fluor", "muf", "norm", "normtrans",
               "flat", "absorption")
+_MAX_EXPR = 500  # characters of a mu expression
 _FUNCS = {"ln": np.log, "log": np.log, "log10": np.log10, "exp": np.exp, "sqrt": np.sqrt, "abs": np.abs}
 
 
@@ -208,7 +209,7 @@ def read_column_table(path: str | Path) -> ColumnFile:
             try:
                 v = _to_float(t, dec)
             except ValueError:
-                raise SpectrumError(f"value {t!r} in column {j + 1} is not a number", source=src,
+                raise SpectrumError(f"value {t[:40]!r} in column {j + 1} is not a number", source=src,
                                     line=lineno) from None
             vals.append(v)
         rows.append(vals)
@@ -298,10 +299,13 @@ def evaluate_expression(expr: str, columns: dict[str, np.ndarray], source: str |
             env[f"_kw_{k}"] = env[k]
     key = re.sub(r"[A-Za-z_]\w*", lambda m: f"_kw_{m.group(0)}" if keyword.iskeyword(m.group(0)) and
                  m.group(0) in env else m.group(0), key)
+    if len(key) > _MAX_EXPR:
+        raise SpectrumError(f"expression of {len(key)} characters: at most {_MAX_EXPR} accepted", source=source,
+                            field="mu")
     try:
         tree = ast.parse(key, mode="eval")
-    except SyntaxError:
-        raise SpectrumError(f"cannot parse the expression {expr!r}", source=source, field="mu") from None
+    except (SyntaxError, MemoryError, RecursionError, ValueError):
+        raise SpectrumError(f"cannot parse the expression {expr[:60]!r}", source=source, field="mu") from None
     ops = {ast.Add: np.add, ast.Sub: np.subtract, ast.Mult: np.multiply, ast.Div: np.divide, ast.Pow: np.power}
 
     def ev(node):
@@ -311,7 +315,7 @@ def evaluate_expression(expr: str, columns: dict[str, np.ndarray], source: str |
             return float(node.value)
         if isinstance(node, ast.Name):
             if node.id not in env:
-                raise SpectrumError(f"unknown column {node.id!r} in {expr!r}; columns are {', '.join(columns)}",
+                raise SpectrumError(f"unknown column {node.id[:40]!r} in {expr[:60]!r}; columns are {', '.join(columns)}",
                                     source=source, field="mu")
             return np.asarray(env[node.id], dtype=float)
         if isinstance(node, ast.BinOp) and type(node.op) in ops:
@@ -322,13 +326,16 @@ def evaluate_expression(expr: str, columns: dict[str, np.ndarray], source: str |
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in _FUNCS \
                 and len(node.args) == 1 and not node.keywords:
             return _FUNCS[node.func.id](ev(node.args[0]))
-        raise SpectrumError(f"unsupported construct in {expr!r}: only numbers, column names, + - * / ** and "
+        raise SpectrumError(f"unsupported construct in {expr[:60]!r}: only numbers, column names, + - * / ** and "
                             f"{', '.join(_FUNCS)} are allowed", source=source, field="mu")
 
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        out = ev(tree)
+        try:
+            out = ev(tree)
+        except RecursionError:
+            raise SpectrumError(f"expression {expr[:60]!r} is nested too deeply", source=source, field="mu") from None
     if np.ndim(out) == 0:
-        raise SpectrumError(f"expression {expr!r} uses no column", source=source, field="mu")
+        raise SpectrumError(f"expression {expr[:60]!r} uses no column", source=source, field="mu")
     return np.asarray(out, dtype=float)
 
 
