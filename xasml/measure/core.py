@@ -78,7 +78,8 @@ def check_edge(spectrum, e0: float) -> list[str]:
     if abs(d) > EDGE_MISMATCH_WARN:
         g_el, g_ed = xraydb.guess_edge(e0)
         out.append(f"measured e0 {e0:.1f} eV is {d:+.1f} eV from the tabulated {el} {ed} edge ({tab:.1f} eV; "
-                   f"xraydb.guess_edge: {g_el} {g_ed}): energy calibration or element label doubtful")
+                   f"xraydb.guess_edge: {g_el} {g_ed}): check the energy calibration and the element label "
+                   "(high oxidation states shift e0 by up to ~20 eV)")
     span = e[-1] - e[0]
     if e0 - e[0] < 0.02 * span or e[-1] - e0 < 0.02 * span:
         raise SpectrumError(f"the edge found at {e0:.1f} eV is at an end of the scan ({e[0]:.1f}..{e[-1]:.1f} eV): "
