@@ -531,3 +531,20 @@ def test_topology_threshold_out_of_range(capsys, tmp_path):
     meta["state"]["threshold"] = float("nan")
     (m / "estimator.json").write_text(json.dumps(meta))
     cli_error(capsys, ["topology", "predict", "--model", m, CU_XDI], "estimator.json", "state.threshold")
+
+
+@pytest.mark.parametrize("content,cause", [
+    ("9" * 5000 + "\n\n29 0 0 0\n", "atom count"),
+    ("1\n\n" + "9" * 5000 + " 0 0 0\n", "atomic number 9999"),
+    ("1\n\n-5 0 0 0\n", "atomic number -5 out of range"),
+])
+def test_xyz_huge_or_negative_numbers(tmp_path, content, cause):
+    """Found by tests/test_fuzz.py: a 5000-digit count line raised a bare ValueError (Python's 4300-digit
+    limit) and a 5000-digit atomic number gave a 5 kB message."""
+    from xasml.io.structures import read_xyz
+
+    p = tmp_path / "x.xyz"
+    p.write_text(content)
+    with pytest.raises(DataError, match=cause) as exc:
+        read_xyz(p)
+    assert str(exc.value).startswith(str(p)) and len(str(exc.value)) < 200

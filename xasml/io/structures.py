@@ -55,15 +55,16 @@ class XYZMolecule:
 def _atomic_number(token: str, src: str, lineno: int) -> int:
     from pymatgen.core.periodic_table import Element
 
-    try:
-        z = int(token)
-    except ValueError:
-        z = None
+    shown = token if len(token) <= 24 else token[:20] + "..."
+    is_int = token.lstrip("+-").isdigit()
+    if is_int and len(token) > 5:  # never an atomic number (and Python refuses ints over 4300 digits)
+        raise DataError(f"{src}, line {lineno}: atomic number {shown} out of range 1-118")
+    z = int(token) if is_int else None
     if z is None:
         try:
             z = Element(token[:1].upper() + token[1:].lower()).Z
-        except ValueError:
-            raise DataError(f"{src}, line {lineno}: column 1 {token!r} is neither an atomic number nor "
+        except (ValueError, KeyError):
+            raise DataError(f"{src}, line {lineno}: column 1 {shown!r} is neither an atomic number nor "
                             "a chemical symbol") from None
     if not 1 <= z <= 118:
         raise DataError(f"{src}, line {lineno}: atomic number {z} out of range 1-118")
@@ -102,6 +103,9 @@ def read_xyz(path: str | Path) -> XYZMolecule:
     count = None
     head = lines[0].split()
     if len(head) == 1 and head[0].isdigit():
+        if len(head[0]) > 9:
+            raise DataError(f"{src}, line 1: atom count {head[0][:20]}... is not plausible; expected the number of "
+                            "atom lines")
         count = int(head[0])
         comment = lines[1].strip() if len(lines) > 1 else ""
         first = 2
