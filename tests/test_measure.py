@@ -60,7 +60,7 @@ def test_cli_separate_reference_scan(capsys, test_data):
     assert code == 0 and cal["method"] == "reference-file" and str(foil) in cal["reference"]
     assert abs(cal["shift"]) < 3 and cal["reference_e0"] == pytest.approx(measure_file(foil)[0]["e0"])
     code, recs, err = _run(capsys, "--json", "--calibrate", "reference", foil)
-    assert code == 1 and recs == [] and "cu_metal_rt.xdi, field 'reference': no reference" in err
+    assert code == 2 and recs == [] and "cu_metal_rt.xdi, field 'reference': no reference" in err
 
 
 def test_every_athena_project_measures_with_larchs_e0(shared_data, test_data):
@@ -114,7 +114,7 @@ def test_mislabelled_and_edgeless_inputs_are_errors(capsys, test_data, tmp_path)
     cu = test_data / "io" / "xdi" / "cu_metal_rt.xdi"
     # Cu data said to be Fe: an error naming the file, no traceback, non-zero exit
     code, recs, err = _run(capsys, "--json", "--element", "Fe", cu)
-    assert code == 1 and recs == [] and err.count("\n") == 1 and "cu_metal_rt.xdi" in err and "Traceback" not in err
+    assert code == 2 and recs == [] and err.count("\n") == 1 and "cu_metal_rt.xdi" in err and "Traceback" not in err
     s = read_xdi(cu)
     with pytest.raises(SpectrumError, match=r"says Fe K .*guess_edge: Cu K"):
         check_edge(s.replace(absorbing_element="Fe", energy=s.energy - 1800), 8979.0 - 1800 + 1800)
@@ -125,7 +125,7 @@ def test_mislabelled_and_edgeless_inputs_are_errors(capsys, test_data, tmp_path)
     data = [ln for ln in lines if not ln.startswith("#") and ln.strip() and float(ln.split()[0]) < 8900]
     cut.write_text("\n".join(head + data) + "\n")
     code, recs, err = _run(capsys, "--json", cut)
-    assert code == 1 and "ends before the Cu K edge" in err
+    assert code == 2 and "ends before the Cu K edge" in err
 
 
 def test_no_traceback_on_the_xdi_bad_file_suite(capsys, test_data):
@@ -135,14 +135,14 @@ def test_no_traceback_on_the_xdi_bad_file_suite(capsys, test_data):
         code = main(["measure", "read", "--json", str(f)])
         out, err = capsys.readouterr()
         assert "Traceback" not in err
-        assert (code == 0 and out.startswith("{")) or (code == 1 and err.startswith("xasml: error: ") and
+        assert (code == 0 and out.startswith("{")) or (code == 2 and err.startswith("xasml: error: ") and
                                                         f.name in err and err.count("\n") == 1), f.name
 
 
 def test_column_file_with_options(capsys, test_data):
     path = test_data / "io" / "columns" / "cuo_space_decimal_comma.dat"
     code, recs, err = _run(capsys, "--json", path)
-    assert code == 1 and "which column is mu" in err
+    assert code == 2 and "which column is mu" in err
     code, (r,), err = _run(capsys, "--json", "--energy-col", "1", "--mu", "ln(col2/col3)", "--element", "Cu",
                            "--edge", "K", path)
     assert code == 0 and r["mu_source"] == "ln(col2/col3)"

@@ -2,14 +2,14 @@
 
 ``xasml measure read [--json] FILE...`` prints one record per spectrum (an Athena project gives
 one per group): file, label, absorbing element, edge, number of points, e0 (eV), edge step, the
-calibration and the warnings. Errors are one line on stderr naming the file (and line/field) and
-a non-zero exit status.
+calibration and the warnings. Errors are one line on stderr naming the file (and line/field);
+the other files are still processed; the exit status is 2 when any file was refused (1 for an
+unexpected failure).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import sys
 
 from xasml.errors import XasmlError
@@ -56,18 +56,14 @@ def _read(args) -> int:
             recs = measure_file(f, absorbing_element=args.element, edge=args.edge, energy_col=args.energy_col,
                                 mu=args.mu, calibrate=args.calibrate, reference=args.reference,
                                 include_references=not args.no_references, use_stored=not args.ignore_stored)
-        except XasmlError as exc:
+        except XasmlError as exc:  # a user mistake or a bad file: exit status 2 (xasml convention)
             print(f"xasml: error: {exc}", file=sys.stderr)
-            status = 1
+            status = max(status, 2)
             continue
-        except (OSError, ValueError, TypeError) as exc:  # anything else a bad input can provoke: one line
+        except (OSError, ValueError, TypeError) as exc:  # unexpected: still one line, exit status 1
             print(f"xasml: error: {f}: {type(exc).__name__}: {exc}", file=sys.stderr)
-            status = 1
+            status = status or 1
             continue
-        try:
-            for rec in recs:
-                print(json.dumps(rec) if args.json else _fmt(rec), flush=True)
-        except BrokenPipeError:  # output piped into 'head' and closed: stop quietly
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            return status
+        for rec in recs:
+            print(json.dumps(rec) if args.json else _fmt(rec), flush=True)
     return status
