@@ -548,3 +548,33 @@ def test_xyz_huge_or_negative_numbers(tmp_path, content, cause):
     with pytest.raises(DataError, match=cause) as exc:
         read_xyz(p)
     assert str(exc.value).startswith(str(p)) and len(str(exc.value)) < 200
+
+
+def _edit_json(path: Path, fn) -> None:
+    d = json.loads(path.read_text())
+    fn(d)
+    path.write_text(json.dumps(d))
+
+
+@pytest.mark.parametrize("edit,cause", [
+    (lambda d: d.update(element=None), "field 'element'"),
+    (lambda d: d["descriptor"].update(r_cut=float("nan")), "descriptor"),
+])
+def test_forward_json_found_by_fuzzing(capsys, fe_model, cu_xyz, edit, cause):
+    """Found by tests/test_fuzz.py::test_fuzz_model_folder_json: these raised ValueError/TypeError or
+    blamed the structure file."""
+    _edit_json(fe_model / "forward.json", edit)
+    cli_error(capsys, ["forward", "predict", "--model", fe_model, cu_xyz], str(fe_model / "forward.json"), cause)
+
+
+@pytest.mark.parametrize("edit,cause", [
+    (lambda d: d.update(feature_slice=[float("inf"), 100]), "malformed bundle"),
+    (lambda d: d["grid"].update(n_points=10**30), "field 'grid'"),
+])
+def test_bundle_json_found_by_fuzzing(capsys, tmp_path, edit, cause):
+    """Found by the fuzz tests: OverflowError and a 10^30-point grid allocation."""
+    from xasml.local.predict import SHIPPED_DIR
+
+    b = _copy_model(SHIPPED_DIR / "cn", tmp_path / "cn")
+    _edit_json(b / "bundle.json", edit)
+    cli_error(capsys, ["local", "predict", "--task", "cn", "--model", b, XMU], str(b / "bundle.json"), cause)

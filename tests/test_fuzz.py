@@ -163,7 +163,7 @@ def _json_mutations(doc):
                 if draw(st.integers(0, 5)) == 0 and isinstance(node, dict):
                     del node[key]
                 else:
-                    node[key] = draw(odd)
+                    node[key] = json.loads(json.dumps(draw(odd)))  # a fresh copy: no shared objects
         return json.dumps(d, allow_nan=True)
 
     return mutate()
@@ -260,3 +260,48 @@ def test_fuzz_structures(sample, name):
 def teardown_module(module):
     if TALLY:
         print("\nfuzz tally:", json.dumps(TALLY, sort_keys=True))
+
+
+@pytest.mark.parametrize("which", ["forward", "local"])
+def test_fuzz_model_folder_json(which, tmp_path):
+    """Tampered ``estimator.json`` / ``forward.json`` / ``bundle.json`` of the shipped Cu forward model and
+    CN bundle: loading gives a clean error naming the folder's file, or a model whose prediction is finite."""
+    import shutil
+
+    from xasml.forward.predict import SHIPPED, ForwardModel
+    from xasml.local.predict import SHIPPED_DIR, ModelBundle
+
+    src = SHIPPED / "Cu" if which == "forward" else SHIPPED_DIR / "cn"
+    files = (["estimator.json", "forward.json"] if which == "forward"
+             else ["estimator/estimator.json", "bundle.json"])
+    docs = {f: json.loads((src / f).read_text()) for f in files}
+    xyz = tmp_path / "cu.xyz"
+    xyz.write_text(_xyz_from_poscar())
+
+    @FUZZ
+    @given(st.data())
+    def run(data):
+        d = Path(tempfile.mkdtemp(prefix="xasml-fuzz-model-")) / src.name
+        shutil.copytree(src, d)
+        f = data.draw(st.sampled_from(files))
+        (d / f).write_text(data.draw(_json_mutations(docs[f])))
+        try:
+            if which == "forward":
+                out = ForwardModel.load(d).predict_file(xyz)["mu"]
+            else:
+                out = [r["prediction"] for r in ModelBundle.load(d).predict([_xmu_spectrum()])]
+        except XasmlError as exc:
+            msg = str(exc)
+            assert (str(d) in msg or str(xyz) in msg or str(XMU) in msg) and "\n" not in msg.strip(), msg[:300]
+            _count(f"model-{which}", "clean error")
+            return
+        assert np.isfinite(out).all()
+        _count(f"model-{which}", "valid model")
+
+    run()
+
+
+def _xmu_spectrum():
+    from xasml.io.feff import read_feff_xmu
+
+    return read_feff_xmu(XMU)

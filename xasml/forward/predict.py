@@ -118,9 +118,13 @@ class ForwardModel:
             model = cls(estimator, WACSF.from_dict(desc) if desc else None, energy,
                         str(meta["element"]), meta.get("edge", "K"), Broadening.from_dict(meta.get("broadening")),
                         meta.get("info", {}))
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
             raise DataError(f"{meta_path}: malformed forward model description ({type(exc).__name__}: {exc})") from None
+        from xasml.local.predict import _check_element
+
+        _check_element(model.element, meta_path)
         check_finite_values(meta.get("broadening"), str(meta_path), "broadening")
+        check_finite_values(meta.get("descriptor"), str(meta_path), "descriptor")
         if energy.ndim != 1 or len(energy) < 2 or not np.isfinite(energy).all() or np.any(np.diff(energy) <= 0):
             raise DataError(f"{meta_path}: field 'energy' must be at least 2 finite, increasing energies (eV)")
         model._check_shapes(meta_path)
@@ -131,10 +135,18 @@ class ForwardModel:
         return one finite value per energy of ``forward.json``."""
         n_in = getattr(self.estimator, "n_features_in_", None)
         if self.descriptor is not None:
-            try:
-                n_desc = int(self.descriptor.n_features)
-            except (AttributeError, TypeError, ValueError):
-                n_desc = None
+            w = self.descriptor
+            try:  # featurise a two-atom environment of the model's absorber
+                x = w.from_environments([site_environment([_z(self.element), 8], np.array([[0.0, 0, 0], [1.9, 0, 0]]),
+                                                          0, w.r_cut)])
+                n_desc = int(w.n_features)
+                ok = x.shape == (1, n_desc) and np.isfinite(x).all()
+            except Exception as exc:  # parameters that do not make a descriptor
+                raise DataError(f"{meta_path}: field 'descriptor' does not make a valid wACSF descriptor "
+                                f"({type(exc).__name__}: {' '.join(str(exc).split())[:120]})") from None
+            if not ok:
+                raise DataError(f"{meta_path}: field 'descriptor' gives non-finite features; expected the "
+                                "descriptor parameters saved by xasml")
             if n_in is not None and n_desc is not None and int(n_in) != n_desc:
                 raise DataError(f"{meta_path}: the descriptor gives {n_desc} features but the network takes "
                                 f"{int(n_in)}; expected the forward.json saved with these weights")

@@ -26,7 +26,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from xasml.errors import DataError, SpectrumError
+from xasml.errors import DataError, SpectrumError, XasmlError
 from xasml.preprocess.augment import max_normalize, shifted_resample
 from xasml.preprocess.grid import EnergyGrid
 from xasml.utils import atomic_write_json
@@ -113,7 +113,7 @@ class ModelBundle:
                          feature_slice=tuple(int(v) for v in meta["feature_slice"]),
                          reference_mu=np.asarray(meta["reference_mu"], dtype=float),
                          info=meta.get("info", {}), path=path)
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
             raise DataError(f"{meta_path}: malformed bundle ({type(exc).__name__}: {exc})") from None
         bundle._check(meta_path)
         return bundle
@@ -121,11 +121,12 @@ class ModelBundle:
     def _check(self, meta_path: Path) -> None:
         """Raise :class:`DataError` (naming ``meta_path``) when the bundle's parts do not fit together."""
         n = int(self.grid.n_points)
-        e = np.asarray(self.grid.energy, dtype=float)
         if self.task not in TASKS:
             raise DataError(f"{meta_path}: field 'task' is {self.task!r}; expected one of {', '.join(TASKS)}")
-        if n < 2 or not np.isfinite(e).all() or np.any(np.diff(e) <= 0):
-            raise DataError(f"{meta_path}: field 'grid' must give at least 2 finite, increasing energies")
+        _check_element(self.element, meta_path)
+        if not (2 <= n <= 100_000 and np.isfinite([self.grid.start, self.grid.stop]).all()):
+            raise DataError(f"{meta_path}: field 'grid' ({self.grid.start}, {self.grid.stop}, {n} points) must give "
+                            "2-100000 finite, increasing energies")
         if self.reference_mu.shape != (n,) or not np.isfinite(self.reference_mu).all():
             raise DataError(f"{meta_path}: field 'reference_mu' has {self.reference_mu.size} values (finite: "
                             f"{bool(np.isfinite(self.reference_mu).all())}); expected {n} finite values, one per "
@@ -210,6 +211,18 @@ class ModelBundle:
             if rec:
                 o["alignment_shift_eV"] = round(float(rec.get("shift_eV", 0.0)), 2)
         return out
+
+
+def _check_element(element: str, meta_path: Path) -> None:
+    """Raise :class:`DataError` naming ``meta_path`` unless ``element`` is a chemical symbol."""
+    from xasml.spectrum import normalize_element
+
+    try:
+        ok = normalize_element(element) == element
+    except (XasmlError, ValueError, TypeError):
+        ok = False
+    if not ok:
+        raise DataError(f"{meta_path}: field 'element' is {element!r}; expected a chemical symbol such as 'Cu'")
 
 
 def is_computed(spectrum) -> bool:
