@@ -97,6 +97,7 @@ class XasmlEstimator(BaseEstimator):
         except ImportError:  # scikit-learn < 1.6: the same function as a method
 
             def validate_data(est, *args, **kwargs):
+                """``est._validate_data`` of scikit-learn < 1.6."""
                 return est._validate_data(*args, **kwargs)
 
         try:

@@ -24,7 +24,6 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 import numpy as np
-
 from sklearn.base import ClassifierMixin, RegressorMixin
 
 from xasml.errors import DataError

@@ -22,7 +22,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-
 from sklearn.base import ClassifierMixin
 
 from xasml.datasets.topology import TopologyData

@@ -17,7 +17,6 @@ import time
 from typing import Any, Sequence
 
 import numpy as np
-
 from sklearn.base import RegressorMixin
 
 from xasml.errors import DataError
