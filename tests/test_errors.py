@@ -578,3 +578,12 @@ def test_bundle_json_found_by_fuzzing(capsys, tmp_path, edit, cause):
     b = _copy_model(SHIPPED_DIR / "cn", tmp_path / "cn")
     _edit_json(b / "bundle.json", edit)
     cli_error(capsys, ["local", "predict", "--task", "cn", "--model", b, XMU], str(b / "bundle.json"), cause)
+
+
+def test_help_into_closed_pipe_is_quiet():
+    p = subprocess.Popen([sys.executable, "-m", "xasml.cli", "local", "run", "--help"], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    p.stdout.close()
+    err = p.stderr.read().decode()
+    p.wait(timeout=120)
+    assert "Traceback" not in err, err

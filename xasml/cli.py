@@ -93,7 +93,10 @@ def main(argv: list[str] | None = None) -> int:
     import warnings
 
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)  # --help and usage errors write and exit here
+    except BrokenPipeError:
+        return _quiet_broken_pipe()
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
