@@ -256,7 +256,7 @@ def test_exit_status_1_only_for_unexpected_failures(capsys, monkeypatch):
     def boom(*a, **k):
         raise RuntimeError("bug")
 
-    monkeypatch.setattr(fp, "predict_files", boom)
+    monkeypatch.setattr(fp, "iter_predictions", boom)
     with pytest.raises(RuntimeError):  # not swallowed: the console script prints it and exits 1
         main(["forward", "predict", "x.xyz"])
 
@@ -587,3 +587,13 @@ def test_help_into_closed_pipe_is_quiet():
     err = p.stderr.read().decode()
     p.wait(timeout=120)
     assert "Traceback" not in err, err
+
+
+def test_forward_predict_json_one_object_per_good_input(capsys, cu_xyz, tmp_path):
+    bad = tmp_path / "bad.xyz"
+    bad.write_text("2\n\n29 0 0 0\n8 nan 0 0\n")
+    code = main(["forward", "predict", "--json", str(bad), str(cu_xyz)])
+    cap = capsys.readouterr()
+    assert code == 2
+    assert [json.loads(line)["file"] for line in cap.out.splitlines()] == [str(cu_xyz)]
+    assert len(cap.err.strip().splitlines()) == 1 and str(bad) in cap.err and "Traceback" not in cap.err

@@ -34,10 +34,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    from xasml.forward.predict import predict_files
+    """``xasml forward predict``: one result per file on stdout (one JSON object per line with
+    ``--json``); a file that cannot be used gives one ``xasml: error: FILE: ...`` line on stderr,
+    the other files are still predicted, and the exit status is 2."""
+    from xasml.forward.predict import iter_predictions
 
-    results = predict_files(args.files, model_dir=args.model, absorbing_index=args.absorbing_index)
-    for r in results:
+    status = 0
+    for path, r in iter_predictions(args.files, model_dir=args.model, absorbing_index=args.absorbing_index):
+        if isinstance(r, Exception):
+            msg = str(r) if str(r).startswith(str(path)) else f"{path}: {r}"
+            print(f"xasml: error: {msg}", file=sys.stderr)
+            status = 2
+            continue
         if args.json:
             print(json.dumps(r))
         else:
@@ -45,8 +53,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             i = max(range(len(mu)), key=mu.__getitem__)
             print(f"{r['file']}: {r['element']} {r['edge']} site {r['absorbing_index']}, {len(mu)} points "
                   f"{r['energy'][0]:.1f}-{r['energy'][-1]:.1f} eV, maximum {mu[i]:.3g} at {r['energy'][i]:.1f} eV")
-    sys.stdout.flush()
-    return 0
+        sys.stdout.flush()
+    return status
 
 
 def add_parser(subparsers) -> None:

@@ -26,7 +26,7 @@ from xasml.models.validate import check_finite_values, load_checked_estimator
 from xasml.preprocess.broaden import Broadening
 from xasml.utils import atomic_write_json
 
-__all__ = ["ForwardModel", "shipped_model_dir", "predict_files"]
+__all__ = ["ForwardModel", "shipped_model_dir", "predict_files", "iter_predictions"]
 
 SHIPPED = Path(__file__).resolve().parents[1] / "data" / "forward"
 
@@ -365,17 +365,47 @@ def predict_files(paths, model_dir: str | Path | None = None, absorbing_index: i
         Naming the file, for the first file that cannot be predicted (see
         :meth:`ForwardModel.predict_file`), or when ``absorbing_index`` is negative.
     """
-    paths = list(paths)
+    out = []
+    for _, res in iter_predictions(paths, model_dir, absorbing_index):
+        if isinstance(res, Exception):
+            raise res
+        out.append(res)
+    return out
+
+
+def iter_predictions(paths, model_dir: str | Path | None = None, absorbing_index: int | None = None):
+    """Predict file by file, yielding ``(path, result)`` where ``result`` is the
+    :meth:`ForwardModel.predict_file` dict or the :class:`~xasml.errors.XasmlError` of that file.
+
+    Parameters
+    ----------
+    paths, model_dir, absorbing_index
+        As for :func:`predict_files`.
+
+    Yields
+    ------
+    (Path, dict or XasmlError)
+
+    Raises
+    ------
+    DataError
+        At once when ``absorbing_index`` is negative, or the model folder ``model_dir`` is invalid.
+    """
+    from xasml.errors import XasmlError
+
+    paths = [Path(p) for p in paths]
     if absorbing_index is not None and int(absorbing_index) < 0:
         first = paths[0] if paths else "--absorbing-index"
         raise DataError(f"{first}: absorbing index {int(absorbing_index)} is negative; expected a 0-based "
                         "index (0 = first atom/site); negative indices are not counted from the end")
     cache: dict[str, ForwardModel] = {}
-    out = []
+    if model_dir:
+        cache[str(model_dir)] = ForwardModel.load(model_dir)
     for p in paths:
-        p = Path(p)
-        key = str(model_dir) if model_dir else shipped_model_dir(_guess_element(p, absorbing_index)).as_posix()
-        if key not in cache:
-            cache[key] = ForwardModel.load(key)
-        out.append(cache[key].predict_file(p, absorbing_index))
-    return out
+        try:
+            key = str(model_dir) if model_dir else shipped_model_dir(_guess_element(p, absorbing_index)).as_posix()
+            if key not in cache:
+                cache[key] = ForwardModel.load(key)
+            yield p, cache[key].predict_file(p, absorbing_index)
+        except XasmlError as exc:
+            yield p, exc
