@@ -597,3 +597,15 @@ def test_forward_predict_json_one_object_per_good_input(capsys, cu_xyz, tmp_path
     assert code == 2
     assert [json.loads(line)["file"] for line in cap.out.splitlines()] == [str(cu_xyz)]
     assert len(cap.err.strip().splitlines()) == 1 and str(bad) in cap.err and "Traceback" not in cap.err
+
+
+def test_topology_sites_of_one_compound_folder_still_merge(capsys, tmp_path):
+    """Two Sn sites of one FEFF compound folder are one compound (no --compound needed)."""
+    src = DATA / "topology" / "feff10" / "FEFF10" / "amcsd-10838"
+    comp = tmp_path / "amcsd-10838"
+    shutil.copytree(src, comp)
+    shutil.copytree(comp / "FEFF-XANES" / "000_Sn", comp / "FEFF-XANES" / "005_Sn")
+    files = sorted(str(p) for p in (comp / "FEFF-XANES").glob("*/xmu.dat"))
+    assert len(files) == 3
+    assert main(["topology", "predict", "--json", *files]) == 0
+    assert sorted(json.loads(capsys.readouterr().out)["elements"]) == ["Se", "Sn"]

@@ -105,7 +105,8 @@ class TopologyPredictor:
         compound : str, optional
             Name of the compound the files belong to. Required to group two or more files of
             the same element (they are then averaged as sites of that compound); without it,
-            such files are refused, since they usually come from different compounds.
+            such files are refused, since they usually come from different compounds, unless
+            they are site folders of one compound (``<compound>/FEFF-XANES/<idx>_<El>/xmu.dat``).
 
         Returns
         -------
@@ -151,7 +152,8 @@ class TopologyPredictor:
                                            "kind": "measured" if is_measured else "computed"}
                     inputs.append(rec)
                     el = s.absorbing_element
-                    if compound is None and el in first_of and first_of[el] != p:
+                    if compound is None and el in first_of and first_of[el] != p and not _sites_of_one_compound(
+                            first_of[el], p):
                         raise DataError(f"{p}: a second {el} spectrum ({first_of[el]} is {el} too); files given "
                                         "together are one compound with one spectrum per element: predict "
                                         "each file separately, or pass --compound NAME to average them as "
@@ -210,6 +212,15 @@ class TopologyPredictor:
         el = spectrum.absorbing_element
         grid = self.featurizer.grids_[el]
         return preprocess_measured(spectrum, grid.energy, self.featurizer.reference_[el])
+
+
+def _sites_of_one_compound(a: Path, b: Path) -> bool:
+    """True when ``a`` and ``b`` are site spectra of one compound folder
+    (``<compound>/FEFF-XANES/<index>_<El>/xmu.dat``, different sites)."""
+    from xasml.io.feff import _SITE_DIR_RE
+
+    return (a.parent != b.parent and a.parent.parent == b.parent.parent
+            and bool(_SITE_DIR_RE.match(a.parent.name)) and bool(_SITE_DIR_RE.match(b.parent.name)))
 
 
 def predict_topology(paths: Sequence[str | Path], model_dir: str | Path | None = None,
