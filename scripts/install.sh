@@ -1,11 +1,34 @@
 #!/usr/bin/env bash
 # Create .venv (if needed) and install xasml with its dependencies into it.
-# The CPU wheel of PyTorch goes in first so that nothing pulls the CUDA build.
+#
+# PyTorch goes in first, as its CPU build: on Linux pip's default torch wheel is the CUDA build
+# (several GB), so the CPU wheel is asked for explicitly (torch==2.13.0+cpu from PyTorch's CPU
+# wheel index; a local wheel of that name is found the same way). Nothing is reinstalled when
+# pyproject.toml and this script are unchanged since the last successful install (the editable
+# install picks up code changes by itself); XASML_REINSTALL=1 forces it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+TORCH_VERSION=2.13.0
+EXTRAS='test,umap,simulate'
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
-.venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet torch==2.13.0
-.venv/bin/python -m pip install --quiet -e '.[test,umap,simulate]'
+PY=.venv/bin/python
+STAMP=.venv/.xasml-install
+want=$(cat pyproject.toml scripts/install.sh | sha256sum | cut -d' ' -f1)
+if [ "${XASML_REINSTALL:-0}" != 1 ] && [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ] \
+   && "$PY" -c "import torch, xasml" 2>/dev/null; then
+  exit 0
+fi
+"$PY" -m pip install --quiet --upgrade pip
+if ! "$PY" -c "import torch" 2>/dev/null; then
+  if [ "$(uname -s)" = Linux ]; then
+    "$PY" -m pip install --quiet "torch==${TORCH_VERSION}+cpu" \
+        --extra-index-url https://download.pytorch.org/whl/cpu \
+      || "$PY" -m pip install --quiet "torch==${TORCH_VERSION}"
+  else  # macOS and Windows wheels on PyPI are CPU builds
+    "$PY" -m pip install --quiet "torch==${TORCH_VERSION}"
+  fi
+fi
+"$PY" -m pip install --quiet -e ".[${EXTRAS}]"
+echo "$want" > "$STAMP"
