@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from xasml.cli import main
-from xasml.errors import DataError, SpectrumError, XasmlError
+from xasml.errors import DataError, SpectrumError
 
 DATA = Path(__file__).parent / "data"
 POSCAR = DATA / "forward" / "cu" / "mp-1023125" / "POSCAR"
@@ -609,3 +609,13 @@ def test_topology_sites_of_one_compound_folder_still_merge(capsys, tmp_path):
     assert len(files) == 3
     assert main(["topology", "predict", "--json", *files]) == 0
     assert sorted(json.loads(capsys.readouterr().out)["elements"]) == ["Se", "Sn"]
+
+
+def test_bundle_params_the_network_cannot_run(capsys, tmp_path):
+    """Found by the fuzz tests: ``"dropout": -1`` in estimator.json failed inside torch at prediction."""
+    from xasml.local.predict import SHIPPED_DIR
+
+    b = _copy_model(SHIPPED_DIR / "cn", tmp_path / "cn")
+    _edit_json(b / "estimator" / "estimator.json", lambda d: d["params"].update(dropout=-1))
+    cli_error(capsys, ["local", "predict", "--task", "cn", "--model", b, XMU], str(b / "estimator"),
+              "do not fit together")

@@ -139,6 +139,21 @@ class ModelBundle:
         if n_in is not None and int(n_in) != width:
             raise DataError(f"{meta_path}: field 'feature_slice' selects {width} grid points but the network takes "
                             f"{int(n_in)}; expected the bundle.json saved with these weights")
+        est_dir = meta_path.parent / "estimator"
+        try:  # a dry run on the reference spectrum: parameters the network cannot run with show up here
+            x = np.asarray(self.reference_mu, dtype=float)[None, self.feature_slice[0]:self.feature_slice[1]]
+            if self.is_classifier:
+                out = np.asarray(self.estimator.predict_proba(x), dtype=float)
+            else:
+                out = np.asarray(self.estimator.predict(x, return_std=True), dtype=float)
+        except XasmlError:
+            raise
+        except Exception as exc:  # what torch/numpy raise for parameters that do not fit
+            raise DataError(f"{est_dir}: the model files do not fit together ({type(exc).__name__}: "
+                            f"{' '.join(str(exc).split())[:160]}); expected estimator.json and weights saved "
+                            "together by xasml") from None
+        if not np.isfinite(out).all():
+            raise DataError(f"{est_dir}: the model gives non-finite outputs; its parameters or weights are corrupt")
 
     # -- input preparation ---------------------------------------------------------------
     def prepare(self, spectra: Sequence, measured: Sequence[bool] | None = None) -> tuple[np.ndarray, list[dict]]:

@@ -33,7 +33,7 @@ __all__ = ["EstimatorFile", "load_checked_estimator", "check_weights", "check_fi
 class EstimatorFile(BaseModel):
     """Schema of ``estimator.json`` (written by :meth:`xasml.models.base.XasmlEstimator.save`)."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="allow", strict=True)  # newer writers may add fields
 
     model: str
     params: dict[str, Any] = {}
@@ -57,7 +57,7 @@ class EstimatorFile(BaseModel):
         Raises
         ------
         pydantic.ValidationError
-            If a field is missing or of the wrong type, or an unknown field is present.
+            If a required field is missing or a field has the wrong type.
         """
         if isinstance(obj, dict) and "class" in obj:
             obj = {("class_" if k == "class" else k): v for k, v in obj.items()}
