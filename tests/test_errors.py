@@ -619,3 +619,11 @@ def test_bundle_params_the_network_cannot_run(capsys, tmp_path):
     _edit_json(b / "estimator" / "estimator.json", lambda d: d["params"].update(dropout=-1))
     cli_error(capsys, ["local", "predict", "--task", "cn", "--model", b, XMU], str(b / "estimator"),
               "do not fit together")
+
+
+def test_topology_params_the_network_cannot_run(capsys, tmp_path):
+    from xasml.topology.run import BUNDLED_MODEL
+
+    m = _copy_model(BUNDLED_MODEL, tmp_path / "model")
+    _edit_json(m / "estimator.json", lambda d: d["params"].update(hidden=7))
+    cli_error(capsys, ["topology", "predict", "--model", m, CU_XDI], str(m))

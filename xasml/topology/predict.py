@@ -190,8 +190,13 @@ class TopologyPredictor:
             raise DataError(f"{', '.join(str(p) for p in paths)}: none of the input elements ({', '.join(sorted(ignored)) or 'none'}) is known to the "
                             f"model; known: {', '.join(self.elements)}")
         data = self.featurizer.transform([compound])
-        p = float(self.model.predict_proba(data)[0, 1])
-        thr = float(self.model.threshold_)
+        try:
+            p = float(self.model.predict_proba(data)[0, 1])
+            thr = float(self.model.threshold_)
+        except (RuntimeError, ValueError, TypeError, IndexError) as exc:  # parameters the network cannot run with
+            raise DataError(f"{self.path}: the model files do not fit together ({type(exc).__name__}: "
+                            f"{' '.join(str(exc).split())[:160]}); expected estimator.json, weights.safetensors "
+                            "and topology.json saved together by xasml") from None
         if not (np.isfinite(p) and np.isfinite(thr)):
             raise DataError(f"{self.path}: the model gives a non-finite probability; its weights or topology.json "
                             "are corrupt")
