@@ -21,6 +21,7 @@ COMMANDS = {
     "curate": "xasml.curate.cli",
     "simulate": "xasml.simulate.cli",
     "measure": "xasml.measure.cli",
+    "latent": "xasml.latent.cli",
 }
 
 
