@@ -88,24 +88,6 @@ def discover_sites(root: str | Path, element: str) -> pd.DataFrame:
     return pd.DataFrame(rows).sort_values(["material_id", "absorbing_index"]).reset_index(drop=True)
 
 
-def edge_energy(energy: np.ndarray, mu: np.ndarray, search: float = 40.0) -> float:
-    """Edge energy e0 (eV): where mu rises steepest within the first ``search`` eV.
-
-    Parameters
-    ----------
-    energy, mu : ndarray, shape (n,)
-    search : float
-        Width in eV, from the first point, of the region searched (avoids post-edge wiggles).
-    """
-    energy = np.asarray(energy, float)
-    mu = np.asarray(mu, float)
-    sel = energy <= energy[0] + search
-    if sel.sum() < 3:
-        sel = slice(None)
-    d = np.gradient(mu[sel], energy[sel])
-    return float(energy[sel][int(np.argmax(d))])
-
-
 def choose_grid(spectra: Sequence[Spectrum], n_points: int = 100, step: float = 0.5,
                 pre_edge: float | None = None, coverage: float = 95.0) -> tuple[EnergyGrid, float]:
     """One grid for one element's spectra: ``n_points`` points ``step`` eV apart.
@@ -131,7 +113,7 @@ def choose_grid(spectra: Sequence[Spectrum], n_points: int = 100, step: float = 
     Returns
     -------
     (EnergyGrid, float)
-        The grid and the median edge energy e0 (eV, see :func:`edge_energy`).
+        The grid and the median edge energy e0 (eV, :func:`xasml.preprocess.normalize.find_e0`).
 
     Raises
     ------
@@ -140,7 +122,9 @@ def choose_grid(spectra: Sequence[Spectrum], n_points: int = 100, step: float = 
     """
     if not len(spectra):
         raise DataError("choose_grid needs at least one spectrum")
-    e0 = float(np.median([edge_energy(s.energy, s.mu) for s in spectra]))
+    from xasml.preprocess.normalize import find_e0
+
+    e0 = float(np.median([find_e0(s.energy, s.mu) for s in spectra]))
     if pre_edge is None:
         start = float(np.percentile([s.energy[0] for s in spectra], coverage))
     else:
