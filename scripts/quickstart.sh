@@ -4,4 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh
-.venv/bin/xasml topology run --out runs/topology "$@"
+# the run folder is the quick start's own: a rerun replaces it
+.venv/bin/xasml topology run --out runs/topology --overwrite "$@"
