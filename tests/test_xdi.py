@@ -233,3 +233,41 @@ def test_write_xdi_round_trip_keeps_provenance(tmp_path, test_data):
     assert float(table.get("xasml.preprocessing_shift_eV")) == pytest.approx(rec["shift_eV"])
     assert table.get("Mono.d_spacing") == "3.13553" and table.comments == s.metadata["comments"]
     assert table.applications == ["GSE/1.0", "xasml/" + __import__("xasml").__version__]
+
+
+def _as_angle_file(test_data, tmp_path, units: str, scale: float) -> Path:
+    """The real Cu foil file with its energy column rewritten as a Si(111) Bragg angle in ``units``."""
+    from xasml.io.xdi import HC_EV_ANGSTROM
+
+    src = (test_data / "io" / "xdi" / "cu_metal_rt.xdi").read_text().splitlines()
+    out = []
+    for line in src:
+        if line.startswith("# Column.1:"):
+            line = f"# Column.1: angle {units}"
+        elif line.startswith("# energy"):
+            line = line.replace("energy", "angle", 1)
+        elif not line.startswith("#") and line.strip():
+            parts = line.split()
+            theta = np.degrees(np.arcsin(HC_EV_ANGSTROM / (2 * 3.13553 * float(parts[0]))))
+            parts[0] = f"{theta * scale:.6f}"
+            line = "  ".join(parts)
+        out.append(line)
+    p = tmp_path / f"cu_{units}.xdi"
+    p.write_text("\n".join(out) + "\n")
+    return p
+
+
+def test_angle_in_millidegrees_and_unknown_angle_units(test_data, tmp_path):
+    ref = read_xdi(test_data / "io" / "xdi" / "cu_metal_rt.xdi")
+    s = read_xdi(_as_angle_file(test_data, tmp_path, "mdeg", 1000.0))
+    np.testing.assert_allclose(s.energy, ref.energy, atol=0.05)
+    with pytest.raises(SpectrumError, match=r"cu_furlong\.xdi.*Column\.1.*angle units"):
+        read_xdi(_as_angle_file(test_data, tmp_path, "furlong", 1.0))
+
+
+def test_long_whitespace_in_a_header_value_is_read(tmp_path, test_data):
+    text = (test_data / "io" / "xdi" / "cu_metal_rt.xdi").read_text()
+    p = tmp_path / "long.xdi"
+    p.write_text(text.replace("# Sample.prep: Cu metal foil", "# Sample.prep: Cu" + " " * 100000 + "foil"))
+    xdi = read_xdi_table(p)
+    assert xdi.get("Sample.prep").startswith("Cu") and xdi.get("Sample.prep").endswith("foil")

@@ -61,7 +61,8 @@ _DEFINED_NAMESPACES = {n.lower(): n for n in ("Facility", "Beamline", "Mono", "D
                                               "Scan", "Element", "Column")}
 
 _VERSION_RE = re.compile(r"^#\s*XDI/(\d+)\.(\d+)(?:\.(\d+))?(.*)$", re.IGNORECASE)
-_FIELD_RE = re.compile(r"^([A-Za-z][A-Za-z0-9_]*)\.([A-Za-z0-9_][A-Za-z0-9_-]*)\s*:\s*(.*?)\s*$")
+# the value is stripped in code: a lazy '(.*?)\s*$' is quadratic on long runs of inner whitespace
+_FIELD_RE = re.compile(r"^([A-Za-z][A-Za-z0-9_]*)\.([A-Za-z0-9_][A-Za-z0-9_-]*)\s*:(.*)$")
 _FLOAT = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 _FLOAT_UNITS_RE = re.compile(rf"^({_FLOAT})\s*(.*)$")
 
@@ -335,6 +336,7 @@ def read_xdi_table(path: str | Path) -> XDIFile:
                         "(namespace starting with a letter, one '.', a ':' and a value); put free "
                         "text after a '# ///' line", source=src, line=lineno)
                 ns, tag, value = fm.groups()
+                value = value.strip()
                 if not value:
                     raise SpectrumError(f"header field {ns}.{tag} has no value", source=src, line=lineno)
                 ns = _DEFINED_NAMESPACES.get(ns.lower(), ns)
@@ -472,7 +474,7 @@ def bragg_energy(angle: np.ndarray, d_spacing: float, units: str = "degrees") ->
         Bragg angle θ.
     d_spacing : float
         Lattice-plane spacing d of the crystal, Å.
-    units : {"degrees", "deg", "radians", "rad"}
+    units : {"degrees", "deg", "mdeg", "radians", "rad", "mrad"}
         Units of ``angle``.
 
     Returns
@@ -489,8 +491,12 @@ def bragg_energy(angle: np.ndarray, d_spacing: float, units: str = "degrees") ->
     theta = np.asarray(angle, dtype=float)
     if u in ("degrees", "degree", "deg", "°"):
         theta = np.deg2rad(theta)
+    elif u in ("mdeg", "millidegrees", "millidegree"):
+        theta = np.deg2rad(theta / 1000.0)
+    elif u in ("mrad", "milliradians", "milliradian"):
+        theta = theta / 1000.0
     elif u not in ("radians", "radian", "rad"):
-        raise ValueError(f"angle units must be degrees or radians, got {units!r}")
+        raise ValueError(f"angle units must be degrees, millidegrees, radians or milliradians, got {units!r}")
     if not d_spacing > 0:
         raise ValueError(f"d_spacing must be positive, got {d_spacing}")
     return HC_EV_ANGSTROM / (2.0 * d_spacing * np.sin(theta))
@@ -543,7 +549,7 @@ def _energy_axis(xdi: XDIFile, msgs: list[str]) -> tuple[np.ndarray, str]:
         name = cols[0]
     units = xdi.units.get(name, "").lower()
     values = xdi.data[name]
-    if name == "angle" or units in ("deg", "degree", "degrees", "rad", "radian", "radians"):
+    if name == "angle" or units in ("deg", "degree", "degrees", "rad", "radian", "radians", "mdeg", "mrad"):
         d = xdi.get("Mono.d_spacing")
         dv = None
         if d is not None:
@@ -562,7 +568,12 @@ def _energy_axis(xdi: XDIFile, msgs: list[str]) -> tuple[np.ndarray, str]:
             how = f"Mono.name {mono!r}"
             _warn(msgs, src, f"Mono.d_spacing missing or invalid: used d = {dv:.5f} Å of the crystal "
                              f"in {how} to convert angle to energy")
-        return bragg_energy(values, dv, units or "degrees"), f"angle ({units or 'degrees'}) via {how}"
+        try:
+            energy = bragg_energy(values, dv, units or "degrees")
+        except ValueError as exc:
+            col = f"Column.{cols.index(name) + 1}" if name in cols else "Column.1"
+            raise SpectrumError(f"angle column {name!r}: {exc}", source=src, field=col) from None
+        return energy, f"angle ({units or 'degrees'}) via {how}"
     if units == "kev":
         return values * 1000.0, "energy (keV)"
     if units in ("ev", ""):
