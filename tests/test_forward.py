@@ -263,3 +263,23 @@ def test_model_refuses_wrong_absorber(tmp_path):
     f.write_text("2\n\n29 0 0 0\n8 1.9 0 0\n")
     with pytest.raises(DataError, match="predicts Fe"):
         ForwardModel.load(SHIPPED / "Fe").predict_file(f)
+
+
+def test_predict_writes_xdi_files(tmp_path, test_data):
+    import json as _json
+    import subprocess
+    import sys
+
+    from xasml.io.xdi import read_xdi
+
+    poscar = test_data / "forward" / "cu" / "mp-361" / "POSCAR"
+    res = subprocess.run([sys.executable, "-m", "xasml.cli", "forward", "predict", str(poscar), "--json",
+                          "--out", str(tmp_path / "xdi")], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    r = _json.loads(res.stdout)
+    s = read_xdi(r["xdi"])
+    assert r["xdi"].endswith("mp-361_Cu_000.xdi") and s.absorbing_element == "Cu" and s.edge == "K"
+    np.testing.assert_allclose(s.energy, r["energy"])
+    np.testing.assert_allclose(s.mu, r["mu"], rtol=1e-5)
+    text = open(r["xdi"]).read()
+    assert "model:" in text and "broadening" in text

@@ -46,6 +46,10 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             print(f"xasml: error: {msg}", file=sys.stderr)
             status = 2
             continue
+        if args.out:
+            from xasml.forward.predict import write_prediction_xdi
+
+            r["xdi"] = str(write_prediction_xdi(r, args.out))
         if args.json:
             print(json.dumps(r))
         else:
@@ -92,5 +96,7 @@ def add_parser(subparsers) -> None:
     q.add_argument("--absorbing-index", type=int, help="0-based absorbing site (default: 0 for .xyz; the only "
                                                        "site of the element for crystals)")
     q.add_argument("--json", action="store_true", help="one JSON object per line: file, energy (eV), mu, broadening")
+    q.add_argument("--out", metavar="DIR", help="also write each predicted spectrum as XDI into DIR "
+                                                "(<stem>_<El>_<site>.xdi; model and broadening in the header)")
     q.set_defaults(func=_cmd_predict)
     p.set_defaults(func=lambda a: (p.print_help(), 2)[1])

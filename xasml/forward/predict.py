@@ -385,6 +385,7 @@ def iter_predictions(paths, model_dir: str | Path | None = None, absorbing_index
     Yields
     ------
     (Path, dict or XasmlError)
+        The dict is :meth:`ForwardModel.predict_file`'s, plus ``model`` (the model folder used).
 
     Raises
     ------
@@ -406,6 +407,47 @@ def iter_predictions(paths, model_dir: str | Path | None = None, absorbing_index
             key = str(model_dir) if model_dir else shipped_model_dir(_guess_element(p, absorbing_index)).as_posix()
             if key not in cache:
                 cache[key] = ForwardModel.load(key)
-            yield p, cache[key].predict_file(p, absorbing_index)
+            res = cache[key].predict_file(p, absorbing_index)
+            res["model"] = key
+            yield p, res
         except XasmlError as exc:
             yield p, exc
+
+
+def write_prediction_xdi(result: dict, out_dir: str | Path) -> Path:
+    """Write one prediction (a :func:`iter_predictions` result) as an XDI file in ``out_dir``.
+
+    The file is ``<name>_<El>_<absorbing index:03d>.xdi`` (``<name>``: the file's stem, or its
+    folder's name for ``POSCAR``/``CONTCAR``/``structure.cif``); its header records the element
+    and edge, the structure file, the model folder and the broadening of the training targets,
+    so the spectrum can be compared with measurements or loaded by any XDI reader.
+
+    Parameters
+    ----------
+    result : dict
+        ``file``, ``element``, ``edge``, ``absorbing_index``, ``energy`` (eV), ``mu``,
+        ``broadening``, ``model``.
+    out_dir : str or Path
+        Folder (created if needed).
+
+    Returns
+    -------
+    Path
+        The file written (atomically).
+    """
+    from xasml.io.xdi import write_xdi
+    from xasml.spectrum import Spectrum
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    src = Path(result["file"])
+    stem = src.parent.name if src.name in ("POSCAR", "CONTCAR", "structure.cif") else src.stem
+    spec = Spectrum(energy=np.asarray(result["energy"], float), mu=np.asarray(result["mu"], float),
+                    absorbing_element=result["element"], edge=result["edge"], material_id=stem,
+                    absorbing_index=int(result["absorbing_index"]), source=str(src),
+                    metadata={"predicted": True, "model": result.get("model"), "broadening": result["broadening"]})
+    comments = [f"xasml forward prediction for {src} (absorbing site {result['absorbing_index']})",
+                f"model: {result.get('model')}",
+                f"broadening of the training targets: {json.dumps(result['broadening'])}"]
+    return write_xdi(out_dir / f"{stem}_{result['element']}_{int(result['absorbing_index']):03d}.xdi", spec,
+                     comments=comments)
