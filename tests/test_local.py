@@ -362,3 +362,18 @@ def test_quick_run_end_to_end(shared_data, tmp_path):
     assert metrics["classification"]["c"]["skipped"]  # a protocol without two classes is skipped, not fatal
     b = ModelBundle.load(run / "models" / "coordination")
     assert b.grid.n_points == 100 and b.task == "coordination"
+
+
+def test_predict_takes_folders_and_names_environments(test_data):
+    from xasml.labels.site import environment_name
+    from xasml.local.predict import predict_files
+
+    res = predict_files([test_data / "local"], "coordination")
+    files = [r["file"] for r in res]
+    assert any(f.endswith("xmu.dat") for f in files) and any(f.endswith(".xdi") for f in files)
+    assert all("error" not in r for r in res)
+    cuo = next(r for r in res if r["file"].endswith("CuO_tenorite_13K_01.xdi"))
+    assert cuo["prediction"] == "S:4" and cuo["environment_name"] == "Square plane"
+    assert environment_name("T:4") == "Tetrahedron" and environment_name(None) is None
+    ox = predict_files([test_data / "local" / "mp-1692"], "oxidation")
+    assert ox[0]["std"] > 0

@@ -456,3 +456,25 @@ def summarize_labels(df: pd.DataFrame) -> dict:
         "mean_seconds_per_site": float(np.nanmean(df["seconds"])) if len(df) else 0.0,
         "errors": df.loc[df["error"] != "", ["material_id", "absorbing_index", "error"]].head(50).to_dict("records"),
     }
+
+
+def environment_name(symbol: str | None) -> str | None:
+    """The name of a ChemEnv coordination environment symbol (``"S:4"`` -> ``"Square plane"``).
+
+    Names come from pymatgen's table of coordination geometries (Waroquiers et al., Chem. Mater.
+    29, 8346 (2017)). Returns None for None, and the symbol itself when pymatgen does not know it.
+    """
+    if symbol is None:
+        return None
+    from pymatgen.analysis.chemenv.coordination_environments.coordination_geometries import (
+        AllCoordinationGeometries)
+
+    global _ALL_CG
+    try:
+        _ALL_CG
+    except NameError:
+        _ALL_CG = AllCoordinationGeometries()
+    try:
+        return str(_ALL_CG.get_geometry_from_mp_symbol(str(symbol)).name)
+    except Exception:  # noqa: BLE001 - unknown symbols (e.g. "other") keep their own text
+        return str(symbol)

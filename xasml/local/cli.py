@@ -35,8 +35,16 @@ def add_parser(subparsers) -> None:
     r.add_argument("--quick", action="store_true", help="tiny smoke run: 3 epochs, 2 models, no robustness study")
     r.set_defaults(func=_run)
 
-    q = sub.add_parser("predict", help="predict for spectrum files (FEFF xmu.dat, XDI)")
-    q.add_argument("files", nargs="+", metavar="FILE", help="spectrum files")
+    q = sub.add_parser("predict", help="predict for spectrum files (FEFF xmu.dat, XDI)",
+                       description="Predict the coordination environment (ChemEnv symbol and name, class "
+                                   "probabilities), the coordination number or the oxidation state of the "
+                                   "absorbing site. For the two regressions the uncertainty 'std' is the "
+                                   "standard deviation of the ensemble members times one factor calibrated on "
+                                   "validation data so that prediction ± 2 std covers 95 %% of validation sites "
+                                   "(the shipped oxidation model's factor is stored in its bundle); it is the "
+                                   "spread of models trained on simulations, so a measured spectrum unlike the "
+                                   "training data can still get a small std.")
+    q.add_argument("files", nargs="+", metavar="FILE", help="spectrum files, or folders (every xmu.dat and .xdi in them)")
     q.add_argument("--task", required=True, choices=["coordination", "cn", "oxidation"],
                    help="coordination environment (classes), coordination number or oxidation state")
     q.add_argument("--model", help="model bundle, or a run folder (default: the model shipped with xasml)")
@@ -134,9 +142,10 @@ def _predict(args) -> int:
             print(json.dumps(r))
         elif "probabilities" in r:
             top = ", ".join(f"{c} {p:.2f}" for c, p in sorted(r["probabilities"].items(), key=lambda kv: -kv[1])[:3])
-            print(f"{r['file']}: {r['prediction']}  ({top})")
+            name = f" {r['environment_name']}" if r.get("environment_name") not in (None, r["prediction"]) else ""
+            print(f"{r['file']}: {r['prediction']}{name}  ({top})")
         else:
-            print(f"{r['file']}: {r['prediction']:.2f} ± {r['std']:.2f}")
+            print(f"{r['file']}: {r['prediction']:.2f} ± {r['std']:.2g} (1 std)")
     return status
 
 

@@ -213,15 +213,20 @@ class ModelBundle:
             if not np.isfinite(P).all():
                 raise DataError(f"{self.path}: the model gives non-finite probabilities; its weights are corrupt")
             classes = [str(c) for c in self.estimator.classes_]
+            from xasml.labels.site import environment_name
+
             for p, rec in zip(P, records):
-                out.append({"prediction": classes[int(np.argmax(p))],
-                            "probabilities": {c: round(float(v), 4) for c, v in zip(classes, p)}})
+                pred = classes[int(np.argmax(p))]
+                res = {"prediction": pred, "probabilities": {c: round(float(v), 4) for c, v in zip(classes, p)}}
+                if self.task == "coordination":
+                    res["environment_name"] = environment_name(pred)
+                out.append(res)
         else:
             mean, std = self.estimator.predict(X, return_std=True)
             if not (np.isfinite(mean).all() and np.isfinite(std).all()):
                 raise DataError(f"{self.path}: the model gives non-finite predictions; its weights are corrupt")
-            for m, s in zip(mean, std):
-                out.append({"prediction": round(float(m), 3), "std": round(float(s), 3)})
+            for m, sd in zip(mean, std):  # 3 significant digits: a small spread is never printed as 0
+                out.append({"prediction": round(float(m), 3), "std": float(f"{float(sd):.3g}")})
         for o, rec in zip(out, records):
             if rec:
                 o["alignment_shift_eV"] = round(float(rec.get("shift_eV", 0.0)), 2)
@@ -280,6 +285,8 @@ def predict_files(files: Sequence[str | Path], task: str, model: str | Path | No
     Parameters
     ----------
     files : sequence of path
+        Spectrum files, or folders (every FEFF ``xmu.dat`` and XDI file in them, see
+        :func:`expand_inputs`).
     task : {"coordination", "cn", "oxidation"}
     model : path, optional
         See :func:`find_bundle`.
@@ -287,15 +294,17 @@ def predict_files(files: Sequence[str | Path], task: str, model: str | Path | No
     Returns
     -------
     list of dict
-        One per file: ``file``, ``prediction``, and ``probabilities`` (class -> probability) for
-        classification or ``std`` for regression; ``error`` instead when the file could not be
-        used.
+        One per file: ``file``, ``prediction``, and ``probabilities`` (class -> probability) and
+        ``environment_name`` (ChemEnv's name of the predicted symbol) for classification, or
+        ``std`` for regression: the standard deviation of the ensemble members times the factor
+        calibrated on validation data so that ±2σ covers 95 % of validation sites; ``error``
+        instead when the file could not be used.
     """
     from xasml.io.reader import read_spectrum
 
     bundle = ModelBundle.load(find_bundle(task, model))
     out = []
-    for f in files:
+    for f in expand_inputs(files):
         try:
             s = read_spectrum(f)
             if isinstance(s, list):
@@ -304,4 +313,25 @@ def predict_files(files: Sequence[str | Path], task: str, model: str | Path | No
             out.append({"file": str(f), **res})
         except (SpectrumError, DataError, OSError, ValueError) as exc:
             out.append({"file": str(f), "error": str(exc)})
+    return out
+
+
+def expand_inputs(paths: Sequence[str | Path]) -> list[Path]:
+    """Files to predict: each file as given; for a folder, every ``xmu.dat`` (FEFF) and ``*.xdi``
+    file below it, sorted.
+
+    Raises
+    ------
+    DataError
+        If a folder holds no such file.
+    """
+    out = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found = sorted(q for q in p.rglob("*") if q.is_file() and (q.name == "xmu.dat" or q.suffix.lower() == ".xdi"))
+            if not found:
+                raise DataError(f"{p}: folder holds no FEFF xmu.dat or .xdi file")
+            out += found
+        else:
+            out.append(p)
     return out
