@@ -45,7 +45,7 @@ from xasml.models.base import XasmlEstimator, numpy_to_torch_state, register_mod
 __all__ = ["RankAAE", "LatentPropertyEnsemble", "pairwise_rank_loss", "load_rankaae"]
 
 
-def pairwise_rank_loss(z, d, temperature: float = 0.2):
+def pairwise_rank_loss(z, d, temperature: float = 1.0):
     """Pairwise logistic ranking loss aligning latent columns with descriptor columns (RankAAE's L_rank).
 
     Parameters
@@ -140,8 +140,8 @@ class RankAAE(TransformerMixin, XasmlEstimator):
     """
 
     def __init__(self, n_latent: int = 6, hidden: Sequence[int] = (128, 64), disc_hidden: Sequence[int] = (64, 64),
-                 epochs: int = 150, batch_size: int = 64, learning_rate: float = 1e-3, rank_weight: float = 1.0,
-                 adversarial_weight: float = 0.05, decorrelation_weight: float = 0.0, rank_temperature: float = 0.2,
+                 epochs: int = 100, batch_size: int = 64, learning_rate: float = 1e-3, rank_weight: float = 1.0,
+                 adversarial_weight: float = 0.05, decorrelation_weight: float = 0.0, rank_temperature: float = 1.0,
                  noise_sigma: float = 0.0, weight_decay: float = 0.0, seed: int = 0, device: str | None = None,
                  n_threads: int | None = None):
         self.n_latent = n_latent
@@ -399,6 +399,8 @@ class LatentPropertyEnsemble(RegressorMixin, XasmlEstimator):
         Targets (columns of ``y``).
     feature_mean_, feature_scale_ : ndarray, shape (n_features_in_,)
     target_mean_, target_scale_ : ndarray, shape (n_outputs_,)
+    std_scale_ : ndarray, shape (n_outputs_,)
+        Factor on the member spread (1 after ``fit``; see :meth:`calibrate`).
     net_ : xasml.latent.nets.BatchedMLP
     """
 
@@ -452,6 +454,7 @@ class LatentPropertyEnsemble(RegressorMixin, XasmlEstimator):
         _threads(self.n_threads)
         device = torch.device(self.device or "cpu")
         self.n_outputs_ = int(Y.shape[1])
+        self.std_scale_ = np.ones(self.n_outputs_, dtype=np.float32)
         self.feature_mean_ = X.mean(axis=0).astype(np.float32)
         sd = X.std(axis=0)
         self.feature_scale_ = np.where(sd > 1e-8, sd, 1.0).astype(np.float32)
@@ -500,7 +503,10 @@ class LatentPropertyEnsemble(RegressorMixin, XasmlEstimator):
         return P * self.target_scale_ + self.target_mean_
 
     def predict(self, X, return_std: bool = False):
-        """Ensemble mean, shape (n,) for one target or (n, n_outputs_); with ``return_std`` also the member std.
+        """Ensemble mean, shape (n,) for one target or (n, n_outputs_); with ``return_std`` also the uncertainty.
+
+        The uncertainty is the member standard deviation times ``std_scale_`` (1 unless
+        :meth:`calibrate` was called).
 
         Raises
         ------
@@ -508,14 +514,53 @@ class LatentPropertyEnsemble(RegressorMixin, XasmlEstimator):
             Before ``fit`` / ``load``.
         """
         P = self.predict_members(X)
-        mean, std = P.mean(axis=0), P.std(axis=0, ddof=1)
+        mean, std = P.mean(axis=0), P.std(axis=0, ddof=1) * getattr(self, "std_scale_", np.ones(P.shape[2]))
         if getattr(self, "_single_", False):
             mean, std = mean[:, 0], std[:, 0]
         return (mean, std) if return_std else mean
 
+    def calibrate(self, X, y, coverage: float = 0.9545) -> "LatentPropertyEnsemble":
+        """Scale the member spread per target so that ±2σ holds ``coverage`` of held-out data.
+
+        Bootstrap ensembles are over-confident; one factor per target, ``std_scale_`` =
+        (``coverage`` quantile of ``|y - mean| / std``) / 2, is learned on a validation set (never
+        the test set), as :meth:`xasml.models.local_nets.SpectrumEnsembleRegressor.calibrate` does.
+
+        Parameters
+        ----------
+        X : array_like, shape (n, n_features_in_)
+            Held-out features (latents).
+        y : array_like, shape (n,) or (n, n_outputs_)
+            Their targets, NaN where unknown.
+        coverage : float
+            Target fraction inside ±2σ.
+
+        Returns
+        -------
+        self
+
+        Raises
+        ------
+        DataError
+            If a target has fewer than 5 known held-out values.
+        """
+        P = self.predict_members(X)
+        Y = np.asarray(y, dtype=float).reshape(len(P[0]), -1)
+        mean, std = P.mean(axis=0), P.std(axis=0, ddof=1)
+        scale = np.ones(P.shape[2], dtype=np.float32)
+        for j in range(P.shape[2]):
+            ok = np.isfinite(Y[:, j])
+            if ok.sum() < 5:
+                raise DataError(f"calibration needs at least 5 held-out values per target, got {int(ok.sum())}")
+            z = np.abs(Y[ok, j] - mean[ok, j]) / np.maximum(std[ok, j], 1e-8)
+            scale[j] = max(float(np.quantile(z, coverage)) / 2.0, 1e-3)
+        self.std_scale_ = scale
+        return self
+
     def _get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         arrays = {"feature_mean": self.feature_mean_, "feature_scale": self.feature_scale_,
-                  "target_mean": self.target_mean_, "target_scale": self.target_scale_}
+                  "target_mean": self.target_mean_, "target_scale": self.target_scale_,
+                  "std_scale": np.asarray(getattr(self, "std_scale_", np.ones(self.n_outputs_)), dtype=np.float32)}
         arrays.update({f"net.{k}": v for k, v in torch_state_to_numpy(self.net_).items()})
         return arrays, {"n_features_in": int(self.n_features_in_), "n_outputs": int(self.n_outputs_),
                         "n_fitted_members": int(self.net_.n_members), "single_output": bool(self._single_)}
@@ -526,6 +571,7 @@ class LatentPropertyEnsemble(RegressorMixin, XasmlEstimator):
         self._single_ = bool(state.get("single_output", False))
         for k in ("feature_mean", "feature_scale", "target_mean", "target_scale"):
             setattr(self, f"{k}_", np.asarray(arrays[k], dtype=np.float32))
+        self.std_scale_ = np.asarray(arrays.get("std_scale", np.ones(self.n_outputs_)), dtype=np.float32)
         net = self._net(self.n_features_in_, self.n_outputs_, int(state["n_fitted_members"]))
         numpy_to_torch_state(net, arrays, prefix="net.")
         self.net_ = net.eval()
