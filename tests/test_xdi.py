@@ -271,3 +271,21 @@ def test_long_whitespace_in_a_header_value_is_read(tmp_path, test_data):
     p.write_text(text.replace("# Sample.prep: Cu metal foil", "# Sample.prep: Cu" + " " * 100000 + "foil"))
     xdi = read_xdi_table(p)
     assert xdi.get("Sample.prep").startswith("Cu") and xdi.get("Sample.prep").endswith("foil")
+
+
+def test_xdi_pedantry_only_with_verbose(tmp_path, test_data):
+    import subprocess
+    import sys
+
+    text = (test_data / "io" / "xdi" / "cu_metal_rt.xdi").read_text()
+    p = tmp_path / "no_dspacing.xdi"
+    p.write_text("\n".join(ln for ln in text.splitlines() if not ln.startswith("# Mono.d_spacing")) + "\n")
+    cmd = [sys.executable, "-m", "xasml.cli"]
+    args = ["local", "predict", "--task", "coordination", str(p)]
+    quiet = subprocess.run(cmd + args, capture_output=True, text=True, timeout=120)
+    loud = subprocess.run(cmd + ["--verbose", *args], capture_output=True, text=True, timeout=120)
+    assert quiet.returncode == 0 and loud.returncode == 0, quiet.stderr + loud.stderr
+    assert "Mono.d_spacing" not in quiet.stderr
+    assert f"warning: {p}" in loud.stderr and "Mono.d_spacing: missing" in loud.stderr
+    with pytest.warns(XDIWarning, match="Mono.d_spacing"):  # the library always warns
+        read_xdi(p)

@@ -31,6 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(prog="xasml", description="Machine learning on X-ray absorption spectra.")
     parser.add_argument("--version", action="version", version=f"xasml {__version__}")
+    parser.add_argument("--verbose", action="store_true",
+                        help="also show warnings about files that depart from their format's specification "
+                             "without changing the data (e.g. a missing XDI Mono.d_spacing)")
     parser.add_argument("--num-threads", type=int, default=None, metavar="N",
                         help="threads for PyTorch and the BLAS/OpenMP pools (default: $XASML_THREADS or 1, "
                              "fastest for these small models on a few cores)")
@@ -106,6 +109,10 @@ def main(argv: list[str] | None = None) -> int:
     set_threads(args.num_threads if args.num_threads is not None else getattr(args, "threads", None))
     previous = warnings.showwarning
     warnings.showwarning = _show_warning
+    if not getattr(args, "verbose", False):
+        from xasml.io.xdi import XDIPedanticWarning
+
+        warnings.filterwarnings("ignore", category=XDIPedanticWarning)
     try:
         status = int(args.func(args) or 0)
         sys.stdout.flush()

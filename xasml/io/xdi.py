@@ -75,6 +75,12 @@ class XDIWarning(UserWarning):
     """An XDI file was read, but something in it is missing or not as the specification says."""
 
 
+class XDIPedanticWarning(XDIWarning):
+    """A departure from the XDI specification that changes nothing in the data read (a required
+    field missing or badly formatted, a version other than 1.x). The command line shows these only
+    with ``xasml --verbose``; they are always in the reader's list of warnings."""
+
+
 @dataclass
 class XDIFile:
     """The full content of one XDI file.
@@ -156,10 +162,11 @@ def _caller_stacklevel() -> int:
     return level
 
 
-def _warn(msgs: list[str], src: str, message: str, line: int | None = None) -> None:
+def _warn(msgs: list[str], src: str, message: str, line: int | None = None,
+          category: type[Warning] = XDIWarning) -> None:
     text = f"{src}{', line ' + str(line) if line else ''}: {message}"
     msgs.append(text)
-    warnings.warn(text, XDIWarning, stacklevel=_caller_stacklevel())
+    warnings.warn(text, category, stacklevel=_caller_stacklevel())
 
 
 def _strip_comment_body(body: str) -> str:
@@ -183,7 +190,7 @@ def _check_field_values(header: dict[str, dict[str, str]], msgs: list[str], src:
         return header.get(ns, {}).get(tag)
 
     def w(name, message):
-        _warn(msgs, src, f"{name}: {message}", lines.get(name.lower()))
+        _warn(msgs, src, f"{name}: {message}", lines.get(name.lower()), XDIPedanticWarning)
 
     sym = get("Element", "symbol")
     if sym is None:
@@ -296,7 +303,7 @@ def read_xdi_table(path: str | Path) -> XDIFile:
     version = f"{m.group(1)}.{m.group(2)}" + (f".{m.group(3)}" if m.group(3) else "")
     applications = m.group(4).split()
     if m.group(1) != "1":
-        _warn(msgs, src, f"XDI version {version} is not 1.x; reading it as XDI 1.1", 1)
+        _warn(msgs, src, f"XDI version {version} is not 1.x; reading it as XDI 1.1", 1, XDIPedanticWarning)
 
     header: dict[str, dict[str, str]] = {}
     field_lines: dict[str, int] = {}
