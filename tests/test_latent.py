@@ -53,6 +53,22 @@ def fitted(cu):
     return RankAAE(**SMALL).fit(X, D)
 
 
+@pytest.mark.parametrize("est", [RankAAE(epochs=5, hidden=(8,), disc_hidden=(8,), n_threads=1),
+                                 LatentPropertyEnsemble(epochs=40, hidden=(16,), n_members=2, n_threads=1)],
+                         ids=lambda e: type(e).__name__)
+def test_sklearn_check_estimator(est):
+    """Every check of scikit-learn's check_estimator passes (transformer and multi-output regressor)."""
+    import warnings
+
+    from sklearn.utils.estimator_checks import check_estimator
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        results = check_estimator(est, on_fail=None)
+    failed = [(r["check_name"], str(r["exception"])[:200]) for r in results if r["status"] == "failed"]
+    assert not failed, failed
+
+
 def test_not_fitted_errors():
     """transform / inverse_transform / predict before fit raise NotFittedError."""
     with pytest.raises(NotFittedError):

@@ -160,6 +160,13 @@ class RankAAE(TransformerMixin, XasmlEstimator):
         self.device = device
         self.n_threads = n_threads
 
+    def __sklearn_tags__(self):
+        """scikit-learn tags: the latents are float32 (the networks' precision) for any input dtype."""
+        tags = super().__sklearn_tags__()
+        if getattr(tags, "transformer_tags", None) is not None:
+            tags.transformer_tags.preserves_dtype = ["float32"]
+        return tags
+
     # -- helpers ---------------------------------------------------------------------------
     def _module(self, n_in: int):
         from xasml.latent.nets import RankAAEModule
@@ -196,7 +203,7 @@ class RankAAE(TransformerMixin, XasmlEstimator):
         X = self._validate(X, reset=True, dtype=np.float32)
         n = len(X)
         if n < 2:
-            raise DataError(f"RankAAE needs at least 2 spectra, got {n}")
+            raise DataError(f"RankAAE needs at least 2 spectra, got n_samples = {n}")
         if int(self.n_latent) < 1:
             raise DataError(f"n_latent must be >= 1, got {self.n_latent}")
         if y is None:
@@ -418,6 +425,12 @@ class LatentPropertyEnsemble(RegressorMixin, XasmlEstimator):
         self.device = device
         self.n_threads = n_threads
 
+    def __sklearn_tags__(self):
+        """scikit-learn tags: several targets at once are supported (OS and CN)."""
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags
+
     def _net(self, n_in: int, n_out: int, n_members: int):
         from xasml.latent.nets import BatchedMLP
 
@@ -442,8 +455,18 @@ class LatentPropertyEnsemble(RegressorMixin, XasmlEstimator):
 
         if int(self.n_members) < 2:
             raise DataError("an ensemble needs n_members >= 2 for an uncertainty")
+        if y is None:
+            raise DataError(f"{type(self).__name__} requires y to be passed, but the target y is None")
         X = self._validate(X, reset=True, dtype=np.float32)
         Y = np.asarray(y, dtype=float)
+        if Y.ndim == 2 and Y.shape[1] == 1:  # a column vector is one target, as scikit-learn regressors treat it
+            import warnings
+
+            from sklearn.exceptions import DataConversionWarning
+
+            warnings.warn("A column-vector y was passed when a 1d array was expected", DataConversionWarning,
+                          stacklevel=2)
+            Y = Y[:, 0]
         self._single_ = Y.ndim == 1
         Y = Y[:, None] if Y.ndim == 1 else Y
         if Y.ndim != 2 or len(Y) != len(X):
@@ -486,7 +509,7 @@ class LatentPropertyEnsemble(RegressorMixin, XasmlEstimator):
         return self
 
     def predict_members(self, X) -> np.ndarray:
-        """Each member's prediction, shape (n_members, n, n_outputs_).
+        """Each member's prediction (float64), shape (n_members, n, n_outputs_).
 
         Raises
         ------
@@ -500,7 +523,7 @@ class LatentPropertyEnsemble(RegressorMixin, XasmlEstimator):
         Xs = torch.from_numpy(((X - self.feature_mean_) / self.feature_scale_).astype(np.float32))
         with torch.no_grad():
             P = self.net_(Xs.unsqueeze(0).expand(self.net_.n_members, -1, -1).contiguous()).numpy()
-        return P * self.target_scale_ + self.target_mean_
+        return P.astype(np.float64) * self.target_scale_ + self.target_mean_
 
     def predict(self, X, return_std: bool = False):
         """Ensemble mean, shape (n,) for one target or (n, n_outputs_); with ``return_std`` also the uncertainty.
