@@ -19,7 +19,6 @@ Both record the machine load (``os.getloadavg``) before and after: other work on
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import shutil

@@ -38,7 +38,6 @@ def _fblock_not_la(el) -> bool:
 
 
 def _candidates(db, contains=()):
-    from xasml.simulate.sources import amcsd_structure
 
     cifs = db.find_cifs(contains_elements=list(contains) or None, full_occupancy=True, max_matches=10**6)
     for cif in sorted(cifs, key=lambda c: int(c.ams_id)):

@@ -56,6 +56,35 @@ def normalize_element(symbol: str, source: str | None = None, field_name: str = 
     return s
 
 
+def atomic_number(symbol: str) -> int:
+    """Atomic number Z of an element symbol (any case; pymatgen's periodic table).
+
+    Raises
+    ------
+    SpectrumError
+        If ``symbol`` is not an element.
+    """
+    from pymatgen.core.periodic_table import Element
+
+    return int(Element(normalize_element(symbol, field_name="element")).Z)
+
+
+def element_symbol(z: int) -> str:
+    """Chemical symbol of atomic number ``z`` (1-118; pymatgen's periodic table).
+
+    Raises
+    ------
+    SpectrumError
+        If ``z`` is not the atomic number of an element.
+    """
+    from pymatgen.core.periodic_table import Element
+
+    try:
+        return Element.from_Z(int(z)).symbol
+    except (ValueError, KeyError, OverflowError):
+        raise SpectrumError(f"atomic number {z!r} is not an element (expected 1-118)", field="Z") from None
+
+
 @dataclass(frozen=True, eq=False)
 class Spectrum:
     """One X-ray absorption spectrum of one absorbing element at one edge.

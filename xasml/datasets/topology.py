@@ -39,7 +39,7 @@ import pandas as pd
 from xasml.errors import DataError
 from xasml.preprocess.grid import EnergyGrid, common_grid
 from xasml.preprocess.standardize import PerElementStandardizer
-from xasml.spectrum import Spectrum, element_average
+from xasml.spectrum import Spectrum, atomic_number, element_average  # noqa: F401 - atomic_number re-exported
 
 #: label columns stored with every site row of a topology dataset
 LABEL_COLUMNS = ("formula", "sg", "mp_ids", "subclass", "topological", "holdout", "origin")
@@ -51,13 +51,6 @@ ATTRIBUTION = (
     "(2019); MIT licence via andrewma8/topogivity). Method: Andrejevic et al., Adv. Mater. 34, "
     "2204113 (2022)."
 )
-
-
-def atomic_number(symbol: str) -> int:
-    """Atomic number of an element symbol (pymatgen)."""
-    from pymatgen.core.periodic_table import Element
-
-    return int(Element(symbol).Z)
 
 
 # ---------------------------------------------------------------------------------------------

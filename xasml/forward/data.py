@@ -20,6 +20,7 @@ import numpy as np
 
 from xasml.descriptors.wacsf import WACSF, site_environment, structure_environment
 from xasml.errors import DataError
+from xasml.spectrum import atomic_number
 from xasml.preprocess.align import edge_energy
 from xasml.preprocess.broaden import Broadening
 from xasml.utils import fingerprint_arrays, progress
@@ -150,8 +151,8 @@ def load_xanesnet_folder(root: str | Path, element: str = "Fe", edge: str = "K",
     energy = None
     for i in progress(ids, desc="reading"):
         mol = read_xyz(xyz[i])
-        if mol.numbers[0] != _z(element):
-            raise DataError(f"{xyz[i]}: the first atom must be the absorber {element} (Z={_z(element)}), "
+        if mol.numbers[0] != atomic_number(element):
+            raise DataError(f"{xyz[i]}: the first atom must be the absorber {element} (Z={atomic_number(element)}), "
                             f"found Z={mol.numbers[0]}")
         envs.append(site_environment(mol.numbers, mol.positions, 0, descriptor.r_cut, source=str(xyz[i])))
         s = read_fdmnes(spec[i], absorbing_element=element, edge=edge, material_id=i)
@@ -166,12 +167,6 @@ def load_xanesnet_folder(root: str | Path, element: str = "Fe", edge: str = "K",
     return ForwardDataset(ids, list(ids), X, y, np.asarray(energy), element, edge, descriptor,
                           broadening.resolved() if broadening.kind != "none" else broadening, str(root),
                           {"target": "FDMNES cross-section", "format": "xanesnet-folder"})
-
-
-def _z(element: str) -> int:
-    from pymatgen.core.periodic_table import Element
-
-    return Element(element).Z
 
 
 def load_xanesnet_npz(path: str | Path, element: str = "V", edge: str = "K", e_edge: float | None = None,

@@ -22,6 +22,7 @@ import numpy as np
 
 from xasml.descriptors.wacsf import WACSF, site_environment, structure_environment
 from xasml.errors import DataError
+from xasml.spectrum import atomic_number
 from xasml.models.validate import check_finite_values, load_checked_estimator
 from xasml.preprocess.broaden import Broadening
 from xasml.utils import atomic_write_json
@@ -137,7 +138,7 @@ class ForwardModel:
         if self.descriptor is not None:
             w = self.descriptor
             try:  # featurise a two-atom environment of the model's absorber
-                x = w.from_environments([site_environment([_z(self.element), 8], np.array([[0.0, 0, 0], [1.9, 0, 0]]),
+                x = w.from_environments([site_environment([atomic_number(self.element), 8], np.array([[0.0, 0, 0], [1.9, 0, 0]]),
                                                           0, w.r_cut)])
                 n_desc = int(w.n_features)
                 ok = x.shape == (1, n_desc) and np.isfinite(x).all()
@@ -176,9 +177,9 @@ class ForwardModel:
     def predict_molecule(self, numbers, positions, absorbing_index: int = 0) -> np.ndarray:
         """Spectrum (n_points,) of the absorber ``absorbing_index`` of a molecule (Å coordinates)."""
         w = self._need_descriptor()
-        if int(numbers[absorbing_index]) != _z(self.element):
+        if int(numbers[absorbing_index]) != atomic_number(self.element):
             raise DataError(f"atom {absorbing_index} has Z={int(numbers[absorbing_index])}, but this model "
-                            f"predicts {self.element} (Z={_z(self.element)}) spectra")
+                            f"predicts {self.element} (Z={atomic_number(self.element)}) spectra")
         return self.predict_descriptors(w.from_environments(
             [site_environment(numbers, positions, absorbing_index, w.r_cut)]))[0]
 
@@ -227,7 +228,7 @@ class ForwardModel:
             mol = read_xyz(path)
             idx = _check_index(path, 0 if absorbing_index is None else absorbing_index, len(mol), "atoms")
             z = int(mol.numbers[idx])
-            if z != _z(self.element):
+            if z != atomic_number(self.element):
                 raise DataError(_wrong_absorber_message(path, mol.numbers, idx, absorbing_index is None,
                                                         f"this model predicts {self.element} spectra",
                                                         {self.element}))
@@ -271,12 +272,6 @@ def _single_inequivalent_site(structure, element: str, path) -> int:
         return classes[0][0]
     raise DataError(f"{path}: {len(classes)} inequivalent {element} sites; pass --absorbing-index "
                     f"(one of {[c[0] for c in classes][:20]})")
-
-
-def _z(element: str) -> int:
-    from pymatgen.core.periodic_table import Element
-
-    return Element(element).Z
 
 
 def _check_index(path: Path, index, n: int, what: str) -> int:

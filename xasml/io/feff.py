@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from xasml.errors import SpectrumError
-from xasml.spectrum import Spectrum
+from xasml.spectrum import Spectrum, element_symbol
 
 FEFF_COLUMNS = ("omega", "e", "k", "mu", "mu0", "chi")
 _ABS_RE = re.compile(r"Abs\s+Z\s*=\s*(\d+)")
@@ -23,12 +23,6 @@ _ABS_RE = re.compile(r"Abs\s+Z\s*=\s*(\d+)")
 #: line, quadratic on a long header line)
 _EDGE_RE = re.compile(r"\b(K|L1|L2|L3|M1|M2|M3|M4|M5)\s+shell", re.IGNORECASE)
 _SITE_DIR_RE = re.compile(r"^(\d+)_([A-Z][a-z]?)$")
-
-
-def _element_from_z(z: int) -> str:
-    from pymatgen.core.periodic_table import Element
-
-    return Element.from_Z(z).symbol
 
 
 def read_feff_xmu(path: str | Path, absorbing_element: str | None = None, edge: str | None = None,
@@ -112,7 +106,7 @@ def read_feff_xmu(path: str | Path, absorbing_element: str | None = None, edge: 
     folder = _SITE_DIR_RE.match(path.parent.name)
     if absorbing_element is None:
         if z is not None:
-            absorbing_element = _element_from_z(z)
+            absorbing_element = element_symbol(z)
         elif folder:
             absorbing_element = folder.group(2)
         else:
