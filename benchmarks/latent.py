@@ -46,8 +46,8 @@ def main(argv=None) -> int:
     import numpy as np
     import torch
 
-    from xasml.latent.model import LatentConfig, LatentModel, fit_latent, latent_metrics
     from xasml.latent.descriptors import DESCRIPTORS
+    from xasml.latent.model import LatentConfig, LatentModel, fit_latent, latent_metrics
     from xasml.models.rankaae import RankAAE
 
     torch.set_num_threads(args.threads)
@@ -72,8 +72,6 @@ def main(argv=None) -> int:
         "val": metrics["val"], "test": metrics["test"],
     }
     if not args.no_ablation:  # the same autoencoder without the rank constraint
-        import pandas as pd
-
         from xasml.datasets.local import discover_sites
         from xasml.latent.model import build_latent_dataset, site_labels
 

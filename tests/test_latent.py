@@ -20,8 +20,8 @@ from xasml.datasets.format import frame_to_spectra, read_dataset
 torch = pytest.importorskip("torch")
 torch.set_num_threads(1)
 
-from xasml.latent.descriptors import DESCRIPTORS, site_descriptors  # noqa: E402
-from xasml.models.rankaae import LatentPropertyEnsemble, RankAAE, pairwise_rank_loss  # noqa: E402
+from xasml.latent.descriptors import DESCRIPTORS, site_descriptors
+from xasml.models.rankaae import LatentPropertyEnsemble, RankAAE, pairwise_rank_loss
 
 SMALL = dict(hidden=(64, 32), disc_hidden=(32,), epochs=60, batch_size=32, n_threads=1)
 

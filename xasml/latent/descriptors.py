@@ -20,8 +20,8 @@ not all oxides, "oxygen" is read as "first-shell ligand" (any element):
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pandas as pd

@@ -27,9 +27,10 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -167,7 +168,18 @@ class LatentModel:
     path: Path | None = None
 
     def save(self, path: str | Path) -> Path:
-        """Write the model folder (JSON + safetensors, no pickle); returns it."""
+        """Write the model folder (``latent.json``, ``rankaae/``, ``properties/``; JSON + safetensors, no pickle).
+
+        Parameters
+        ----------
+        path : str or Path
+            Folder (created).
+
+        Returns
+        -------
+        Path
+            The folder.
+        """
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         self.rankaae.save(path / "rankaae")
@@ -180,7 +192,7 @@ class LatentModel:
         return path
 
     @classmethod
-    def load(cls, path: str | Path) -> "LatentModel":
+    def load(cls, path: str | Path) -> LatentModel:
         """Read a model folder written by :meth:`save`.
 
         Raises
@@ -290,6 +302,18 @@ class LatentModel:
 
 def find_model(element: str | None = None, model: str | Path | None = None) -> Path:
     """The model folder to use: ``model`` (a model or run folder), else the shipped one of ``element``.
+
+    Parameters
+    ----------
+    element : str, optional
+        Absorbing element of the spectrum (selects ``xasml/data/latent/<El>/``).
+    model : str or Path, optional
+        A model folder (``latent.json``) or a run folder (``models/latent/``).
+
+    Returns
+    -------
+    Path
+        The model folder.
 
     Raises
     ------
@@ -415,14 +439,34 @@ def latent_metrics(rankaae, X: np.ndarray, D: np.ndarray, names: Sequence[str]) 
         sp[name] = {"rho": round(rho, 4), "n": int(ok.sum()), "rho_max_with_ties": round(ceiling, 4)}
     C = np.corrcoef(Z.T) if len(Z) > 2 else np.eye(Z.shape[1])
     off = np.abs(C[~np.eye(len(C), dtype=bool)])
-    return {"n": int(len(X)), "spearman": sp, "latent_correlation": np.round(C, 3).tolist(),
+    return {"n": len(X), "spearman": sp, "latent_correlation": np.round(C, 3).tolist(),
             "max_abs_offdiag_correlation": round(float(off.max()), 4) if off.size else 0.0,
             "reconstruction_mae": round(float(np.abs(R - X).mean()), 5),
             "reconstruction_rmse": round(float(np.sqrt(((R - X) ** 2).mean())), 5)}
 
 
 def property_metrics(properties, Z: np.ndarray, Y: np.ndarray, Y_train: np.ndarray, names: Sequence[str]) -> dict:
-    """MAE of the ensemble and of the predict-the-training-mean baseline, and ±2σ coverage, per target."""
+    """MAE of the ensemble and of the predict-the-training-mean baseline, and ±2σ coverage, per target.
+
+    Parameters
+    ----------
+    properties : LatentPropertyEnsemble
+        Fitted on latents -> ``names``.
+    Z : ndarray, shape (n, n_latent)
+        Latents of the evaluated sites.
+    Y : ndarray, shape (n, len(names))
+        Their targets, NaN where unknown (left out).
+    Y_train : ndarray, shape (n_train, len(names))
+        Training targets (the baseline predicts their mean).
+    names : sequence of str
+        Target names (seed 002 §II.C: OS and CN).
+
+    Returns
+    -------
+    dict
+        name -> ``n``, ``mae``, ``baseline_mae``, ``coverage_2sigma`` (fraction with
+        |error| <= 2σ) and ``mean_std``.
+    """
     mean, std = properties.predict(Z, return_std=True)
     mean, std = np.atleast_2d(mean.T).T, np.atleast_2d(std.T).T
     out = {}
@@ -528,7 +572,7 @@ class LatentConfig:
     n_threads: int = 1
 
     def to_dict(self) -> dict:
-        """The configuration as JSON-ready dict."""
+        """The configuration as a JSON-ready dict (written to the run's ``config.json``)."""
         return asdict(self)
 
 

@@ -10,12 +10,12 @@ tells encoded latents from draws of the Gaussian prior.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
 
-__all__ = ["mlp", "RankAAEModule", "BatchedMLP"]
+__all__ = ["BatchedMLP", "RankAAEModule", "mlp"]
 
 
 def mlp(sizes: Sequence[int], dropout: float = 0.0) -> nn.Sequential:
@@ -65,7 +65,18 @@ class RankAAEModule(nn.Module):
         self.discriminator = mlp([n_latent, *[int(h) for h in disc_hidden], 1])
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(latent (batch, n_latent), reconstruction (batch, n_inputs)) of x (batch, n_inputs)."""
+        """Encode and decode.
+
+        Parameters
+        ----------
+        x : torch.Tensor, shape (batch, n_inputs)
+            Standardised spectra.
+
+        Returns
+        -------
+        (torch.Tensor, torch.Tensor)
+            Latent (batch, n_latent) and reconstruction (batch, n_inputs).
+        """
         z = self.encoder(x)
         return z, self.decoder(z)
 
@@ -97,7 +108,16 @@ class BatchedMLP(nn.Module):
             self.biases.append(nn.Parameter(torch.empty(self.n_members, 1, b).uniform_(-bound, bound)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Apply member m to x[m]."""
+        """Apply member m to x[m].
+
+        Parameters
+        ----------
+        x : torch.Tensor, shape (n_members, batch, n_inputs)
+
+        Returns
+        -------
+        torch.Tensor, shape (n_members, batch, n_outputs)
+        """
         n = len(self.weights)
         for i, (w, b) in enumerate(zip(self.weights, self.biases)):
             x = torch.baddbmm(b, x, w)

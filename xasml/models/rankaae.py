@@ -33,8 +33,9 @@ cover classifiers and regressors only, and loads with :meth:`RankAAE.load`.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 from sklearn.base import RegressorMixin, TransformerMixin
@@ -42,7 +43,7 @@ from sklearn.base import RegressorMixin, TransformerMixin
 from xasml.errors import DataError
 from xasml.models.base import XasmlEstimator, numpy_to_torch_state, register_model, torch_state_to_numpy
 
-__all__ = ["RankAAE", "LatentPropertyEnsemble", "pairwise_rank_loss", "load_rankaae"]
+__all__ = ["LatentPropertyEnsemble", "RankAAE", "load_rankaae", "pairwise_rank_loss"]
 
 
 def pairwise_rank_loss(z, d, temperature: float = 1.0):
@@ -89,7 +90,7 @@ def _threads(n):
         torch.set_num_threads(int(n))
 
 
-def load_rankaae(path: str | Path) -> "RankAAE":
+def load_rankaae(path: str | Path) -> RankAAE:
     """Load a :class:`RankAAE` folder written by :meth:`RankAAE.save` (see :meth:`RankAAE.load`)."""
     return RankAAE.load(path)
 
@@ -176,7 +177,7 @@ class RankAAE(TransformerMixin, XasmlEstimator):
     def _standardize(self, X: np.ndarray) -> np.ndarray:
         return ((X - self.feature_mean_) / self.feature_scale_).astype(np.float32)
 
-    def fit(self, X, y=None) -> "RankAAE":
+    def fit(self, X, y=None) -> RankAAE:
         """Train on spectra ``X`` with descriptors ``y`` (the rank constraint).
 
         Parameters
@@ -321,7 +322,13 @@ class RankAAE(TransformerMixin, XasmlEstimator):
         return out * self.feature_scale_ + self.feature_mean_
 
     def reconstruct(self, X) -> np.ndarray:
-        """G(E(x)) of spectra ``X``, shape (n, n_features_in_)."""
+        """Reconstruction G(E(x)) of spectra ``X`` (n, n_features_in_; max-normalised), same shape.
+
+        Raises
+        ------
+        sklearn.exceptions.NotFittedError
+            Before ``fit`` / ``load``.
+        """
         return self.inverse_transform(self.transform(X))
 
     # -- storage ---------------------------------------------------------------------------
@@ -342,7 +349,7 @@ class RankAAE(TransformerMixin, XasmlEstimator):
         self.module_ = module.eval()
 
     @classmethod
-    def load(cls, path: str | Path) -> "RankAAE":
+    def load(cls, path: str | Path) -> RankAAE:
         """Load a folder written by :meth:`save` (``estimator.json`` + ``weights.safetensors``; no pickle).
 
         Raises
@@ -436,7 +443,7 @@ class LatentPropertyEnsemble(RegressorMixin, XasmlEstimator):
 
         return BatchedMLP(n_members, n_in, n_out, tuple(self.hidden))
 
-    def fit(self, X, y) -> "LatentPropertyEnsemble":
+    def fit(self, X, y) -> LatentPropertyEnsemble:
         """Train on features ``X`` (n, n_features; latent vectors) and targets ``y`` (n,) or (n, t).
 
         Targets may hold NaN (an unknown label): those entries are left out of the loss.
@@ -542,7 +549,7 @@ class LatentPropertyEnsemble(RegressorMixin, XasmlEstimator):
             mean, std = mean[:, 0], std[:, 0]
         return (mean, std) if return_std else mean
 
-    def calibrate(self, X, y, coverage: float = 0.9545) -> "LatentPropertyEnsemble":
+    def calibrate(self, X, y, coverage: float = 0.9545) -> LatentPropertyEnsemble:
         """Scale the member spread per target so that ±2σ holds ``coverage`` of held-out data.
 
         Bootstrap ensembles are over-confident; one factor per target, ``std_scale_`` =
