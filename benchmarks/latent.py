@@ -99,7 +99,7 @@ def main(argv=None) -> int:
     shutil.copy(run / "report" / "latent_scan.png", out / "latent_scan.png")
     (out / "results.json").write_text(json.dumps(res, indent=1) + "\n", encoding="utf-8")
     if args.ship:
-        dst = REPO / "xasml" / "data" / "latent" / args.element
+        dst = REPO / "src" / "xasml" / "data" / "latent" / args.element
         if dst.exists():
             shutil.rmtree(dst)
         LatentModel.load(run / "models" / "latent").save(dst)

@@ -83,7 +83,7 @@ def main(argv=None) -> int:
     # oxidation states where a structure exists (topology/local/grown sets; Cu from the shipped labels)
     elements = sorted(set(cur["absorbing_element"]))
     sites, lab_report = build_site_table(feff_sources, elements, cache=out.parent / ".bird_labels.parquet",
-                                         seed_cache=REPO / "xasml" / "data" / "local" / "labels_Cu.parquet",
+                                         seed_cache=REPO / "src" / "xasml" / "data" / "local" / "labels_Cu.parquet",
                                          n_jobs=args.n_jobs)
     ox = sites.set_index(["material_id", "absorbing_index"])["oxidation_state"]
     ox = ox[~ox.index.duplicated()]

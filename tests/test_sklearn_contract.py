@@ -39,7 +39,7 @@ if tuple(int(v) for v in __import__("sklearn").__version__.split(".")[:2]) < (1,
 torch = pytest.importorskip("torch")
 torch.set_num_threads(1)
 
-DATA = Path(__file__).resolve().parents[1] / "xasml" / "data"
+DATA = Path(__file__).resolve().parents[1] / "src" / "xasml" / "data"
 
 # Tiny settings: a few epochs of a one-layer network. They are also large enough for the
 # "*_train" checks (accuracy > 0.83, R² > 0.5 on scikit-learn's toy sets); XanesnetMLP keeps every

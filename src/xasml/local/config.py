@@ -15,8 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from xasml.errors import DataError
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from xasml.utils import shared_data_dir
 
 
 def default_data_path() -> str:
@@ -24,12 +23,12 @@ def default_data_path() -> str:
     env = os.environ.get("XASML_DATA")
     if env:
         return env
-    return str(REPO_ROOT.parent / "shared" / "data" / "omnixas-cu-feff")
+    return str(shared_data_dir() / "omnixas-cu-feff")
 
 
 def default_experimental_path() -> str:
     """``$XASML_EXPERIMENTAL`` if set, else ``../shared/data/experimental`` relative to the repository."""
-    return os.environ.get("XASML_EXPERIMENTAL", str(REPO_ROOT.parent / "shared" / "data" / "experimental"))
+    return os.environ.get("XASML_EXPERIMENTAL", str(shared_data_dir() / "experimental"))
 
 
 @dataclass

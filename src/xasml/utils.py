@@ -144,3 +144,13 @@ def set_threads(n: int | None = None) -> int:
         os.environ["OMP_NUM_THREADS"] = str(n)
         os.environ["MKL_NUM_THREADS"] = str(n)
     return n
+
+
+def shared_data_dir() -> Path:
+    """The development copy of the public data sets: ``$XASML_SHARED_DATA``, else ``shared/data``
+    next to the source checkout (``<checkout>/../shared/data``). Defaults of the ``run``
+    commands only; a user passes ``--data`` (see ``docs/data.md``)."""
+    env = os.environ.get("XASML_SHARED_DATA")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[2].parent / "shared" / "data"  # src/xasml/utils.py -> checkout

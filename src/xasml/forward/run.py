@@ -39,8 +39,9 @@ __all__ = ["run_forward", "default_data_path", "group_holdout", "repeated_group_
 
 def default_data_path() -> Path:
     """Development default: ``$XASML_SHARED_DATA/xanesnet-fe/preconv`` or ``../shared/data/...`` next to the repo."""
-    root = Path(os.environ.get("XASML_SHARED_DATA", Path(__file__).resolve().parents[3] / "shared" / "data"))
-    return root / "xanesnet-fe" / "preconv"
+    from xasml.utils import shared_data_dir
+
+    return shared_data_dir() / "xanesnet-fe" / "preconv"
 
 
 def group_holdout(groups: list, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from xasml.utils import atomic_write_json
+from xasml.utils import atomic_write_json, shared_data_dir
 
 __all__ = ["classify_pattern", "element_matrices", "exploration_report", "main"]
 
@@ -237,7 +237,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m xasml.report.exploration",
                                  description="Per-element PCA + k-means exploration report of a labelled "
                                              "topology set (Andrejevic et al. 2022, Figure 1).")
-    ap.add_argument("--data", default=str(Path(__file__).resolve().parents[2].parent / "shared" / "data"
+    ap.add_argument("--data", default=str(shared_data_dir()
                                           / "feff10-topology-v0"),
                     help="folder with materials.csv and FEFF10/<key>/ compound folders (default: the "
                          "development copy ../shared/data/feff10-topology-v0)")
