@@ -23,7 +23,7 @@ fi
 "$PY" -m pip install --quiet --upgrade pip
 if ! "$PY" -c "import torch" 2>/dev/null; then
   if [ "$(uname -s)" = Linux ]; then
-    "$PY" -m pip install --quiet "torch==${TORCH_VERSION}+cpu" \
+    "$PY" -m pip install --quiet --retries 1 --timeout 15 "torch==${TORCH_VERSION}+cpu" \
         --extra-index-url https://download.pytorch.org/whl/cpu \
       || "$PY" -m pip install --quiet "torch==${TORCH_VERSION}"
   else  # macOS and Windows wheels on PyPI are CPU builds
