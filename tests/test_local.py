@@ -377,3 +377,16 @@ def test_predict_takes_folders_and_names_environments(test_data):
     assert environment_name("T:4") == "Tetrahedron" and environment_name(None) is None
     ox = predict_files([test_data / "local" / "mp-1692"], "oxidation")
     assert ox[0]["std"] > 0
+
+
+def test_run_show_config_lists_every_option(tmp_path):
+    import subprocess
+    import sys
+
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("epochs = 7\n")
+    res = subprocess.run([sys.executable, "-m", "xasml.cli", "local", "run", "--show-config", "--config", str(cfg),
+                          "--element", "Fe"], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    lines = dict(ln.split(" = ", 1) for ln in res.stdout.splitlines())
+    assert lines["element"].startswith('"Fe"') and lines["epochs"].startswith("7") and "#" in lines["edge"]

@@ -33,6 +33,9 @@ def add_parser(subparsers) -> None:
     r.add_argument("--paper", action="store_true",
                    help="classifier training exactly as Carbone et al. 2019 (plain cross-entropy, constant lr, 50 epochs)")
     r.add_argument("--quick", action="store_true", help="tiny smoke run: 3 epochs, 2 models, no robustness study")
+    r.add_argument("--show-config", action="store_true", help="print every option with the value the run would use "
+                                                              "(defaults, then --config and the options above) and "
+                                                              "its description, and exit")
     r.set_defaults(func=_run)
 
     q = sub.add_parser("predict", help="predict for spectrum files (FEFF xmu.dat, XDI)",
@@ -111,10 +114,19 @@ def resolve_run_config(args) -> LocalConfig:
     return LocalConfig.from_dict(d, source=args.config or "command line")
 
 
+def _show_config(cfg: LocalConfig) -> str:
+    """Every option as ``name = value    # description``, as the other ``run`` commands print it."""
+    return "\n".join(f"{k} = {json.dumps(v)}    # {HELP.get(k, '')}".rstrip(" #")
+                     for k, v in cfg.to_dict().items())
+
+
 def _run(args) -> int:
     from xasml.local.run import run_local
 
     cfg = resolve_run_config(args)
+    if args.show_config:
+        print(_show_config(cfg))
+        return 0
     if args.out:
         out = args.out
     else:
