@@ -318,3 +318,15 @@ def test_one_run_per_output_folder(tmp_path, sim_data):
     with _folder_lock(out):
         with pytest.raises(DataError, match="another 'xasml simulate' run"):
             simulate(from_files([_inputs(tmp_path, sim_data)]), out, "all", workers=1, show_progress=False)
+
+
+def test_unknown_amcsd_id_is_named_and_larixite_keeps_our_warnings():
+    import warnings
+
+    with warnings.catch_warnings(record=True) as got:
+        warnings.simplefilter("always")
+        recs = list(from_amcsd(ids=[999999999, 74]))
+        warnings.warn("after larixite", UserWarning)
+    assert [r.key for r in recs] == ["amcsd-74"]
+    text = [str(w.message) for w in got]
+    assert any("amcsd-999999999" in t for t in text) and "after larixite" in text

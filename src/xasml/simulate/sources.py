@@ -112,7 +112,9 @@ def from_files(paths: Sequence[str | Path]) -> Iterator[StructureRecord]:
 def _amcsd_db():
     """The AMCSD database bundled with larixite (no download is attempted)."""
     try:
-        from larixite.amcsd import AMCSD
+        # larixite sets a process-wide "ignore every UserWarning" filter when imported: keep ours
+        with warnings.catch_warnings():
+            from larixite.amcsd import AMCSD
     except ImportError:
         raise MissingExtraError("larixite", "simulate") from None
     return AMCSD()
@@ -176,7 +178,14 @@ def from_amcsd(contains: Sequence[str] = (), ids: Sequence[int] = (), max_elemen
     """
     db = _amcsd_db()
     if ids:
-        cifs = [c for i in ids if (c := db.get_cif(int(i))) is not None]
+        cifs = []
+        for i in ids:
+            c = db.get_cif(int(i))
+            if c is None:
+                warnings.warn(f"amcsd-{int(i)}: no such AMCSD id in the database bundled with larixite; skipped",
+                              stacklevel=2)
+            else:
+                cifs.append(c)
     else:
         cifs = db.find_cifs(contains_elements=list(contains) or None, full_occupancy=True, max_matches=10**6)
     n = 0
@@ -187,7 +196,9 @@ def from_amcsd(contains: Sequence[str] = (), ids: Sequence[int] = (), max_elemen
         try:
             s = amcsd_structure(cif.ciftext, int(cif.ams_id))
             elems = {e.symbol for e in s.composition.elements}
-        except DataError:
+        except DataError as exc:
+            if ids:  # asked for by id: say why it is not simulated
+                warnings.warn(f"{exc}; skipped", stacklevel=2)
             continue
         if any(e not in elems for e in contains):
             continue
