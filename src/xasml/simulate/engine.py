@@ -116,7 +116,20 @@ def _material_json(record: StructureRecord, key: str, sites, settings: FeffSetti
 def plan(records: Iterable[StructureRecord], out: str | Path, elements: Sequence[str] | str = "all",
          settings: FeffSettings | None = None, timeout: float | None = None, retry_failed: bool = False,
          max_sites: int | None = None, symprec: float = 0.01) -> Plan:
-    """Write each structure's folder and list the site tasks still to run.
+    """Write each structure's folder and list the site tasks still to run (all of them at once;
+    :func:`simulate` consumes :func:`iter_plan` instead, so FEFF starts with the first structure).
+
+    Parameters and errors: see :func:`iter_plan`.
+    """
+    p = Plan([], 0, 0, [], 0)
+    p.tasks = list(iter_plan(records, out, elements, settings, timeout, retry_failed, max_sites, symprec, p))
+    return p
+
+
+def iter_plan(records: Iterable[StructureRecord], out: str | Path, elements: Sequence[str] | str = "all",
+              settings: FeffSettings | None = None, timeout: float | None = None, retry_failed: bool = False,
+              max_sites: int | None = None, symprec: float = 0.01, counts: Plan | None = None):
+    """Write each structure's folder and yield the site tasks still to run, structure by structure.
 
     Parameters
     ----------
@@ -139,9 +152,13 @@ def plan(records: Iterable[StructureRecord], out: str | Path, elements: Sequence
     symprec : float
         Symmetry tolerance, Å.
 
-    Returns
-    -------
-    Plan
+    counts : Plan, optional
+        Filled as the plan proceeds: skipped sites, rejected structures, structures.
+
+    Yields
+    ------
+    dict
+        One :func:`xasml.simulate.feff.run_site` task per site to compute.
 
     Raises
     ------
@@ -164,8 +181,8 @@ def plan(records: Iterable[StructureRecord], out: str | Path, elements: Sequence
     scratch.mkdir()
     failed_before = {(r["key"], int(r["absorbing_index"])) for r in _read_csv(out / "failures.csv")}
     single = (not isinstance(elements, str)) and len(elements) == 1
-    tasks, rejected = [], []
-    skipped_done = skipped_failed = n_struct = 0
+    c = counts if counts is not None else Plan([], 0, 0, [], 0)
+    rejected = c.rejected
     for rec in records:
         key = f"{rec.key}-{elements[0]}" if single else rec.key
         try:
@@ -192,25 +209,26 @@ def plan(records: Iterable[StructureRecord], out: str | Path, elements: Sequence
                 warnings.simplefilter("ignore")
                 atomic_write_text(folder / "structure.cif", str(CifWriter(rec.structure)))
             atomic_write_json(mj, _material_json(rec, key, sites, settings, elements))
-        n_struct += 1
+        c.structures += 1
         for site in sites:
             site_dir = folder / "FEFF-XANES" / site_dirname(site)
             if (site_dir / "xmu.dat").exists():
-                skipped_done += 1
+                c.skipped_done += 1
                 continue
             if (key, site.absorbing_index) in failed_before and not retry_failed:
-                skipped_failed += 1
+                c.skipped_failed += 1
                 continue
-            tasks.append({"key": key, "element": site.element, "absorbing_index": site.absorbing_index,
-                          "site_dir": str(site_dir), "scratch_dir": str(scratch), "timeout": timeout,
-                          "feff_inp": feff_input_text(rec.structure, site.absorbing_index, settings)})
-    return Plan(tasks, skipped_done, skipped_failed, rejected, n_struct)
+            yield {"key": key, "element": site.element, "absorbing_index": site.absorbing_index,
+                   "site_dir": str(site_dir), "scratch_dir": str(scratch), "timeout": timeout,
+                   "feff_inp": feff_input_text(rec.structure, site.absorbing_index, settings)}
 
 
 class _Ledger:
     """The run's bookkeeping: ``sites.csv``, ``failures.csv`` and ``summary.json``, kept current."""
 
-    def __init__(self, out: Path, settings: FeffSettings, n_tasks: int, info: dict[str, Any]):
+    def __init__(self, out: Path, settings: FeffSettings, n_tasks: int, info: dict[str, Any],
+                 counts: Plan | None = None):
+        self.counts = counts  # the plan's running counts (structures, skipped, rejected)
         self.out = out
         self.log = _read_csv(out / "sites.csv")
         self.failures = {(r["key"], r["absorbing_index"]): r for r in _read_csv(out / "failures.csv")}
@@ -257,7 +275,7 @@ class _Ledger:
                          "sites_per_hour": round(3600 * self.done / wall, 1) if wall > 0 else None,
                          "compute_wall_seconds": round(compute, 1),
                          "compute_sites_per_hour": round(3600 * self.done / compute, 1) if compute > 0 else None,
-                         **self.info},
+                         **self.info, **self._counts()},
             "total": {"structures": sum(1 for _ in (self.out / FEFF_DIR).glob("*/material.json")),
                       "sites_done": n_xmu, "sites_failed": len(fails_now),
                       "core_seconds": round(sum(float(r["cpu_s"]) for r in self.log), 1),
@@ -266,6 +284,13 @@ class _Ledger:
             "settings": self.settings.to_dict(),
             "versions": versions(),
         }
+
+    def _counts(self) -> dict[str, Any]:
+        c = self.counts
+        if c is None:
+            return {}
+        return {"skipped_existing": c.skipped_done, "skipped_failed_before": c.skipped_failed,
+                "structures": c.structures, "rejected": c.rejected}
 
     def write(self, finished: bool = False) -> None:
         _write_csv(self.out / "sites.csv", self.log, SITE_LOG_COLUMNS)
@@ -352,16 +377,18 @@ def _folder_lock(out: Path):
 
 def _simulate(records, out: Path, elements, settings: FeffSettings, workers, scheduler, timeout, retry_failed,
               max_sites, show_progress) -> dict[str, Any]:
-    p = plan(records, out, elements, settings, timeout, retry_failed, max_sites)
-    info = {"workers": None if scheduler else (workers or os.cpu_count()), "scheduler": scheduler,
-            "skipped_existing": p.skipped_done, "skipped_failed_before": p.skipped_failed,
-            "structures": p.structures, "rejected": p.rejected}
-    ledger = _Ledger(out, settings, len(p.tasks), info)
-    ledger.write()
-    if not p.tasks:
+    """Plan structure by structure and submit each site at once, so FEFF starts with the first
+    structure and the results stream back while later structures are still being prepared."""
+    counts = Plan([], 0, 0, [], 0)
+    tasks = iter_plan(records, out, elements, settings, timeout, retry_failed, max_sites, counts=counts)
+    info = {"workers": None if scheduler else (workers or os.cpu_count()), "scheduler": scheduler}
+    ledger = _Ledger(out, settings, 0, info, counts)
+    first = next(tasks, None)
+    if first is None:  # nothing to compute: no cluster
         ledger.write(finished=True)
         shutil.rmtree(out / ".scratch", ignore_errors=True)
         return ledger.summary(True)
+    ledger.write()
     tty = sys.stderr.isatty() if show_progress is None else show_progress
     client, cluster = _client(workers, scheduler)
     finished = False
@@ -370,23 +397,40 @@ def _simulate(records, out: Path, elements, settings: FeffSettings, workers, sch
         from tqdm.auto import tqdm
 
         ledger.t_compute = time.perf_counter()
-        futures = client.map(run_site, p.tasks, pure=False,
-                             key=[f"feff-{t['key']}-{t['absorbing_index']}" for t in p.tasks])
-        bar = tqdm(total=len(p.tasks), desc="FEFF sites", disable=not tty, file=sys.stderr)
-        for fut in as_completed(futures):
+        pending = as_completed()
+        by_key: dict[str, dict] = {}
+        bar = tqdm(total=0, desc="FEFF sites", disable=not tty, file=sys.stderr)
+
+        def submit(t: dict) -> None:
+            key = f"feff-{t['key']}-{t['absorbing_index']}"
+            by_key[key] = t
+            pending.add(client.submit(run_site, t, key=key, pure=False))
+            ledger.n_tasks += 1
+            bar.total = ledger.n_tasks
+            bar.refresh()
+
+        def collect(fut) -> None:
+            t = by_key.pop(fut.key)
             try:
                 res = fut.result()
             except Exception as exc:  # noqa: BLE001 - a worker lost mid-task: record, go on
-                t = p.tasks[futures.index(fut)]
                 res = {**{k: t[k] for k in ("key", "element", "absorbing_index")}, "status": "failed",
                        "message": f"worker error: {type(exc).__name__}: {exc}", "wall_s": 0.0, "cpu_s": 0.0}
             ledger.add(res)
             bar.update(1)
             bar.set_postfix(done=ledger.done, failed=ledger.failed, core_s=round(ledger.cpu))
             if not tty:
-                print(f"{_now()} {res['status']:6s} {ledger.done + ledger.failed}/{len(p.tasks)} {res['key']} "
+                print(f"{_now()} {res['status']:6s} {ledger.done + ledger.failed}/{ledger.n_tasks} {res['key']} "
                       f"{res['absorbing_index']:03d}_{res['element']} {float(res['wall_s']):.1f} s "
                       f"{res.get('message', '')[:120]}", file=sys.stderr, flush=True)
+
+        submit(first)
+        for t in tasks:
+            submit(t)
+            while pending.has_ready():
+                collect(next(pending))
+        for fut in pending:
+            collect(fut)
         bar.close()
         finished = True
     finally:
