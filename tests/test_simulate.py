@@ -330,3 +330,11 @@ def test_unknown_amcsd_id_is_named_and_larixite_keeps_our_warnings():
     assert [r.key for r in recs] == ["amcsd-74"]
     text = [str(w.message) for w in got]
     assert any("amcsd-999999999" in t for t in text) and "after larixite" in text
+
+
+def test_expected_cost_orders_sites(sim_data):
+    from xasml.simulate.feff import expected_cost
+
+    vo2 = expected_cost((sim_data / "amcsd-74-V" / "FEFF-XANES" / "000_V" / "feff.inp").read_text())
+    li = expected_cost((sim_data / "amcsd-11150" / "FEFF-XANES" / "000_Li" / "feff.inp").read_text())
+    assert vo2 > li > 1  # 3 potentials x 82 atoms against 2 x 43

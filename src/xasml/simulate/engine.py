@@ -34,7 +34,8 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from xasml.errors import DataError, MissingExtraError
-from xasml.simulate.feff import FeffSettings, feff_input_text, inequivalent_sites, run_site, site_dirname
+from xasml.simulate.feff import (FeffSettings, expected_cost, feff_input_text, inequivalent_sites, run_site,
+                                 site_dirname)
 from xasml.simulate.sources import StructureRecord
 from xasml.utils import atomic_write_json, atomic_write_text
 
@@ -199,6 +200,9 @@ def iter_plan(records: Iterable[StructureRecord], out: str | Path, elements: Seq
         folder = root / key
         mj = folder / "material.json"
         if mj.exists():
+            for d in (folder / "FEFF-XANES").glob("*"):  # empty site folders of a killed run (older versions)
+                if d.is_dir() and not any(d.iterdir()):
+                    d.rmdir()
             old = json.loads(mj.read_text())
             if old.get("settings") != settings.to_dict():
                 raise DataError(f"{mj}: made with other FEFF settings ({old.get('settings')}); "
@@ -404,7 +408,8 @@ def _simulate(records, out: Path, elements, settings: FeffSettings, workers, sch
         def submit(t: dict) -> None:
             key = f"feff-{t['key']}-{t['absorbing_index']}"
             by_key[key] = t
-            pending.add(client.submit(run_site, t, key=key, pure=False))
+            # costlier sites first (Dask runs higher priorities first among the queued tasks)
+            pending.add(client.submit(run_site, t, key=key, pure=False, priority=int(expected_cost(t["feff_inp"]))))
             ledger.n_tasks += 1
             bar.total = ledger.n_tasks
             bar.refresh()

@@ -274,7 +274,6 @@ def run_site(task: dict[str, Any]) -> dict[str, Any]:
         return {**out, "status": "skipped"}
     os.environ["GLIBC_TUNABLES"] = GLIBC_TUNABLES
     t0, c0 = time.perf_counter(), _children_cpu_seconds()
-    site_dir.mkdir(parents=True, exist_ok=True)
     scratch = Path(task.get("scratch_dir") or site_dir.parent.parent.parent.parent / ".scratch")
     scratch.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f"{task['key']}-{task['absorbing_index']:03d}-", dir=scratch))
@@ -304,6 +303,7 @@ def run_site(task: dict[str, Any]) -> dict[str, Any]:
         from xasml.io.feff import read_feff_xmu
 
         read_feff_xmu(xmu, absorbing_element=task["element"])  # a complete, valid spectrum or an error
+        site_dir.mkdir(parents=True, exist_ok=True)  # only now: a killed run leaves no empty site folder
         os.replace(work / "feff.inp", site_dir / "feff.inp")
         os.replace(xmu, site_dir / "xmu.dat")
         status, message = "done", ""
@@ -320,3 +320,28 @@ def run_site(task: dict[str, Any]) -> dict[str, Any]:
                 break
     return {**out, "status": status, "message": message, "wall_s": round(time.perf_counter() - t0, 3),
             "cpu_s": round(_children_cpu_seconds() - c0, 3)}
+
+
+def expected_cost(feff_inp: str) -> float:
+    """A relative cost estimate of a site from its ``feff.inp``: unique potentials x cluster atoms.
+
+    FEFF's time grows with the number of unique potentials (self-consistency, phase shifts) and the
+    size of the cluster (full multiple scattering). The engine gives costlier sites a higher Dask
+    priority, so long sites start first and two workers are not left waiting for one long last
+    site (longest-processing-time-first scheduling).
+    """
+    section, n_pot, n_atoms = None, 0, 0
+    for line in feff_inp.splitlines():
+        word = line.strip().split(None, 1)[0].upper() if line.strip() else ""
+        if word in ("POTENTIALS", "ATOMS"):
+            section = word
+            continue
+        if word and word[0].isalpha() and word not in ("POTENTIALS", "ATOMS"):
+            section = None if word != "END" else None
+            continue
+        if section and word and (word[0].isdigit() or word[0] == "-"):
+            if section == "POTENTIALS":
+                n_pot += 1
+            else:
+                n_atoms += 1
+    return float(max(n_pot, 1) * max(n_atoms, 1))

@@ -125,6 +125,9 @@ def pack_feff_folder(folder: str | Path, to: str | Path, attribution: str = "",
     base = _feff_base(folder)
     frames, incomplete = [], []
     for mdir in sorted(p for p in base.iterdir() if (p / "FEFF-XANES").is_dir()):
+        if not any((mdir / "FEFF-XANES").glob("*/xmu.dat")):
+            incomplete.append(mdir.name)  # no site computed yet
+            continue
         spectra = read_feff_compound(mdir)
         mj = mdir / "material.json"
         mj_text = mj.read_text() if mj.exists() else json.dumps({"key": mdir.name}, indent=1)
