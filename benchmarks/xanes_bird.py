@@ -82,7 +82,7 @@ def main(argv=None) -> int:
     t_curate = time.time() - t0
     # oxidation states where a structure exists (topology/local/grown sets; Cu from the shipped labels)
     elements = sorted(set(cur["absorbing_element"]))
-    sites, lab_report = build_site_table(feff_sources, elements, cache=out.parent / ".bird_labels.parquet",
+    sites, lab_report = build_site_table(feff_sources, elements, cache=REPO / "runs" / "cache" / "bird_labels.parquet",
                                          seed_cache=REPO / "src" / "xasml" / "data" / "local" / "labels_Cu.parquet",
                                          n_jobs=args.n_jobs)
     ox = sites.set_index(["material_id", "absorbing_index"])["oxidation_state"]
