@@ -249,6 +249,90 @@ def _check_field_values(header: dict[str, dict[str, str]], msgs: list[str], src:
         float_units("Sample.temperature", v, ("K", "C", "F", "degrees K", "degrees C", "°C"), False)
 
 
+def _text_lines(path: Path) -> list[str]:
+    """The lines of a text file (LF, CR or CRLF), refusing missing, binary and empty files."""
+    src = str(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise SpectrumError("file not found", source=src) from None
+    except IsADirectoryError:
+        raise SpectrumError("is a directory, expected an XDI file", source=src) from None
+    if b"\0" in raw[:4096]:
+        raise SpectrumError("binary file, expected XDI text", source=src)
+    text = raw.decode("utf-8", errors="replace")
+    lines = text.splitlines()
+    if not lines or not text.strip():
+        raise SpectrumError("empty file", source=src)
+    return lines
+
+
+def _version_line(line: str, src: str, msgs: list[str]) -> tuple[str, list[str]]:
+    """XDI version and application list of the first line (``# XDI/1.0 GSE/1.0``)."""
+    m = _VERSION_RE.match(line.strip())
+    if not m:
+        raise SpectrumError(f"first line must be the XDI version line '# XDI/1.0 ...', found "
+                            f"{line.strip()[:60]!r}", source=src, line=1)
+    version = f"{m.group(1)}.{m.group(2)}" + (f".{m.group(3)}" if m.group(3) else "")
+    if m.group(1) != "1":
+        _warn(msgs, src, f"XDI version {version} is not 1.x; reading it as XDI 1.1", 1, XDIPedanticWarning)
+    return version, m.group(4).split()
+
+
+def _data_row(tokens: list[str], src: str, lineno: int) -> list[float]:
+    """The finite numbers of one data line (NaN and inf are not allowed in XDI)."""
+    values = []
+    for j, tok in enumerate(tokens):
+        try:
+            v = float(tok)
+        except ValueError:
+            raise SpectrumError(f"value {tok!r} in column {j + 1} is not a number", source=src,
+                                line=lineno) from None
+        if not math.isfinite(v):
+            raise SpectrumError(f"value {tok!r} in column {j + 1} is not finite (NaN and inf are "
+                                "not allowed in XDI)", source=src, line=lineno)
+        values.append(v)
+    return values
+
+
+def _column_names(ncol: int, column_fields: dict[int, tuple[str, str, int]], label_line: list[str] | None,
+                  header_end_seen: bool, src: str, msgs: list[str]) -> tuple[list[str], dict[str, str]]:
+    """Column names (lower case, unique) and units: the ``Column.N`` fields, completed from the
+    column-label line, else ``colN``; warns about labels that do not match the data."""
+    columns: list[str] = []
+    units: dict[str, str] = {}
+    extra = sorted(n for n in column_fields if n > ncol)
+    if extra:
+        _warn(msgs, src, f"Column.{', Column.'.join(map(str, extra))} declared but the data have only "
+                         f"{ncol} columns; ignored", column_fields[extra[0]][2])
+    use_labels = label_line is not None and len(label_line) == ncol
+    missing = [n for n in range(1, ncol + 1) if n not in column_fields]
+    if missing and column_fields:
+        _warn(msgs, src, f"no Column.N field for column(s) {missing}; named from the "
+                         f"{'column-label line' if use_labels else 'position (colN)'}")
+    elif not column_fields:
+        _warn(msgs, src, "no Column.N fields; columns named from the "
+                         f"{'column-label line' if use_labels else 'position (colN)'}")
+    for n in range(1, ncol + 1):
+        if n in column_fields:
+            name, unit = column_fields[n][0], column_fields[n][1]
+        elif use_labels:
+            name, unit = label_line[n - 1], ""
+        else:
+            name, unit = f"col{n}", ""
+        name_l = name.lower()
+        base, k = name_l, 2
+        while name_l in columns:
+            name_l = f"{base}_{k}"
+            k += 1
+        columns.append(name_l)
+        if unit:
+            units[name_l] = unit
+    if label_line is not None and len(label_line) != ncol and header_end_seen:
+        _warn(msgs, src, f"column-label line has {len(label_line)} labels for {ncol} data columns; ignored")
+    return columns, units
+
+
 def read_xdi_table(path: str | Path) -> XDIFile:
     """Parse an XDI file completely, validating it against the XDI 1.0/1.1 specification.
 
@@ -282,28 +366,9 @@ def read_xdi_table(path: str | Path) -> XDIFile:
     """
     path = Path(path)
     src = str(path)
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise SpectrumError("file not found", source=src) from None
-    except IsADirectoryError:
-        raise SpectrumError("is a directory, expected an XDI file", source=src) from None
-    if b"\0" in raw[:4096]:
-        raise SpectrumError("binary file, expected XDI text", source=src)
-    text = raw.decode("utf-8", errors="replace")
-    lines = text.splitlines()  # handles LF, CR and CRLF end-of-line tokens
-    if not lines or not text.strip():
-        raise SpectrumError("empty file", source=src)
+    lines = _text_lines(path)
     msgs: list[str] = []
-
-    m = _VERSION_RE.match(lines[0].strip())
-    if not m:
-        raise SpectrumError(f"first line must be the XDI version line '# XDI/1.0 ...', found "
-                            f"{lines[0].strip()[:60]!r}", source=src, line=1)
-    version = f"{m.group(1)}.{m.group(2)}" + (f".{m.group(3)}" if m.group(3) else "")
-    applications = m.group(4).split()
-    if m.group(1) != "1":
-        _warn(msgs, src, f"XDI version {version} is not 1.x; reading it as XDI 1.1", 1, XDIPedanticWarning)
+    version, applications = _version_line(lines[0], src, msgs)
 
     header: dict[str, dict[str, str]] = {}
     field_lines: dict[str, int] = {}
@@ -381,18 +446,7 @@ def read_xdi_table(path: str | Path) -> XDIFile:
         elif len(tokens) != ncol:
             raise SpectrumError(f"data line has {len(tokens)} columns, expected {ncol} like the first "
                                 "data line", source=src, line=lineno)
-        values = []
-        for j, tok in enumerate(tokens):
-            try:
-                v = float(tok)
-            except ValueError:
-                raise SpectrumError(f"value {tok!r} in column {j + 1} is not a number", source=src,
-                                    line=lineno) from None
-            if not math.isfinite(v):
-                raise SpectrumError(f"value {tok!r} in column {j + 1} is not finite (NaN and inf are "
-                                    "not allowed in XDI)", source=src, line=lineno)
-            values.append(v)
-        rows.append(values)
+        rows.append(_data_row(tokens, src, lineno))
         row_lines.append(lineno)
 
     if not rows:
@@ -400,39 +454,7 @@ def read_xdi_table(path: str | Path) -> XDIFile:
     assert ncol is not None
     data_arr = np.asarray(rows, dtype=float)
 
-    # column labels: Column.N fields, completed from the label line, else colN
-    columns: list[str] = []
-    units: dict[str, str] = {}
-    extra = sorted(n for n in column_fields if n > ncol)
-    if extra:
-        _warn(msgs, src, f"Column.{', Column.'.join(map(str, extra))} declared but the data have only "
-                         f"{ncol} columns; ignored", column_fields[extra[0]][2])
-    use_labels = label_line is not None and len(label_line) == ncol
-    missing = [n for n in range(1, ncol + 1) if n not in column_fields]
-    if missing and column_fields:
-        _warn(msgs, src, f"no Column.N field for column(s) {missing}; named from the "
-                         f"{'column-label line' if use_labels else 'position (colN)'}")
-    elif not column_fields:
-        _warn(msgs, src, "no Column.N fields; columns named from the "
-                         f"{'column-label line' if use_labels else 'position (colN)'}")
-    for n in range(1, ncol + 1):
-        if n in column_fields:
-            name, unit = column_fields[n][0], column_fields[n][1]
-        elif use_labels:
-            name, unit = label_line[n - 1], ""
-        else:
-            name, unit = f"col{n}", ""
-        name_l = name.lower()
-        base, k = name_l, 2
-        while name_l in columns:
-            name_l = f"{base}_{k}"
-            k += 1
-        columns.append(name_l)
-        if unit:
-            units[name_l] = unit
-    if label_line is not None and len(label_line) != ncol and header_end_seen:
-        _warn(msgs, src, f"column-label line has {len(label_line)} labels for {ncol} data columns; ignored")
-
+    columns, units = _column_names(ncol, column_fields, label_line, header_end_seen, src, msgs)
     xdi = XDIFile(path=src, version=version, applications=applications, header=header,
                   columns=columns, units=units,
                   data={c: data_arr[:, j].copy() for j, c in enumerate(columns)},
