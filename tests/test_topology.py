@@ -169,3 +169,24 @@ def test_split_deterministic_disjoint_balanced(bundled_compounds):
 def test_check_disjoint_raises():
     with pytest.raises(DataError, match="both"):
         check_disjoint({"train": [0, 1], "test": [1]})
+
+
+def test_split_compounds_fixed_and_balanced():
+    from xasml.datasets.topology import compounds_from_frame, load_topology_frame
+    from xasml.errors import DataError
+    from xasml.topology.config import load_config
+    from xasml.topology.run import BUNDLED_DATASET, split_compounds
+
+    frame, _ = load_topology_frame(BUNDLED_DATASET, show_progress=False)
+    compounds = compounds_from_frame(frame)
+    cfg = load_config(None)
+    idx, method = split_compounds(compounds, cfg, seed=0)
+    assert method.startswith("balanced_split") and [len(idx[k]) for k in ("train", "val", "test")] == [177, 32, 31]
+    ids = [c.material_id for c in compounds]
+    cfg["split"]["fixed"] = {"val": [ids[i] for i in idx["val"]], "test": [ids[i] for i in idx["test"]]}
+    again, method = split_compounds(compounds, cfg, seed=5)  # the seed no longer matters
+    assert method.startswith("fixed") and {k: sorted(v) for k, v in again.items()} == \
+        {k: sorted(v) for k, v in idx.items()}
+    cfg["split"]["fixed"] = {"val": ["no-such-compound"], "test": []}
+    with pytest.raises(DataError, match="no-such-compound"):
+        split_compounds(compounds, cfg, seed=0)

@@ -137,6 +137,71 @@ def summary_table(metrics: dict, split: str = "test") -> list[dict]:
     return rows
 
 
+def load_data(data_paths: list[Path], cfg: dict, show_progress: bool = True) -> tuple[Any, dict]:
+    """The site-spectrum table of a run: built from FEFF folders / packed datasets (re-labelled from
+    the catalogues of ``cfg["data"]["labels"]`` when given, OmniXAS compounds joined), or read from
+    one built ``.parquet`` dataset.
+
+    Returns
+    -------
+    (pandas.DataFrame, dict)
+        The table and ``source``/``kind``/``build`` information.
+    """
+    from xasml.datasets.topology import build_topology_frame, load_topology_frame
+    from xasml.simulate.pack import is_packed
+
+    labeler = None
+    if cfg["data"]["labels"]:
+        from xasml.labels.topology import TopologyLabeler
+
+        labeler = TopologyLabeler.from_folder(cfg["data"]["labels"],
+                                              ambiguous_catalogue=cfg["data"]["ambiguous_catalogue"])
+    data_path = data_paths[0] if len(data_paths) == 1 else data_paths
+    if len(data_paths) > 1 or data_paths[0].is_dir() or is_packed(data_paths[0]):
+        frame, build = build_topology_frame(data_path, labeler=labeler, omnixas=cfg["data"]["omnixas"],
+                                            show_progress=show_progress)
+        return frame, {"source": str(data_path), "kind": "folder", "build": build}
+    return load_topology_frame(data_path, show_progress=show_progress)
+
+
+def split_compounds(compounds: list, cfg: dict, seed: int) -> tuple[dict[str, list[int]], str]:
+    """Train / val / test (and holdout) indices of the compounds, and how they were made.
+
+    Compounds flagged ``holdout`` form their own split. With ``cfg["split"]["fixed"]`` the named
+    val and test compounds are used and every other compound trains; otherwise
+    :func:`xasml.datasets.splits.balanced_split` (element by element, rarest first, stratified by
+    subclass; Andrejevic et al. 2022) with ``cfg["split"]["fractions"]``.
+
+    Raises
+    ------
+    DataError
+        If ``split.fixed`` names compounds that are not in the data, or the splits overlap.
+    """
+    from xasml.datasets.splits import balanced_split, check_disjoint
+
+    holdout = [i for i, c in enumerate(compounds) if c.holdout]
+    pool = [i for i, c in enumerate(compounds) if not c.holdout]
+    fixed = cfg["split"].get("fixed") or {}
+    if fixed:
+        by_id = {compounds[i].material_id: i for i in pool}
+        unknown = [m for k in ("val", "test") for m in fixed.get(k, []) if m not in by_id]
+        if unknown:
+            raise DataError(f"config: split.fixed names compounds not in the data: {', '.join(unknown[:5])}")
+        idx = {k: [by_id[m] for m in fixed.get(k, [])] for k in ("val", "test")}
+        taken = set(idx["val"]) | set(idx["test"])
+        idx = {"train": [i for i in pool if i not in taken], **idx}
+        method = "fixed val/test ids from the config, every other compound in train"
+    else:
+        sp = balanced_split([compounds[i].elements for i in pool], [compounds[i].subclass for i in pool],
+                            fractions=tuple(cfg["split"]["fractions"]), seed=seed)
+        idx = {k: [pool[j] for j in v] for k, v in sp.items()}
+        method = "balanced_split (element by element, rarest first, stratified by subclass)"
+    if holdout:
+        idx["holdout"] = holdout
+    check_disjoint({k: [compounds[i].material_id for i in v] for k, v in idx.items()}, len(compounds))
+    return idx, method
+
+
 def run_topology(data: str | Path | None = None, out: str | Path | None = None, seed: int | None = None,
                  config: str | Path | dict | None = None, show_progress: bool = True,
                  overwrite: bool = False) -> Path:
@@ -172,13 +237,8 @@ X
     """
     import sys
 
-    from xasml.datasets.splits import balanced_split, check_disjoint, split_summary
-    from xasml.datasets.topology import (
-        TopologyFeaturizer,
-        build_topology_frame,
-        compounds_from_frame,
-        load_topology_frame,
-    )
+    from xasml.datasets.splits import split_summary
+    from xasml.datasets.topology import TopologyFeaturizer, compounds_from_frame
     from xasml.runs import RunFolder
     from xasml.topology.config import load_config
     from xasml.utils import atomic_write_json, progress, seed_everything
@@ -215,20 +275,7 @@ X
     t0 = time.time()
 
     # ---- data ---------------------------------------------------------------------------------
-    labeler = None
-    if cfg["data"]["labels"]:
-        from xasml.labels.topology import TopologyLabeler
-
-        labeler = TopologyLabeler.from_folder(cfg["data"]["labels"],
-                                              ambiguous_catalogue=cfg["data"]["ambiguous_catalogue"])
-    from xasml.simulate.pack import is_packed
-
-    if len(data_paths) > 1 or data_paths[0].is_dir() or is_packed(data_paths[0]):
-        frame, build = build_topology_frame(data_path, labeler=labeler, omnixas=cfg["data"]["omnixas"],
-                                            show_progress=show_progress)
-        info = {"source": str(data_path), "kind": "folder", "build": build}
-    else:
-        frame, info = load_topology_frame(data_path, show_progress=show_progress)
+    frame, info = load_data(data_paths, cfg, show_progress)
     compounds = compounds_from_frame(frame)
     if len(compounds) < 10:
         raise DataError(f"{data_path}: only {len(compounds)} compounds; the run needs at least 10")
@@ -241,28 +288,9 @@ X
                                            "build": info.get("build", {})})
 
     # ---- split ----------------------------------------------------------------------------------
-    holdout = [i for i, c in enumerate(compounds) if c.holdout]
-    pool = [i for i, c in enumerate(compounds) if not c.holdout]
-    fixed = cfg["split"].get("fixed") or {}
-    if fixed:
-        by_id = {compounds[i].material_id: i for i in pool}
-        unknown = [m for k in ("val", "test") for m in fixed.get(k, []) if m not in by_id]
-        if unknown:
-            raise DataError(f"config: split.fixed names compounds not in the data: {', '.join(unknown[:5])}")
-        idx = {k: [by_id[m] for m in fixed.get(k, [])] for k in ("val", "test")}
-        taken = set(idx["val"]) | set(idx["test"])
-        idx = {"train": [i for i in pool if i not in taken], **idx}
-    else:
-        sp = balanced_split([compounds[i].elements for i in pool], [compounds[i].subclass for i in pool],
-                            fractions=tuple(cfg["split"]["fractions"]), seed=seed)
-        idx = {k: [pool[j] for j in v] for k, v in sp.items()}
-    if holdout:
-        idx["holdout"] = holdout
+    idx, method = split_compounds(compounds, cfg, seed)
     ids = {k: [compounds[i].material_id for i in v] for k, v in idx.items()}
-    check_disjoint(ids, len(compounds))
     summary = split_summary(idx, [c.elements for c in compounds], [c.subclass for c in compounds])
-    method = ("fixed val/test ids from the config, every other compound in train" if fixed else
-              "balanced_split (element by element, rarest first, stratified by subclass)")
     run.write_splits({**ids, "summary": summary, "method": method, "seed": seed})
     say("split " + ", ".join(f"{k} {len(v)}" for k, v in idx.items()))
 
