@@ -61,35 +61,33 @@ def _feff_files(root: Path) -> Iterator[Path]:
             yield f
 
 
+def _read_each(sources: Iterable[Path], read, errors: list[str], counts: dict,
+               count_spectra: bool = True) -> Iterator[Spectrum]:
+    """The spectra ``read(source)`` gives (a Spectrum or a list of them) for each source; an
+    unreadable source is counted and its error kept (up to ``MAX_ERRORS``), never fatal.
+    ``counts["files"]`` grows by the spectra read (``count_spectra``) or by one per source."""
+    for src in sources:
+        try:
+            got = read(src)
+        except SpectrumError as exc:
+            counts["unreadable"] += 1
+            if len(errors) < MAX_ERRORS:
+                errors.append(str(exc))
+            continue
+        got = got if isinstance(got, list) else [got]
+        counts["files"] += len(got) if count_spectra else 1
+        yield from got
+
+
 def _feff_spectra(root: Path, errors: list[str], counts: dict) -> Iterator[Spectrum]:
     from xasml.io.feff import read_feff_compound, read_feff_xmu
 
     if root.is_file():
-        folders: Iterable[Path] = []
-        files = [root]
+        got = _read_each([root], read_feff_xmu, errors, counts)
     else:
         folders = sorted({f.parent.parent.parent for f in _feff_files(root)})
-        files = []
-    for folder in folders:
-        try:
-            spectra = read_feff_compound(folder)
-        except SpectrumError as exc:
-            counts["unreadable"] += 1
-            if len(errors) < MAX_ERRORS:
-                errors.append(str(exc))
-            continue
-        counts["files"] += len(spectra)
-        for s in spectra:
-            yield s.replace(kind="norm")
-    for f in files:
-        try:
-            s = read_feff_xmu(f)
-        except SpectrumError as exc:
-            counts["unreadable"] += 1
-            if len(errors) < MAX_ERRORS:
-                errors.append(str(exc))
-            continue
-        counts["files"] += 1
+        got = _read_each(folders, read_feff_compound, errors, counts)
+    for s in got:
         yield s.replace(kind="norm")
 
 
@@ -97,16 +95,7 @@ def _mp_spectra(root: Path, errors: list[str], counts: dict) -> Iterator[Spectru
     from xasml.io.mp import read_mp_xas_document
 
     files = [root] if root.is_file() else sorted(f for f in root.rglob("*.json") if f.name != "material.json")
-    for f in files:
-        try:
-            got = read_mp_xas_document(f)
-        except SpectrumError as exc:
-            counts["unreadable"] += 1
-            if len(errors) < MAX_ERRORS:
-                errors.append(str(exc))
-            continue
-        counts["files"] += 1
-        yield from (got if isinstance(got, list) else [got])
+    yield from _read_each(files, read_mp_xas_document, errors, counts, count_spectra=False)
 
 
 def convert_to_parquet(path: str | Path, out: str | Path, chunk: int = 2000) -> dict:

@@ -56,8 +56,15 @@ def simulation_tag(material_json: dict | None, feff_version: str | None) -> str:
     return v if v.upper().startswith("FEFF") else f"FEFF {v}"
 
 
-def _material_json(xmu_path: str) -> dict | None:
+def _material_json(xmu_path: str, cache: dict[Path, dict | None]) -> dict | None:
+    """A site's ``material.json``, read once per structure folder (``cache``)."""
     p = Path(xmu_path).parent.parent.parent / "material.json"
+    if p not in cache:
+        cache[p] = _read_material_json(p)
+    return cache[p]
+
+
+def _read_material_json(p: Path) -> dict | None:
     try:
         return json.loads(p.read_text()) if p.exists() else None
     except json.JSONDecodeError:
@@ -136,13 +143,14 @@ def build_site_table(roots: Sequence[str | Path], elements: Sequence[str] = META
     lab = labels.set_index(["material_id", "absorbing_index"])
     spectra, rows = [], []
     n_unreadable = 0
+    meta_cache: dict[Path, dict | None] = {}
     for el, g in sites.groupby("absorbing_element", sort=False):
         specs, errors = load_spectra(g, el)
         for r, s, err in zip(g.itertuples(index=False), specs, errors):
             if s is None:
                 n_unreadable += 1
                 continue
-            mj = _material_json(r.xmu_path)
+            mj = _material_json(r.xmu_path, meta_cache)
             lr = lab.loc[(r.material_id, int(r.absorbing_index))]
             if isinstance(lr, pd.DataFrame):
                 lr = lr.iloc[0]

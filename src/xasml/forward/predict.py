@@ -23,7 +23,7 @@ import numpy as np
 from xasml.descriptors.wacsf import WACSF, site_environment, structure_environment
 from xasml.errors import DataError
 from xasml.spectrum import atomic_number
-from xasml.models.validate import check_finite_values, load_checked_estimator
+from xasml.models.validate import check_finite_values, load_checked_estimator, read_model_json
 from xasml.preprocess.broaden import Broadening
 from xasml.utils import atomic_write_json
 
@@ -103,11 +103,7 @@ class ForwardModel:
         meta_path = path / "forward.json"
         if not meta_path.exists():
             raise DataError(f"{path}: not a forward model folder (no forward.json)")
-        try:
-            meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError, ValueError) as exc:
-            raise DataError(f"{meta_path}: invalid JSON ({type(exc).__name__}); expected the forward.json written "
-                            "by xasml") from None
+        meta = read_model_json(meta_path, "the forward.json")
         estimator = load_checked_estimator(path)
         try:
             if not isinstance(meta, dict):

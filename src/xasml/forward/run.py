@@ -16,7 +16,6 @@ Steps (each recorded in the run folder, see :mod:`xasml.runs`):
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import Any

@@ -23,6 +23,8 @@ interruptions resume, and a bad structure is recorded (``error``) without stoppi
 
 from __future__ import annotations
 
+import functools
+
 import hashlib
 import logging
 import signal
@@ -458,6 +460,15 @@ def summarize_labels(df: pd.DataFrame) -> dict:
     }
 
 
+@functools.lru_cache(maxsize=1)
+def _coordination_geometries():
+    """pymatgen's table of coordination geometries (built once)."""
+    from pymatgen.analysis.chemenv.coordination_environments.coordination_geometries import (
+        AllCoordinationGeometries)
+
+    return AllCoordinationGeometries()
+
+
 def environment_name(symbol: str | None) -> str | None:
     """The name of a ChemEnv coordination environment symbol (``"S:4"`` -> ``"Square plane"``).
 
@@ -466,15 +477,7 @@ def environment_name(symbol: str | None) -> str | None:
     """
     if symbol is None:
         return None
-    from pymatgen.analysis.chemenv.coordination_environments.coordination_geometries import (
-        AllCoordinationGeometries)
-
-    global _ALL_CG
     try:
-        _ALL_CG
-    except NameError:
-        _ALL_CG = AllCoordinationGeometries()
-    try:
-        return str(_ALL_CG.get_geometry_from_mp_symbol(str(symbol)).name)
+        return str(_coordination_geometries().get_geometry_from_mp_symbol(str(symbol)).name)
     except Exception:  # noqa: BLE001 - unknown symbols (e.g. "other") keep their own text
         return str(symbol)

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from xasml.errors import DataError, SpectrumError
+from xasml.errors import DataError
 from xasml.latent.descriptors import DESCRIPTORS, GEOMETRIC, compute_descriptors, descriptor_matrix
 from xasml.preprocess.grid import EnergyGrid
 from xasml.utils import atomic_write_json
@@ -253,24 +253,10 @@ class LatentModel:
         SpectrumError
             If a spectrum is of another element, or measured preprocessing fails.
         """
-        from xasml.local.predict import is_computed
-        from xasml.preprocess.augment import max_normalize, shifted_resample
-        from xasml.preprocess.normalize import preprocess_measured
+        from xasml.local.predict import prepare_spectra
 
-        if measured is None:
-            measured = [not is_computed(s) for s in spectra]
-        prepared, records = [], []
-        for s, meas in zip(spectra, measured):
-            if s.absorbing_element != self.element:
-                raise SpectrumError(f"this latent model is for {self.element} {self.edge}-edge spectra, got "
-                                    f"{s.absorbing_element}", source=s.source, field="absorbing_element")
-            if meas:
-                s, rec = preprocess_measured(s, self.grid.energy, self.reference_mu)
-                records.append(rec)
-            else:
-                records.append({})
-            prepared.append(s)
-        return max_normalize(shifted_resample(prepared, self.grid.energy, 0.0, kind="cubic")), records
+        return prepare_spectra(spectra, self.element, self.edge, self.grid.energy, self.reference_mu, measured,
+                               what="latent model")
 
     def encode_array(self, X: np.ndarray) -> list[dict]:
         """Latent vector, descriptor names and (OS, CN) predictions of gridded spectra ``X`` (n, n_points).

@@ -93,17 +93,13 @@ class ModelBundle:
             :func:`xasml.models.validate.load_checked_estimator`, or parts that do not fit
             together (grid, reference spectrum, feature window and network input lengths).
         """
-        from xasml.models.validate import load_checked_estimator
+        from xasml.models.validate import load_checked_estimator, read_model_json
 
         path = Path(path)
         meta_path = path / "bundle.json"
         if not meta_path.exists():
             raise DataError(f"{path}: not a local-structure model (no bundle.json)")
-        try:
-            meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError, ValueError) as exc:
-            raise DataError(f"{meta_path}: invalid JSON ({type(exc).__name__}); expected the bundle.json written "
-                            "by xasml") from None
+        meta = read_model_json(meta_path, "the bundle.json")
         estimator = load_checked_estimator(path / "estimator")
         try:
             if not isinstance(meta, dict):
@@ -177,22 +173,8 @@ class ModelBundle:
         SpectrumError
             If a spectrum is of another element or measured preprocessing fails.
         """
-        from xasml.preprocess.normalize import preprocess_measured
-
-        if measured is None:
-            measured = [not is_computed(s) for s in spectra]
-        prepared, records = [], []
-        for s, meas in zip(spectra, measured):
-            if s.absorbing_element != self.element:
-                raise SpectrumError(f"this model is for {self.element} {self.edge}-edge spectra, got "
-                                    f"{s.absorbing_element}", source=s.source, field="absorbing_element")
-            if meas:
-                s, rec = preprocess_measured(s, self.grid.energy, self.reference_mu)
-                records.append(rec)
-            else:
-                records.append({})
-            prepared.append(s)
-        X = max_normalize(shifted_resample(prepared, self.grid.energy, 0.0, kind="cubic"))
+        X, records = prepare_spectra(spectra, self.element, self.edge, self.grid.energy, self.reference_mu,
+                                     measured, what="model")
         a, b = self.feature_slice
         return X[:, a:b], records
 
@@ -231,6 +213,58 @@ class ModelBundle:
             if rec:
                 o["alignment_shift_eV"] = round(float(rec.get("shift_eV", 0.0)), 2)
         return out
+
+
+def prepare_spectra(spectra: Sequence, element: str, edge: str, energy: np.ndarray, reference_mu: np.ndarray,
+                    measured: Sequence[bool] | None = None, what: str = "model") -> tuple[np.ndarray, list[dict]]:
+    """Spectra as a model trained on computed spectra of ``element`` takes them.
+
+    Measured spectra are background-subtracted, edge-step normalised and shifted onto the computed
+    energy scale by area matching to ``reference_mu``
+    (:func:`xasml.preprocess.normalize.preprocess_measured`); then every spectrum is resampled on
+    ``energy`` with a cubic spline and scaled to maximum 1 (Carbone et al. 2019).
+
+    Parameters
+    ----------
+    spectra : sequence of Spectrum
+    element, edge : str
+        What the model is for.
+    energy : ndarray, shape (n_points,)
+        The model's grid, absolute eV.
+    reference_mu : ndarray, shape (n_points,)
+        Mean training spectrum on ``energy`` (alignment reference for measured spectra).
+    measured : sequence of bool, optional
+        Which spectra are measured; default: those not read from FEFF output.
+    what : str
+        The kind of model, for the error message.
+
+    Returns
+    -------
+    X : ndarray, shape (n, n_points)
+    records : list of dict
+        Preprocessing record per spectrum (empty for computed spectra).
+
+    Raises
+    ------
+    SpectrumError
+        If a spectrum is of another element, or measured preprocessing fails.
+    """
+    from xasml.preprocess.normalize import preprocess_measured
+
+    if measured is None:
+        measured = [not is_computed(s) for s in spectra]
+    prepared, records = [], []
+    for s, meas in zip(spectra, measured):
+        if s.absorbing_element != element:
+            raise SpectrumError(f"this {what} is for {element} {edge}-edge spectra, got {s.absorbing_element}",
+                                source=s.source, field="absorbing_element")
+        if meas:
+            s, rec = preprocess_measured(s, energy, reference_mu)
+            records.append(rec)
+        else:
+            records.append({})
+        prepared.append(s)
+    return max_normalize(shifted_resample(prepared, energy, 0.0, kind="cubic")), records
 
 
 def _check_element(element: str, meta_path: Path) -> None:

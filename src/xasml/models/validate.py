@@ -129,6 +129,29 @@ def check_weights(path: str | Path) -> dict[str, np.ndarray]:
     return arrays
 
 
+def read_model_json(path: Path, what: str = "JSON") -> Any:
+    """The JSON object of a model-folder file; every decoding problem is one :class:`DataError`
+    naming the file (not UTF-8, invalid JSON with line and column, nesting too deep, numbers too
+    long), for all model folders alike.
+
+    Parameters
+    ----------
+    path : Path
+        The file (``estimator.json``, ``forward.json``, ``bundle.json``, ``topology.json``, ...).
+    what : str
+        What the file should be, for the message (``"the bundle.json"``).
+    """
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not UTF-8 text; expected {what} written by xasml") from None
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path}: invalid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno}); expected "
+                        f"{what} written by xasml") from None
+    except (RecursionError, ValueError) as exc:
+        raise DataError(f"{path}: invalid JSON ({type(exc).__name__}); expected {what} written by xasml") from None
+
+
 def load_checked_estimator(path: str | Path):
     """Load an estimator folder after checking its files (see the module docstring).
 
@@ -154,14 +177,7 @@ def load_checked_estimator(path: str | Path):
     meta_path = path / "estimator.json"
     if not meta_path.is_file():
         raise DataError(f"{path}: not a saved model (no estimator.json)")
-    try:
-        obj = json.loads(meta_path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError:
-        raise DataError(f"{meta_path}: not UTF-8 text; expected the JSON written by xasml") from None
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{meta_path}: invalid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})") from None
-    except (RecursionError, ValueError) as exc:
-        raise DataError(f"{meta_path}: invalid JSON ({type(exc).__name__})") from None
+    obj = read_model_json(meta_path)
     try:
         meta = EstimatorFile.parse(obj)
     except ValidationError as exc:

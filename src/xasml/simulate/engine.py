@@ -243,6 +243,8 @@ class _Ledger:
         self.cpu = 0.0
         self.t0 = time.perf_counter()
         self.t_compute = None  # when the first task was submitted (the cluster is up)
+        # spectra in the folder before this run; the run adds one per site done (it owns the folder)
+        self.n_xmu_before = sum(1 for _ in (out / FEFF_DIR).glob("*/FEFF-XANES/*/xmu.dat"))
         self.started = _now()
 
     def add(self, res: dict[str, Any]) -> None:
@@ -270,7 +272,7 @@ class _Ledger:
             d["done" if r["status"] == "done" else "failed"] += 1
         # a site that failed and later succeeded counts as done only
         fails_now = {(r["key"], str(r["absorbing_index"])) for r in self.failures.values()}
-        n_xmu = sum(1 for _ in (self.out / FEFF_DIR).glob("*/FEFF-XANES/*/xmu.dat"))
+        n_xmu = self.n_xmu_before + self.done
         return {
             "finished": finished,
             "this_run": {"started": self.started, "sites_submitted": self.n_tasks, "done": self.done,

@@ -336,8 +336,8 @@ def expected_cost(feff_inp: str) -> float:
         if word in ("POTENTIALS", "ATOMS"):
             section = word
             continue
-        if word and word[0].isalpha() and word not in ("POTENTIALS", "ATOMS"):
-            section = None if word != "END" else None
+        if word and word[0].isalpha():  # any other card ends the section
+            section = None
             continue
         if section and word and (word[0].isdigit() or word[0] == "-"):
             if section == "POTENTIALS":

@@ -13,7 +13,6 @@ model never saw are ignored and listed.
 
 from __future__ import annotations
 
-import json
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -42,7 +41,7 @@ class TopologyPredictor:
 
     def __init__(self, model_dir: str | Path | None = None):
         from xasml.datasets.topology import TopologyFeaturizer
-        from xasml.models.validate import load_checked_estimator
+        from xasml.models.validate import load_checked_estimator, read_model_json
         from xasml.topology.run import BUNDLED_MODEL
 
         d = Path(model_dir) if model_dir is not None else BUNDLED_MODEL
@@ -53,11 +52,7 @@ class TopologyPredictor:
             raise DataError(f"{d}: not a topology model folder (needs estimator.json and topology.json; "
                             f"pass a run folder or its models/<name> folder)")
         self.path = d
-        try:
-            self.meta = json.loads(meta.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError, ValueError) as exc:
-            raise DataError(f"{meta}: invalid JSON ({type(exc).__name__}); expected the topology.json written by "
-                            "xasml") from None
+        self.meta = read_model_json(meta, "the topology.json")
         try:
             self.featurizer = TopologyFeaturizer.from_dict(self.meta["featurizer"])
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
