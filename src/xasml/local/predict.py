@@ -54,6 +54,11 @@ class ModelBundle:
     info : dict
         Provenance (protocol, metrics, data fingerprint, ...).
     path : Path or None
+    training_spectra : ndarray, shape (n_train, n_points), optional
+        The model-input spectra of the training sites on ``grid`` (max-normalised, before the
+        estimator's standardisation): the simulated domain that spectral domain mapping
+        (:mod:`xasml.measure.sdm`) and out-of-domain scores compare measured spectra with. Saved
+        as ``training_spectra.npz`` (key ``X``, float32) beside ``bundle.json``.
     """
 
     task: str
@@ -65,6 +70,7 @@ class ModelBundle:
     reference_mu: np.ndarray
     info: dict
     path: Path | None = None
+    training_spectra: np.ndarray | None = None
 
     @property
     def is_classifier(self) -> bool:
@@ -79,6 +85,11 @@ class ModelBundle:
             "format": "xasml.local.bundle/1", "task": self.task, "element": self.element, "edge": self.edge,
             "grid": self.grid.to_dict(), "feature_slice": list(self.feature_slice),
             "reference_mu": [round(float(v), 6) for v in self.reference_mu], "info": self.info})
+        if self.training_spectra is not None:
+            from xasml.utils import atomic_path
+
+            with atomic_path(path / "training_spectra.npz") as tmp, open(tmp, "wb") as fh:
+                np.savez_compressed(fh, X=np.asarray(self.training_spectra, dtype=np.float32))
         self.path = path
         return path
 
@@ -108,7 +119,8 @@ class ModelBundle:
                          edge=str(meta["edge"]), grid=EnergyGrid.from_dict(meta["grid"]),
                          feature_slice=tuple(int(v) for v in meta["feature_slice"]),
                          reference_mu=np.asarray(meta["reference_mu"], dtype=float),
-                         info=meta.get("info", {}), path=path)
+                         info=meta.get("info", {}), path=path,
+                         training_spectra=_read_training_spectra(path / "training_spectra.npz"))
         except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
             raise DataError(f"{meta_path}: malformed bundle ({type(exc).__name__}: {exc})") from None
         bundle._check(meta_path)
@@ -265,6 +277,28 @@ def prepare_spectra(spectra: Sequence, element: str, edge: str, energy: np.ndarr
             records.append({})
         prepared.append(s)
     return max_normalize(shifted_resample(prepared, energy, 0.0, kind="cubic")), records
+
+
+def _read_training_spectra(path: Path) -> np.ndarray | None:
+    """The ``training_spectra.npz`` of a bundle (key ``X``), or None when the bundle has none.
+
+    Raises
+    ------
+    DataError
+        Naming the file, if it is not a readable ``.npz`` with a finite 2-D array ``X``.
+    """
+    if not path.exists():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            X = np.asarray(z["X"], dtype=np.float32)
+    except Exception as exc:  # zipfile/numpy raise several types for a damaged file
+        raise DataError(f"{path}: unreadable training spectra ({type(exc).__name__}: {exc}); expected an .npz "
+                        "with a 2-D array 'X'") from None
+    if X.ndim != 2 or not np.isfinite(X).all():
+        raise DataError(f"{path}: 'X' has shape {X.shape} (finite: {bool(np.isfinite(X).all())}); expected a finite "
+                        "2-D array, one training spectrum per row")
+    return X
 
 
 def _check_element(element: str, meta_path: Path) -> None:
