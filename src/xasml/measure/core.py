@@ -16,7 +16,7 @@ from typing import Any
 
 from xasml.errors import SpectrumError
 
-__all__ = ["check_edge", "measure_spectrum", "measure_file", "EDGE_MISMATCH_ERROR", "EDGE_MISMATCH_WARN",
+__all__ = ["check_edge", "check_measured", "check_scan_range", "measure_spectrum", "measure_file", "EDGE_MISMATCH_ERROR", "EDGE_MISMATCH_WARN",
            "MIN_PRE_EDGE", "MIN_POST_EDGE"]
 
 #: measured e0 this far (eV) from the stated element's tabulated edge is a contradiction
@@ -29,6 +29,86 @@ SCAN_EDGE_MARGIN = 30.0
 MIN_PRE_EDGE = 20.0
 #: post-edge span (eV above e0) under which the edge step is doubtful
 MIN_POST_EDGE = 40.0
+
+
+def check_scan_range(spectrum) -> float:
+    """The stated edge must lie inside the scan; returns its tabulated energy (eV).
+
+    Raises
+    ------
+    SpectrumError
+        Naming the file, when the scan ends more than :data:`SCAN_EDGE_MARGIN` eV below the
+        tabulated edge of the stated element and edge, or starts as far above it.
+    """
+    from xasml.preprocess.align import edge_energy
+
+    e = spectrum.energy
+    el, ed = spectrum.absorbing_element, spectrum.edge
+    tab = edge_energy(el, ed)
+    if e[-1] < tab - SCAN_EDGE_MARGIN or e[0] > tab + SCAN_EDGE_MARGIN:
+        where = "ends" if e[-1] < tab else "starts"
+        raise SpectrumError(f"the scan ({e[0]:.1f}..{e[-1]:.1f} eV) {where} {'before' if where == 'ends' else 'after'} "
+                            f"the {el} {ed} edge ({tab:.1f} eV): no edge to normalise{_edge_in_data(spectrum)}",
+                            source=spectrum.source, field="energy")
+    return tab
+
+
+def _edge_in_data(spectrum) -> str:
+    """'; the data have an edge at ... (xraydb.guess_edge: El Edge) ...' when one is found inside the scan."""
+    import xraydb
+
+    from xasml.preprocess.normalize import find_e0
+
+    e = spectrum.energy
+    try:
+        e0 = float(find_e0(e, spectrum.mu))
+    except (SpectrumError, ValueError, IndexError):
+        return ""
+    span = e[-1] - e[0]
+    if not (e[0] + 0.05 * span < e0 < e[-1] - 0.05 * span):
+        return ""
+    import numpy as np
+
+    mu = spectrum.mu
+    below, above = mu[e < e0 - 5.0], mu[e > e0 + 10.0]
+    rng = float(np.ptp(mu))
+    if below.size < 3 or above.size < 3 or not rng > 0 or np.median(above) - np.median(below) < 0.25 * rng:
+        return ""  # no clear absorption step (e.g. a pre-edge region only)
+    g_el, g_ed = xraydb.guess_edge(e0)
+    return (f"; the data have an edge at {e0:.1f} eV (xraydb.guess_edge: {g_el} {g_ed}): wrong element label? "
+            "give the right --element/--edge")
+
+
+def check_measured(spectrum) -> tuple[float, list[str]]:
+    """Every physical check of a measured spectrum, before anything is fitted to it.
+
+    The one entry point for commands that take measured files (``measure read``, ``topology
+    predict``): the scan must contain the stated edge (:func:`check_scan_range`), then larch's
+    e0 is found (:func:`xasml.preprocess.normalize.pre_edge`) and compared with the stated
+    element and edge (:func:`check_edge`).
+
+    Parameters
+    ----------
+    spectrum : Spectrum
+        Measured spectrum (absolute eV) with its stated ``absorbing_element`` and ``edge``.
+
+    Returns
+    -------
+    (float, list of str)
+        The measured e0 (eV) and the warnings (doubts), each starting with the file.
+
+    Raises
+    ------
+    SpectrumError
+        Contradictions, naming the file: no edge in the scan, an edge far from the stated
+        element's (wrong label), e0 at an end of the scan.
+    """
+    from xasml.preprocess.normalize import pre_edge
+
+    src = spectrum.source
+    check_scan_range(spectrum)
+    e0 = float(pre_edge(spectrum.energy, spectrum.mu, source=src).e0)
+    return e0, [w if src is None or w.startswith(str(src)) else f"{src}: {w}" for w in check_edge(spectrum, e0)]
 
 
 def check_edge(spectrum, e0: float) -> list[str]:
@@ -58,17 +138,11 @@ def check_edge(spectrum, e0: float) -> list[str]:
     """
     import xraydb
 
-    from xasml.preprocess.align import edge_energy
-
     src = spectrum.source
     e = spectrum.energy
     el, ed = spectrum.absorbing_element, spectrum.edge
-    tab = edge_energy(el, ed)
+    tab = check_scan_range(spectrum)
     out: list[str] = []
-    if e[-1] < tab - SCAN_EDGE_MARGIN or e[0] > tab + SCAN_EDGE_MARGIN:
-        where = "ends" if e[-1] < tab else "starts"
-        raise SpectrumError(f"the scan ({e[0]:.1f}..{e[-1]:.1f} eV) {where} {'before' if where == 'ends' else 'after'} "
-                            f"the {el} {ed} edge ({tab:.1f} eV): no edge to normalise", source=src, field="energy")
     d = e0 - tab
     if abs(d) > EDGE_MISMATCH_ERROR:
         g_el, g_ed = xraydb.guess_edge(e0)
@@ -130,8 +204,7 @@ def measure_spectrum(spectrum, calibrate: str = "auto", reference=None, nnorm: i
 
     src = spectrum.source
     warns = [w for w in spectrum.metadata.get("warnings", [])]
-    norm0 = pre_edge(spectrum.energy, spectrum.mu, source=src)
-    warns += check_edge(spectrum, norm0.e0)
+    warns += check_measured(spectrum)[1]
     cal_spec, cal = _calibrate(spectrum, method=calibrate, reference=reference)
     warns += [f"{src}: {w}" for w in cal.warnings]
     r, e0_source = None, "find_e0 (larch)"

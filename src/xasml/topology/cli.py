@@ -26,7 +26,9 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     from xasml.topology.predict import format_prediction, predict_topology
 
     measured = True if args.measured else (False if args.computed else None)
-    res = predict_topology(args.paths, model_dir=args.model, measured=measured, compound=args.compound)
+    res = predict_topology(args.paths, model_dir=args.model, measured=measured, compound=args.compound,
+                           formula=args.formula, absorbing_element=args.element, edge=args.edge,
+                           energy_col=args.energy_col, mu=args.mu, group=args.group)
     if args.json:
         print(json.dumps(res))
     else:
@@ -74,9 +76,13 @@ def add_parser(subparsers) -> None:
     r.set_defaults(func=_cmd_run)
 
     q = sub.add_parser("predict", help="probability that a compound is topological, from its spectra",
-                       description="PATH: spectrum files of one compound (FEFF xmu.dat or XDI; any subset of its "
-                                   "elements; XDI is treated as measured and preprocessed) or one compound folder "
-                                   "(FEFF-XANES/<idx>_<El>/xmu.dat + material.json).")
+                       description="PATH: spectrum files of one compound (FEFF xmu.dat, XDI, Athena project, "
+                                   "column file; any subset of its elements; XDI, Athena and column files are "
+                                   "measured: physically checked, then preprocessed as in the paper, whose "
+                                   "per-spectrum area alignment removes chemical shifts) or one compound folder "
+                                   "(FEFF-XANES/<idx>_<El>/xmu.dat + material.json). Elements of the formula "
+                                   "(--formula or the XDI Sample.formula) without a K-edge spectrum are reported "
+                                   "as missing edges, with the atom-type-only probability beside the network's.")
     q.add_argument("paths", nargs="+", metavar="PATH")
     q.add_argument("--model", metavar="DIR", help="model folder or run folder (default: pretrained model shipped "
                                                   "with xasml)")
@@ -84,6 +90,16 @@ def add_parser(subparsers) -> None:
                                                        "stdout; errors go to stderr with a non-zero exit")
     q.add_argument("--compound", metavar="NAME", help="the files are spectra of one compound NAME; needed to give "
                                                      "several files of one element (averaged as its sites)")
+    q.add_argument("--formula", metavar="FORMULA", help="the compound's formula, e.g. Fe2O3 (default: Sample.formula "
+                                                       "of the XDI files): its elements without a K-edge spectrum "
+                                                       "are reported as missing edges")
+    q.add_argument("--element", help="absorbing element, for measured files that do not say")
+    q.add_argument("--edge", help="absorption edge (K, L3, ...), for measured files that do not say")
+    q.add_argument("--energy-col", help="energy column of a column file: name or 1-based index")
+    q.add_argument("--mu", help="mu of a column file: column name, 1-based index or expression such as "
+                                "'ln(i0/it)', 'if/i0', 'mu_ref'")
+    q.add_argument("--group", metavar="LABEL", help="the group of an Athena project to use (needed when it holds "
+                                                    "several samples)")
     g = q.add_mutually_exclusive_group()
     g.add_argument("--measured", action="store_true", help="treat every file as measured (preprocess)")
     g.add_argument("--computed", action="store_true", help="treat every file as computed (no preprocessing)")

@@ -23,6 +23,8 @@ PACKAGE_DATA = Path(__file__).resolve().parents[1] / "data" / "topology"
 BUNDLED_DATASET = PACKAGE_DATA / "dataset.parquet"
 #: the pretrained network shipped with the package
 BUNDLED_MODEL = PACKAGE_DATA / "model"
+#: the atom-type-only baseline (paper: SVM-type), trained with the bundled network (seed 0, same split)
+BUNDLED_ATOM_TYPE_MODEL = PACKAGE_DATA / "atom_type"
 CLASS_NAMES = ("trivial", "topological")
 NETWORK_MODELS = ("topology_net", "nn_type")
 
