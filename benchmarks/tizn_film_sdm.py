@@ -19,7 +19,6 @@ Writes ``benchmarks/results/tizn_film_sdm/{results.json, os_cn_vs_fti.png}``.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -44,7 +43,7 @@ def build_dev_bundles(out: Path, seed: int = 0) -> Path:
         ModelBundle(task=task, estimator=est, element="Ti", edge="K", grid=EnergyGrid(4960.0, 5010.0, X.shape[1]),
                     feature_slice=(0, X.shape[1]), reference_mu=X.mean(axis=0),
                     info={"purpose": "development stand-in for the Ti models (benchmarks/tizn_film_sdm.py)",
-                          "n_train_sites": int(len(X)), "target": key}, training_spectra=X).save(out / task)
+                          "n_train_sites": len(X), "target": key}, training_spectra=X).save(out / task)
     return out
 
 

@@ -17,8 +17,7 @@ import pytest
 from xasml.cli import main
 from xasml.errors import DataError, SpectrumError
 from xasml.io.matrix import energy_blocks, read_spectrum_matrix
-from xasml.measure.sdm import (cbss_fit, cbss_losses, kmeans_basis, map_with_bundle, project_simplex,
-                               spectral_domain_map)
+from xasml.measure.sdm import cbss_fit, cbss_losses, kmeans_basis, map_with_bundle, project_simplex, spectral_domain_map
 
 DATA = Path(__file__).parent / "data" / "sdm"
 FILM = DATA / "tizn_film_ti10.csv"
@@ -65,7 +64,7 @@ def test_exact_mixtures_are_recovered_from_the_true_basis():
 
 def test_mapping_removes_a_systematic_difference_between_domains():
     """Measured = shifted/scaled motifs mixed; the mapped spectra are the same mixtures of the simulated motifs."""
-    T, S, C = _synthetic(seed=3)
+    _, S, C = _synthetic(seed=3)
     S_exp = 1.08 * np.roll(S, 2, axis=0)  # "experiment": edge moved by two grid points, 8 % higher
     S_exp[:2] = S[:2]
     T_exp = (S_exp @ C).T
@@ -82,7 +81,7 @@ def test_anchor_zero_basis_step_is_the_pseudoinverse():
     C = fit["C"]
     S_pinv = np.stack([T.T @ np.linalg.pinv(c) for c in C])
     assert np.allclose(fit["S"], S_pinv, atol=1e-6)
-    lp, la, lf = cbss_losses(C, fit["S"], T.T, S)
+    lp, la, _ = cbss_losses(C, fit["S"], T.T, S)
     assert np.allclose(lp, la, atol=1e-8)
 
 
