@@ -1,0 +1,109 @@
+"""The one configuration system (xasml.config.XasmlConfig) and the capabilities built on it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from pydantic import Field
+
+from xasml.config import XasmlConfig
+from xasml.errors import DataError
+
+
+class _Net(XasmlConfig):
+    lr: float = Field(1e-4, gt=0, description="learning rate")
+    hidden: list[int] = Field([256, 64], description="layer widths")
+
+
+class _Cfg(XasmlConfig):
+    seed: int = Field(0, description="the seed")
+    network: _Net = Field(default_factory=_Net, description="network")
+    fixed: dict[str, list[str]] = Field(default_factory=dict, description="free-form table")
+
+
+def test_toml_and_json_files_give_the_same_config(tmp_path):
+    t = tmp_path / "c.toml"
+    t.write_text("seed = 3\n[network]\nlr = 0.01\n")
+    j = tmp_path / "c.json"
+    j.write_text(json.dumps({"seed": 3, "network": {"lr": 0.01}}))
+    a, b = _Cfg.from_file(t), _Cfg.from_file(j)
+    assert a == b and a.seed == 3 and a.network.lr == 0.01 and a.network.hidden == [256, 64]  # defaults kept
+    assert a.to_dict() == {"seed": 3, "network": {"lr": 0.01, "hidden": [256, 64]}, "fixed": {}}
+
+
+def test_unknown_key_names_the_file_and_the_key(tmp_path):
+    f = tmp_path / "bad.toml"
+    f.write_text("[network]\nepochz = 3\n")
+    with pytest.raises(DataError) as e:
+        _Cfg.from_file(f)
+    msg = str(e.value)
+    assert msg.startswith(f"{f}: field 'network.epochz': unknown option (known: hidden, lr)")
+    assert "\n" not in msg
+    with pytest.raises(DataError, match=r"^x.json: field 'sed': unknown option \(known: fixed, network, seed\)"):
+        _Cfg.from_dict({"sed": 1}, "x.json")
+
+
+def test_wrong_type_names_the_field(tmp_path):
+    f = tmp_path / "bad.json"
+    f.write_text(json.dumps({"network": {"lr": "fast"}}))
+    with pytest.raises(DataError, match=rf"^{f}: field 'network.lr': Input should be a valid number.*got \"fast\""):
+        _Cfg.from_file(f)
+    with pytest.raises(DataError, match=r"^c: field 'network.hidden\[1\]': .*integer"):
+        _Cfg.from_dict({"network": {"hidden": [1, "x"]}}, "c")
+    with pytest.raises(DataError, match=r"^c: field 'network.lr': Input should be greater than 0"):
+        _Cfg.from_dict({"network": {"lr": -1}}, "c")
+    with pytest.raises(DataError, match=r"^c: field 'seed': .*integer"):
+        _Cfg.from_dict({"seed": 1.5}, "c")
+    cfg = _Cfg.defaults()
+    with pytest.raises(Exception):  # validate_assignment
+        cfg.seed = "many"
+
+
+def test_unparsable_and_missing_files(tmp_path):
+    f = tmp_path / "broken.toml"
+    f.write_text("seed = = 3\n")
+    with pytest.raises(DataError, match=rf"^{f}: cannot parse config"):
+        _Cfg.from_file(f)
+    with pytest.raises(DataError, match="config file not found"):
+        _Cfg.from_file(tmp_path / "none.toml")
+    (tmp_path / "list.json").write_text("[1, 2]")
+    with pytest.raises(DataError, match="table/object at the top level"):
+        _Cfg.from_file(tmp_path / "list.json")
+
+
+def test_merged_merges_sections_and_replaces_free_tables():
+    cfg = _Cfg.from_dict({"fixed": {"val": ["a"]}})
+    new = cfg.merged({"network": {"lr": 0.5}, "fixed": {"test": ["b"]}})
+    assert new.network.hidden == [256, 64] and new.network.lr == 0.5
+    assert new.fixed == {"test": ["b"]} and cfg.network.lr == 1e-4  # replaced whole; the original untouched
+    with pytest.raises(DataError, match="^cli: field 'network.nope'"):
+        cfg.merged({"network": {"nope": 1}}, "cli")
+
+
+def test_show_lists_every_option_with_value_and_description():
+    lines = _Cfg.defaults().show().splitlines()
+    assert lines == ["seed = 0    # the seed", "network.lr = 0.0001    # learning rate",
+                     "network.hidden = [256, 64]    # layer widths", "fixed = {}    # free-form table"]
+    assert _Cfg.descriptions()["network.lr"] == "learning rate"
+
+
+def test_topology_config_keeps_names_defaults_and_errors(tmp_path):
+    from xasml.topology.config import DEFAULTS, TopologyConfig, load_config
+
+    assert DEFAULTS["network"]["lr"] == 1e-4 and DEFAULTS["grid"]["width"] == 56.0
+    assert DEFAULTS["models"][0] == "topology_net" and DEFAULTS["split"]["fixed"] == {}
+    assert load_config(None) == TopologyConfig.defaults().to_dict()
+    f = tmp_path / "t.toml"
+    f.write_text('models = ["topology_net", "net5"]\n[network_variants.net5]\nn_ensemble = 5\n')
+    assert load_config(f)["network_variants"] == {"net5": {"n_ensemble": 5}}
+    f.write_text('models = ["topology_nett"]\n')
+    with pytest.raises(DataError, match=rf"^{f}: field 'models': unknown model 'topology_nett'"):
+        load_config(f)
+    f.write_text('[network_variants.v]\nlrr = 1\n')
+    with pytest.raises(DataError, match=rf"^{f}: field 'network_variants.v.lrr': unknown network option"):
+        load_config(f)
+    f.write_text('[split]\nfractions = [0.5, 0.5]\n')
+    with pytest.raises(DataError, match=rf"^{f}: field 'split.fractions': must be three positive numbers"):
+        load_config(f)
+    assert load_config(None, network={"epochs": 3})["network"]["epochs"] == 3
