@@ -107,3 +107,49 @@ def test_topology_config_keeps_names_defaults_and_errors(tmp_path):
     with pytest.raises(DataError, match=rf"^{f}: field 'split.fractions': must be three positive numbers"):
         load_config(f)
     assert load_config(None, network={"epochs": 3})["network"]["epochs"] == 3
+
+
+def test_forward_config_presets_file_and_show(tmp_path, capsys):
+    from xasml.cli import main
+    from xasml.forward.config import DEFAULTS, ForwardConfig, load_config
+
+    assert DEFAULTS == ForwardConfig.defaults().to_dict() and DEFAULTS["model"]["lr"] == 3e-3
+    paper = load_config(preset="paper")
+    assert paper["preset"] == "paper" and paper["model"]["lr"] == 1e-4 and paper["cv"]["repeats"] == 5
+    f = tmp_path / "f.toml"
+    f.write_text('preset = "paper"\n[model]\nepochs = 7\n')
+    cfg = load_config(f)
+    assert cfg["preset"] == "paper" and cfg["model"]["epochs"] == 7 and cfg["model"]["batch_size"] == 32
+    assert main(["forward", "run", "--show-config", "--config", str(f)]) == 0
+    out = capsys.readouterr().out
+    assert 'preset = "paper"' in out and "model.epochs = 7    # training epochs (paper: 512)" in out
+    f.write_text('[model]\nschedule = "linear"\n')
+    assert main(["forward", "run", "--config", str(f), "--out", str(tmp_path / "r"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"xasml: error: {f}: field 'model.schedule': Input should be 'constant', 'onecycle' or "
+                          "'cosine'") and "\n" not in err
+    f.write_text('preset = "slow"\n')
+    with pytest.raises(DataError, match=rf"^{f}: field 'preset': unknown preset 'slow'"):
+        load_config(f)
+    f.write_text('[descriptor]\nn_g4 = 10\n')
+    with pytest.raises(DataError, match=rf"^{f}: field 'descriptor.n_g4': must be a multiple"):
+        load_config(f)
+
+
+def test_latent_fit_config_file_options_and_show(tmp_path, capsys):
+    from xasml.cli import main
+    from xasml.latent.model import LatentConfig
+
+    f = tmp_path / "l.json"
+    f.write_text(json.dumps({"element": "Ni", "seed": 4, "rankaae": {"epochs": 5}, "data": str(tmp_path)}))
+    assert main(["latent", "fit", "--show-config", "--config", str(f), "--epochs", "7", "--members", "3"]) == 0
+    out = capsys.readouterr().out
+    assert 'element = "Ni"    # absorbing element' in out and "seed = 4" in out
+    assert 'rankaae = {"epochs": 7}' in out and 'ensemble = {"n_members": 3}' in out  # the command line wins
+    assert LatentConfig.defaults().to_dict()["candidates"] == 1
+    f.write_text(json.dumps({"rankaae": {"epochz": 5}}))
+    assert main(["latent", "fit", "--config", str(f), "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert f"{f}: field 'rankaae.epochz': unknown RankAAE parameter" in err and "Traceback" not in err
+    with pytest.raises(DataError, match="^x: field 'candidates': Input should be greater than or equal to 1"):
+        LatentConfig.from_dict({"candidates": 0}, "x")

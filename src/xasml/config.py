@@ -145,10 +145,10 @@ def config_error(exc: ValidationError, cls: type[BaseModel], source: str) -> Dat
         if err["type"] not in ("value_error", "assertion_error") and "input" in err \
                 and not isinstance(err["input"], (dict, list)):
             msg += f", got {json.dumps(err['input'], default=str)}"
-    if name == "(top level)":  # a model validator names its option first: "section.option: message"
-        m = re.match(r"^([\w.\[\]-]+): (.*)$", msg, re.DOTALL)
-        if m:
-            name, msg = m.groups()
+    m = re.match(r"^([\w.\[\]-]+): (.*)$", msg, re.DOTALL) if err["type"] == "value_error" else None
+    if m:  # a model validator names its option first ("option: message"), relative to its own section
+        ident, msg = m.groups()
+        name = ident if name == "(top level)" or ident.startswith(name + ".") else f"{name}.{ident}"
     more = len(exc.errors()) - 1
     return DataError(f"{source}: field {name!r}: {msg}" + (f" (and {more} more)" if more > 0 else ""))
 

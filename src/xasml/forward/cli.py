@@ -11,7 +11,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.show_config:
         from xasml.forward.config import describe_defaults
 
-        print(describe_defaults(args.preset or "fast"))
+        print(describe_defaults(args.preset, args.config))
         return 0
     from xasml.forward.run import run_forward
 
@@ -83,7 +83,8 @@ def add_parser(subparsers) -> None:
     r.add_argument("--epochs", type=int, help="training epochs (overrides the preset)")
     r.add_argument("--cv-repeats", type=int, help="repeats of K-fold cross-validation (0 = skip)")
     r.add_argument("--no-analysis", action="store_true", help="skip the feature analysis")
-    r.add_argument("--show-config", action="store_true", help="print every option with its default and exit")
+    r.add_argument("--show-config", action="store_true", help="print every option with the value the run would use (defaults, "
+                                                            "--preset, --config) and its description, and exit")
     r.add_argument("--quiet", action="store_true", help="no progress lines")
     r.set_defaults(func=_cmd_run)
 

@@ -32,13 +32,19 @@ def add_parser(subparsers) -> None:
     f.add_argument("--data", help="FEFF data folder (<material>/FEFF-XANES/<index>_<El>/xmu.dat + POSCAR); "
                                   "default $XASML_DATA or ../shared/data/omnixas-cu-feff")
     f.add_argument("--out", help="run folder (default runs/latent-<El>-<timestamp>)")
-    f.add_argument("--element", default="Cu", help="absorbing element (default Cu)")
+    f.add_argument("--config", metavar="FILE", help="TOML/JSON config overriding defaults (see --show-config); "
+                                                    "options given on the command line override it")
+    f.add_argument("--show-config", action="store_true",
+                   help="print every option with the value the run would use (defaults, --config, options) and "
+                        "its description, and exit")
+    f.add_argument("--element", default=None, help="absorbing element (default Cu)")
     f.add_argument("--labels", help="site label table (Parquet; default: the shipped one, else computed)")
     f.add_argument("--epochs", type=int, default=None, help="RankAAE epochs (default: the estimator's)")
     f.add_argument("--rank-weight", type=float, default=None, help="weight of the rank constraint")
     f.add_argument("--members", type=int, default=None, help="networks in the OS/CN ensemble (default 16)")
-    f.add_argument("--candidates", type=int, default=1, help="RankAAE seeds; the best on validation is kept")
-    f.add_argument("--seed", type=int, default=0)
+    f.add_argument("--candidates", type=int, default=None, help="RankAAE seeds; the best on validation is kept "
+                                                                "(default 1)")
+    f.add_argument("--seed", type=int, default=None, help="seed (default 0)")
     f.add_argument("--threads", type=int, default=None, help="torch threads (default 1)")
     f.add_argument("--overwrite", action="store_true", help="clear an existing run folder first")
     f.set_defaults(func=_fit)
@@ -50,18 +56,36 @@ def add_parser(subparsers) -> None:
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
 
+def resolve_fit_config(args):
+    """The :class:`~xasml.latent.model.LatentConfig` of ``xasml latent fit``: defaults, then
+    ``--config``, then the options given on the command line."""
+    from xasml.latent.model import LatentConfig
+
+    cfg = LatentConfig.from_file(args.config) if args.config else LatentConfig.defaults()
+    over = {k: v for k, v in (("data", args.data), ("element", args.element), ("labels", args.labels),
+                              ("seed", args.seed), ("candidates", args.candidates), ("n_threads", args.threads))
+            if v is not None}
+    rankaae = {k: v for k, v in (("epochs", args.epochs), ("rank_weight", args.rank_weight)) if v is not None}
+    if rankaae:
+        over["rankaae"] = {**cfg.rankaae, **rankaae}
+    if args.members is not None:
+        over["ensemble"] = {**cfg.ensemble, "n_members": args.members}
+    return cfg.merged(over, "command line")
+
+
 def _fit(args) -> int:
     """``xasml latent fit``."""
-    from xasml.latent.model import LatentConfig, fit_latent
+    from xasml.latent.model import fit_latent
     from xasml.local.config import default_data_path
     from xasml.runs import default_run_dir
 
-    rankaae = {k: v for k, v in (("epochs", args.epochs), ("rank_weight", args.rank_weight)) if v is not None}
-    ensemble = {"n_members": args.members} if args.members is not None else {}
-    cfg = LatentConfig(data=str(args.data or default_data_path()), element=args.element, labels=args.labels,
-                       seed=args.seed, candidates=args.candidates, rankaae=rankaae, ensemble=ensemble,
-                       n_threads=int(args.threads or 1))
-    out = args.out or default_run_dir(f"latent-{args.element}")
+    cfg = resolve_fit_config(args)
+    if cfg.data is None:
+        cfg = cfg.merged({"data": str(default_data_path())})
+    if args.show_config:
+        print(cfg.show())
+        return 0
+    out = args.out or default_run_dir(f"latent-{cfg.element}")
     fit_latent(cfg, out, overwrite=args.overwrite)
     return 0
 

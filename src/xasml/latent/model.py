@@ -28,13 +28,16 @@ import logging
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from pydantic import Field, model_validator
+
+from xasml.config import XasmlConfig
 from xasml.errors import DataError
 from xasml.latent.descriptors import DESCRIPTORS, GEOMETRIC, compute_descriptors, descriptor_matrix
 from xasml.preprocess.grid import EnergyGrid
@@ -525,41 +528,42 @@ def plot_latent_scan(model: LatentModel, Z_train: np.ndarray, path: str | Path, 
 
 # -- training ---------------------------------------------------------------------------------
 
-@dataclass
-class LatentConfig:
+class LatentConfig(XasmlConfig):
     """Options of ``xasml latent fit`` (every one recorded in the run's ``config.json``).
 
-    Attributes
-    ----------
-    data : str
-        FEFF data folder.
-    element : str
-    labels : str or None
-        Label table (default: shipped ``xasml/data/local/labels_<El>.parquet``, else computed).
-    seed : int
-        Split seed and first model seed.
-    candidates : int
-        RankAAE seeds trained; the one with the best validation score (mean |ρ| of the OS and CN
-        dimensions minus the validation reconstruction RMSE) is kept.
-    rankaae : dict
-        :class:`~xasml.models.rankaae.RankAAE` parameters.
-    ensemble : dict
-        :class:`~xasml.models.rankaae.LatentPropertyEnsemble` parameters.
-    n_threads : int
+    A :class:`~xasml.config.XasmlConfig`: ``LatentConfig.from_file(path)`` reads a TOML/JSON
+    file (unknown keys and wrong types are errors naming the file and the option), ``show()``
+    is ``xasml latent fit --show-config``. ``rankaae`` and ``ensemble`` are free-form tables of
+    estimator parameters, checked against the estimators' constructors.
     """
 
-    data: str
-    element: str = "Cu"
-    labels: str | None = None
-    seed: int = 0
-    candidates: int = 1
-    rankaae: dict = field(default_factory=dict)
-    ensemble: dict = field(default_factory=dict)
-    n_threads: int = 1
+    data: str | None = Field(None, description="FEFF data folder (<material>/FEFF-XANES/<index>_<El>/xmu.dat + "
+                                               "POSCAR); null: $XASML_DATA or ../shared/data/omnixas-cu-feff")
+    element: str = Field("Cu", description="absorbing element")
+    labels: str | None = Field(None, description="site label table (Parquet); null: the shipped "
+                                                 "xasml/data/local/labels_<El>.parquet, else computed")
+    seed: int = Field(0, description="split seed and first model seed")
+    candidates: int = Field(1, ge=1, description="RankAAE seeds trained; the one with the best validation score "
+                                                 "(mean |rho| of the OS and CN dimensions minus the validation "
+                                                 "reconstruction RMSE) is kept")
+    rankaae: dict[str, Any] = Field(default_factory=dict, description="RankAAE parameters (xasml.models.rankaae."
+                                                                      "RankAAE: epochs, rank_weight, n_latent, ...)")
+    ensemble: dict[str, Any] = Field(default_factory=dict, description="latent -> (OS, CN) ensemble parameters "
+                                                                       "(LatentPropertyEnsemble: n_members, ...)")
+    n_threads: int = Field(1, ge=1, description="torch threads")
 
-    def to_dict(self) -> dict:
-        """The configuration as a JSON-ready dict (written to the run's ``config.json``)."""
-        return asdict(self)
+    @model_validator(mode="after")
+    def _estimator_parameters(self) -> LatentConfig:
+        import inspect
+
+        from xasml.models.rankaae import LatentPropertyEnsemble, RankAAE
+
+        for name, cls in (("rankaae", RankAAE), ("ensemble", LatentPropertyEnsemble)):
+            known = [k for k in inspect.signature(cls.__init__).parameters if k != "self"]
+            for k in getattr(self, name):
+                if k not in known:
+                    raise ValueError(f"{name}.{k}: unknown {cls.__name__} parameter (known: {', '.join(known)})")
+        return self
 
 
 def _val_score(m: dict) -> float:
@@ -596,6 +600,10 @@ def fit_latent(cfg: LatentConfig, out: str | Path, overwrite: bool = False) -> d
     from xasml.utils import fingerprint_files
 
     t_start = time.time()
+    if cfg.data is None:
+        from xasml.local.config import default_data_path
+
+        cfg = cfg.model_copy(update={"data": str(default_data_path())})
     torch.set_num_threads(int(cfg.n_threads))
     sites = discover_sites(cfg.data, cfg.element)
     run = RunFolder(out, cfg.to_dict(), seed=cfg.seed, overwrite=overwrite)

@@ -11,7 +11,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.show_config:
         from xasml.topology.config import describe_defaults
 
-        print(describe_defaults())
+        print(describe_defaults(args.config))
         return 0
     from xasml.topology.run import run_topology
 
@@ -71,7 +71,8 @@ def add_parser(subparsers) -> None:
     r.add_argument("--seed", type=int, help="seed (default 0, or the config's)")
     r.add_argument("--config", metavar="FILE", help="TOML/JSON config overriding defaults (see --show-config)")
     r.add_argument("--threads", type=int, default=None, help="threads for torch and BLAS (same as xasml --num-threads; default 1)")
-    r.add_argument("--show-config", action="store_true", help="print every option with default and description")
+    r.add_argument("--show-config", action="store_true", help="print every option with the value the run would use (defaults "
+                                                            "and --config) and its description, and exit")
     r.add_argument("--quiet", action="store_true", help="no progress output")
     r.set_defaults(func=_cmd_run)
 

@@ -180,6 +180,7 @@ def validate_config(cfg: dict) -> None:
     TopologyConfig.from_dict({k: v for k, v in cfg.items()}, "config")
 
 
-def describe_defaults() -> str:
-    """The defaults with their descriptions, one option per line (``--show-config``)."""
-    return TopologyConfig.defaults().show()
+def describe_defaults(path: str | Path | None = None) -> str:
+    """Every option with the value a run would use (defaults, then ``path``) and its description,
+    one per line (``--show-config``)."""
+    return (TopologyConfig.from_file(path) if path is not None else TopologyConfig.defaults()).show()
