@@ -113,19 +113,22 @@ class _SpectrumNetEnsemble(XasmlEstimator):
             torch.set_num_threads(int(self.n_threads))
         device = get_device(self.device)
         X = np.asarray(X, dtype=np.float32)  # validated by fit (which also set n_features_in_)
-        self.feature_mean_ = X.mean(axis=0).astype(np.float32)
-        sd = X.std(axis=0)
-        self.feature_scale_ = np.where(sd > 1e-8, sd, 1.0).astype(np.float32)
+        warm = self._warm()
+        if not warm:  # a warm start keeps the standardisation the network was trained with
+            self.feature_mean_ = X.mean(axis=0).astype(np.float32)
+            sd = X.std(axis=0)
+            self.feature_scale_ = np.where(sd > 1e-8, sd, 1.0).astype(np.float32)
         Xs = torch.from_numpy(self._standardize(X)).to(device)
         T = torch.from_numpy(targets).to(device)
-        n, M, bs = len(Xs), int(self.n_members), int(self.batch_size)
+        n, bs = len(Xs), int(self.batch_size)
+        M = int(self.net_.n_members) if warm else int(self.n_members)
         if M < 1:
             raise DataError(f"n_members must be >= 1, got {self.n_members}")
         torch.manual_seed(int(self.seed))
         gen = torch.Generator(device="cpu").manual_seed(int(self.seed))
         # member m trains on its own rows (a bootstrap resample when asked) in its own order
         rows = torch.randint(0, n, (M, n), generator=gen) if self.bootstrap else torch.arange(n).repeat(M, 1)
-        net = self._net(X.shape[1], n_out, M).to(device)
+        net = self.net_.to(device) if warm else self._net(X.shape[1], n_out, M).to(device)
         opt = torch.optim.Adam(net.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay)
         schedule = getattr(self, "lr_schedule", "constant") or "constant"
         if schedule not in ("constant", "cosine"):
@@ -160,6 +163,10 @@ class _SpectrumNetEnsemble(XasmlEstimator):
         net.eval()
         self.net_ = net.cpu()
         self.loss_curves_ = curves.numpy().tolist()
+
+    def _warm(self) -> bool:
+        """True when ``fit`` continues from the fitted network (``warm_start`` and already fitted)."""
+        return bool(getattr(self, "warm_start", False)) and hasattr(self, "net_")
 
     def _forward_members(self, X) -> np.ndarray:
         """Raw outputs of every member, shape (n_members, n, n_out)."""
@@ -244,6 +251,11 @@ class SpectrumClassifier(ClassifierMixin, _SpectrumNetEnsemble):
         ones; a dict maps labels to weights (:func:`sklearn.utils.class_weight.compute_class_weight`).
     lr_schedule : {"constant", "cosine"}
         Constant Adam step (the paper) or cosine annealing from ``learning_rate`` to 0 over ``epochs``.
+    warm_start : bool
+        When True and the model is fitted, ``fit`` continues training the fitted networks (with
+        this ``epochs`` and ``learning_rate``) instead of starting anew: the fine-tuning of a
+        universal model on one element (OmniXAS; Lu-group perspective §III). The first fit's
+        standardisation, classes and ``n_members`` are kept.
 
     Attributes
     ----------
@@ -263,7 +275,8 @@ class SpectrumClassifier(ClassifierMixin, _SpectrumNetEnsemble):
                  conv_filters: int = 8, kernel_size: int = 10, pool_size: int = 2, epochs: int = 50,
                  batch_size: int = 32, learning_rate: float = 1e-3, weight_decay: float = 0.0,
                  n_members: int = 1, bootstrap: bool = False, seed: int = 0, device: str | None = None,
-                 n_threads: int | None = None, class_weight: str | None = None, lr_schedule: str = "constant"):
+                 n_threads: int | None = None, class_weight: str | None = None, lr_schedule: str = "constant",
+                 warm_start: bool = False):
         self.arch = arch
         self.hidden = hidden
         self.dropout = dropout
@@ -281,6 +294,7 @@ class SpectrumClassifier(ClassifierMixin, _SpectrumNetEnsemble):
         self.n_threads = n_threads
         self.class_weight = class_weight
         self.lr_schedule = lr_schedule
+        self.warm_start = warm_start
 
     def fit(self, X, y) -> "SpectrumClassifier":
         """Train on spectra ``X`` (n, n_points; max-normalised) and class labels ``y`` (n,).
@@ -296,19 +310,30 @@ class SpectrumClassifier(ClassifierMixin, _SpectrumNetEnsemble):
         """
         from sklearn.utils.multiclass import check_classification_targets
 
-        X, y = self._validate(X, y, reset=True, dtype=np.float32)
+        warm = self._warm()
+        X, y = self._validate(X, y, reset=not warm, dtype=np.float32)
         check_classification_targets(y)
-        self.classes_, codes = np.unique(y, return_inverse=True)
-        if len(self.classes_) < 2:
-            raise DataError(f"need at least 2 classes to train a classifier, got 1 class: {self.classes_.tolist()}")
+        if warm:  # fine-tuning: the classes are those of the first fit; a new label cannot be learned
+            unknown = sorted(set(np.unique(y).tolist()) - set(self.classes_.tolist()))
+            if unknown:
+                raise DataError(f"warm start: labels {unknown} are not among the fitted classes "
+                                f"{self.classes_.tolist()}; drop those rows or fit from scratch")
+            codes = np.searchsorted(self.classes_, y)
+        else:
+            self.classes_, codes = np.unique(y, return_inverse=True)
+            if len(self.classes_) < 2:
+                raise DataError(f"need at least 2 classes to train a classifier, got 1 class: {self.classes_.tolist()}")
         weights = None
         if self.class_weight is not None:  # "balanced": n / (k n_c) over the training rows, or a dict
             from sklearn.utils.class_weight import compute_class_weight
 
+            present = np.unique(y) if warm else self.classes_  # fine-tuning data may lack some classes
             try:
-                weights = compute_class_weight(self.class_weight, classes=self.classes_, y=y)
+                w = compute_class_weight(self.class_weight, classes=present, y=y)
             except ValueError as exc:
                 raise DataError(f"class_weight: {exc}") from None
+            weights = np.ones(len(self.classes_))
+            weights[np.searchsorted(self.classes_, present)] = w
         self._fit_members(X, codes.astype(np.int64).ravel(), len(self.classes_), "ce", weights)
         return self
 
@@ -376,6 +401,11 @@ class SpectrumEnsembleRegressor(RegressorMixin, _SpectrumNetEnsemble):
         ``torch.set_num_threads`` during fit.
     lr_schedule : {"constant", "cosine"}
         Constant Adam step or cosine annealing from ``learning_rate`` to 0 over ``epochs``.
+    warm_start : bool
+        When True and the model is fitted, ``fit`` continues training the fitted networks (with
+        this ``epochs`` and ``learning_rate``) instead of starting anew: the fine-tuning of a
+        universal model on one element (OmniXAS; Lu-group perspective §III). The first fit's
+        standardisation, target scaling and ``n_members`` are kept.
 
     Attributes
     ----------
@@ -399,7 +429,7 @@ class SpectrumEnsembleRegressor(RegressorMixin, _SpectrumNetEnsemble):
                  conv_filters: int = 8, kernel_size: int = 10, pool_size: int = 2, epochs: int = 50,
                  batch_size: int = 32, learning_rate: float = 1e-3, weight_decay: float = 0.0,
                  n_members: int = 8, bootstrap: bool = True, seed: int = 0, device: str | None = None,
-                 n_threads: int | None = None, lr_schedule: str = "constant"):
+                 n_threads: int | None = None, lr_schedule: str = "constant", warm_start: bool = False):
         self.arch = arch
         self.hidden = hidden
         self.dropout = dropout
@@ -416,6 +446,7 @@ class SpectrumEnsembleRegressor(RegressorMixin, _SpectrumNetEnsemble):
         self.device = device
         self.n_threads = n_threads
         self.lr_schedule = lr_schedule
+        self.warm_start = warm_start
 
     def fit(self, X, y) -> "SpectrumEnsembleRegressor":
         """Train on spectra ``X`` (n, n_points) and targets ``y`` (n,).
@@ -432,10 +463,12 @@ class SpectrumEnsembleRegressor(RegressorMixin, _SpectrumNetEnsemble):
         """
         if int(self.n_members) < 2:
             raise DataError("an ensemble regressor needs n_members >= 2 for an uncertainty")
-        X, y = self._validate(X, y, reset=True, dtype=np.float32, y_numeric=True)
+        warm = self._warm()
+        X, y = self._validate(X, y, reset=not warm, dtype=np.float32, y_numeric=True)
         y = np.asarray(y, dtype=float).ravel()
-        self.target_mean_ = float(y.mean())
-        self.target_scale_ = float(y.std()) or 1.0
+        if not warm:  # fine-tuning keeps the target scaling of the first fit
+            self.target_mean_ = float(y.mean())
+            self.target_scale_ = float(y.std()) or 1.0
         self.std_scale_ = 1.0
         t = ((y - self.target_mean_) / self.target_scale_).astype(np.float32)[:, None]
         self._fit_members(X, t, 1, "mse")
