@@ -312,3 +312,39 @@ def measure_file(path: str | Path, absorbing_element: str | None = None, edge: s
             rec = measure_spectrum(s, calibrate=calibrate, reference=ref, use_stored=use_stored)
         out.append(rec)
     return out
+
+
+def normalized_measured(spectrum, calibrate: str = "auto", reference=None) -> tuple[Any, dict[str, Any]]:
+    """A measured spectrum checked, calibrated and flattened, as models on calibrated scales take it.
+
+    :func:`measure_spectrum` (physical checks, calibration, larch ``pre_edge``), then the
+    flattened spectrum (larch's ``flat``: edge-step normalised, post-edge curvature removed) on the
+    calibrated energies.
+
+    Parameters
+    ----------
+    spectrum : Spectrum
+        Measured spectrum (absolute eV).
+    calibrate : {"auto", "reference", "none"}
+        See :func:`xasml.preprocess.calibrate.calibrate`.
+    reference : Spectrum or path, optional
+        A separate reference foil scan.
+
+    Returns
+    -------
+    (Spectrum, dict)
+        ``kind="norm"`` spectrum with ``mu`` = flat on the calibrated energies (eV), and the
+        :func:`measure_spectrum` record.
+
+    Raises
+    ------
+    SpectrumError
+        As :func:`measure_spectrum`.
+    """
+    from xasml.preprocess.normalize import pre_edge
+
+    rec = measure_spectrum(spectrum, calibrate=calibrate, reference=reference)
+    energy = spectrum.energy + float(rec["calibration"]["shift"])
+    r = pre_edge(energy, spectrum.mu, e0=rec["e0"], pre1=rec["pre1"], pre2=rec["pre2"], norm1=rec["norm1"],
+                 norm2=rec["norm2"], nnorm=rec["nnorm"], source=spectrum.source)
+    return spectrum.replace(energy=energy, mu=r.flat, kind="norm"), rec
