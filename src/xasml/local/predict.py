@@ -59,6 +59,15 @@ class ModelBundle:
         estimator's standardisation): the simulated domain that spectral domain mapping
         (:mod:`xasml.measure.sdm`) and out-of-domain scores compare measured spectra with. Saved
         as ``training_spectra.npz`` (key ``X``, float32) beside ``bundle.json``.
+    elements : list of str, optional
+        Multi-element models (:mod:`xasml.local.multi`): the order of the one-hot element code
+        appended to the spectrum; the estimator takes ``feature width + len(elements)`` inputs.
+    alignment : {"area", "calibrated"}
+        How measured spectra reach the grid. ``"area"``: area matching to ``reference_mu``
+        (the first Cu models; it removes the chemical shift). ``"calibrated"``: calibrated with
+        the reference foil (:mod:`xasml.preprocess.calibrate`), flattened, and used on their
+        energies, the grid being on the experimental scale; computed spectra get the energy offset
+        of their simulation (``info["energy_scale"]``, :mod:`xasml.preprocess.energy_scale`).
     """
 
     task: str
@@ -71,6 +80,8 @@ class ModelBundle:
     info: dict
     path: Path | None = None
     training_spectra: np.ndarray | None = None
+    elements: list[str] | None = None
+    alignment: str = "area"
 
     @property
     def is_classifier(self) -> bool:
@@ -84,7 +95,8 @@ class ModelBundle:
         atomic_write_json(path / "bundle.json", {
             "format": "xasml.local.bundle/1", "task": self.task, "element": self.element, "edge": self.edge,
             "grid": self.grid.to_dict(), "feature_slice": list(self.feature_slice),
-            "reference_mu": [round(float(v), 6) for v in self.reference_mu], "info": self.info})
+            "reference_mu": [round(float(v), 6) for v in self.reference_mu], "info": self.info,
+            "elements": self.elements, "alignment": self.alignment})
         if self.training_spectra is not None:
             from xasml.utils import atomic_path
 
@@ -120,7 +132,9 @@ class ModelBundle:
                          feature_slice=tuple(int(v) for v in meta["feature_slice"]),
                          reference_mu=np.asarray(meta["reference_mu"], dtype=float),
                          info=meta.get("info", {}), path=path,
-                         training_spectra=_read_training_spectra(path / "training_spectra.npz"))
+                         training_spectra=_read_training_spectra(path / "training_spectra.npz"),
+                         elements=[str(e) for e in meta["elements"]] if meta.get("elements") else None,
+                         alignment=str(meta.get("alignment", "area")))
         except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
             raise DataError(f"{meta_path}: malformed bundle ({type(exc).__name__}: {exc})") from None
         bundle._check(meta_path)
@@ -142,14 +156,18 @@ class ModelBundle:
         if len(self.feature_slice) != 2 or not 0 <= self.feature_slice[0] < self.feature_slice[1] <= n:
             raise DataError(f"{meta_path}: field 'feature_slice' is {list(self.feature_slice)}; expected [a, b] "
                             f"with 0 <= a < b <= {n}")
+        if self.alignment not in ("area", "calibrated"):
+            raise DataError(f"{meta_path}: field 'alignment' is {self.alignment!r}; expected 'area' or 'calibrated'")
+        if self.elements is not None and self.element not in self.elements:
+            raise DataError(f"{meta_path}: field 'elements' {self.elements} lacks the bundle's element {self.element!r}")
         n_in = getattr(self.estimator, "n_features_in_", None)
-        width = self.feature_slice[1] - self.feature_slice[0]
+        width = self.feature_slice[1] - self.feature_slice[0] + len(self.elements or [])
         if n_in is not None and int(n_in) != width:
-            raise DataError(f"{meta_path}: field 'feature_slice' selects {width} grid points but the network takes "
-                            f"{int(n_in)}; expected the bundle.json saved with these weights")
+            raise DataError(f"{meta_path}: field 'feature_slice' (and 'elements') give {width} inputs but the network "
+                            f"takes {int(n_in)}; expected the bundle.json saved with these weights")
         est_dir = meta_path.parent / "estimator"
         try:  # a dry run on the reference spectrum: parameters the network cannot run with show up here
-            x = np.asarray(self.reference_mu, dtype=float)[None, self.feature_slice[0]:self.feature_slice[1]]
+            x = self.inputs(np.asarray(self.reference_mu, dtype=float)[None, :])
             if self.is_classifier:
                 out = np.asarray(self.estimator.predict_proba(x), dtype=float)
             else:
@@ -164,8 +182,13 @@ class ModelBundle:
             raise DataError(f"{est_dir}: the model gives non-finite outputs; its parameters or weights are corrupt")
 
     # -- input preparation ---------------------------------------------------------------
-    def prepare(self, spectra: Sequence, measured: Sequence[bool] | None = None) -> tuple[np.ndarray, list[dict]]:
-        """Model input of spectra: (measured ones aligned first), resampled, max-normalised, windowed.
+    def prepare_full(self, spectra: Sequence, measured: Sequence[bool] | None = None, calibrate: str = "auto",
+                     reference=None) -> tuple[np.ndarray, list[dict]]:
+        """Spectra on the bundle's whole grid as the model takes them (before the feature window).
+
+        Measured ones are aligned by area (``alignment="area"``) or calibrated and flattened
+        (``"calibrated"``); computed ones of a calibrated bundle get their simulation's energy
+        offset; then every spectrum is resampled on ``grid`` (cubic spline) and scaled to maximum 1.
 
         Parameters
         ----------
@@ -173,34 +196,84 @@ class ModelBundle:
         measured : sequence of bool, optional
             Which spectra are measured; default: every spectrum not read from FEFF output
             (no ``feff_version`` in its metadata).
+        calibrate, reference :
+            Energy calibration of measured spectra for ``alignment="calibrated"`` bundles
+            (:func:`xasml.preprocess.calibrate.calibrate`: ``"auto"`` uses a reference foil scan
+            ``reference``, else the file's reference channel, else none).
 
         Returns
         -------
-        X : ndarray, shape (n, n_features)
+        X : ndarray, shape (n, n_points)
         records : list of dict
-            Preprocessing record per spectrum (empty for computed spectra).
+            Preprocessing record per spectrum (empty for computed spectra of area-aligned bundles).
 
         Raises
         ------
         SpectrumError
             If a spectrum is of another element or measured preprocessing fails.
         """
-        X, records = prepare_spectra(spectra, self.element, self.edge, self.grid.energy, self.reference_mu,
-                                     measured, what="model")
-        a, b = self.feature_slice
-        return X[:, a:b], records
+        if self.alignment == "calibrated":
+            return prepare_calibrated(spectra, self.element, self.edge, self.grid.energy,
+                                      self.info.get("energy_scale", {}), measured, calibrate=calibrate,
+                                      reference=reference)
+        return prepare_spectra(spectra, self.element, self.edge, self.grid.energy, self.reference_mu, measured,
+                               what="model")
 
-    def predict(self, spectra: Sequence, measured: Sequence[bool] | None = None) -> list[dict]:
-        """Predictions as dictionaries: ``prediction`` and ``probabilities`` or ``std``.
+    def inputs(self, X_full: np.ndarray) -> np.ndarray:
+        """Estimator input from whole-grid spectra (n, n_points): the feature window, and the
+        one-hot element code appended for multi-element models."""
+        a, b = self.feature_slice
+        X = np.asarray(X_full, dtype=float)[:, a:b]
+        if not self.elements:
+            return X
+        code = np.zeros((len(X), len(self.elements)))
+        code[:, self.elements.index(self.element)] = 1.0
+        return np.concatenate([X, code], axis=1)
+
+    def prepare(self, spectra: Sequence, measured: Sequence[bool] | None = None, calibrate: str = "auto",
+                reference=None) -> tuple[np.ndarray, list[dict]]:
+        """Estimator input of spectra: :meth:`prepare_full`, then :meth:`inputs`.
+
+        Returns
+        -------
+        X : ndarray, shape (n, n_features)
+        records : list of dict
+        """
+        X, records = self.prepare_full(spectra, measured, calibrate=calibrate, reference=reference)
+        return self.inputs(X), records
+
+    def predict(self, spectra: Sequence, measured: Sequence[bool] | None = None, calibrate: str = "auto",
+                reference=None) -> list[dict]:
+        """Predictions as dictionaries: ``prediction`` and ``probabilities`` or ``std`` (and for measured
+        spectra the preprocessing: ``alignment_shift_eV``, or ``calibration`` and ``warnings``).
 
         Raises
         ------
         SpectrumError
-            See :meth:`prepare`.
+            See :meth:`prepare_full`.
         DataError
             If the model gives non-finite outputs (corrupt weights; the bundle is named).
         """
-        X, records = self.prepare(spectra, measured)
+        X, records = self.prepare_full(spectra, measured, calibrate=calibrate, reference=reference)
+        return self.predict_prepared(X, records)
+
+    def predict_prepared(self, X_full: np.ndarray, records: Sequence[dict] | None = None) -> list[dict]:
+        """Predictions for whole-grid spectra already prepared (:meth:`prepare_full`, or spectra
+        mapped by :mod:`xasml.measure.sdm`), as :meth:`predict` formats them.
+
+        Parameters
+        ----------
+        X_full : ndarray, shape (n, n_points)
+        records : sequence of dict, optional
+            Preprocessing records to merge into the results.
+
+        Raises
+        ------
+        DataError
+            If the model gives non-finite outputs (corrupt weights; the bundle is named).
+        """
+        X = self.inputs(X_full)
+        records = list(records) if records is not None else [{}] * len(X)
         out = []
         if self.is_classifier:
             P = self.estimator.predict_proba(X)
@@ -209,7 +282,7 @@ class ModelBundle:
             classes = [str(c) for c in self.estimator.classes_]
             from xasml.labels.site import environment_name
 
-            for p, rec in zip(P, records):
+            for p in P:
                 pred = classes[int(np.argmax(p))]
                 res = {"prediction": pred, "probabilities": {c: round(float(v), 4) for c, v in zip(classes, p)}}
                 if self.task == "coordination":
@@ -222,8 +295,10 @@ class ModelBundle:
             for m, sd in zip(mean, std):  # 3 significant digits: a small spread is never printed as 0
                 out.append({"prediction": round(float(m), 3), "std": float(f"{float(sd):.3g}")})
         for o, rec in zip(out, records):
-            if rec:
+            if rec and self.alignment == "area":
                 o["alignment_shift_eV"] = round(float(rec.get("shift_eV", 0.0)), 2)
+            elif rec:
+                o.update({k: rec[k] for k in ("calibration", "energy_offset_eV", "e0", "warnings") if k in rec})
         return out
 
 
@@ -277,6 +352,93 @@ def prepare_spectra(spectra: Sequence, element: str, edge: str, energy: np.ndarr
             records.append({})
         prepared.append(s)
     return max_normalize(shifted_resample(prepared, energy, 0.0, kind="cubic")), records
+
+
+def prepare_calibrated(spectra: Sequence, element: str, edge: str, energy: np.ndarray,
+                       energy_scale: dict[str, float], measured: Sequence[bool] | None = None,
+                       calibrate: str = "auto", reference=None) -> tuple[np.ndarray, list[dict]]:
+    """Spectra on a grid of the calibrated experimental energy scale, keeping chemical shifts.
+
+    Measured spectra: physical checks, calibration with the reference foil, larch ``pre_edge``
+    and ``flat`` (:func:`xasml.measure.core.normalized_measured`); no shift of their own.
+    Computed spectra: the energy offset of their simulation (``energy_scale``; the simulation
+    is named by :func:`xasml.datasets.sites.simulation_tag` from the ``material.json`` beside a
+    FEFF folder, else the ``xmu.dat`` header; FEFF10 files without settings are taken as the
+    ``"FEFF10 v0"`` settings, with a warning). Then every spectrum is resampled on ``energy``
+    (cubic spline) and scaled to maximum 1.
+
+    Parameters
+    ----------
+    spectra : sequence of Spectrum
+    element, edge : str
+    energy : ndarray, shape (n_points,)
+        Model grid, eV on the experimental scale.
+    energy_scale : dict
+        ``{simulation: offset_eV}`` of the model's training data.
+    measured : sequence of bool, optional
+        Default: the spectra not read from FEFF output.
+    calibrate, reference :
+        See :func:`xasml.preprocess.calibrate.calibrate`.
+
+    Returns
+    -------
+    X : ndarray, shape (n, n_points)
+    records : list of dict
+        Per spectrum: measured ``calibration``, ``e0`` (eV, calibrated) and ``warnings``; computed
+        ``energy_offset_eV`` and ``warnings``.
+
+    Raises
+    ------
+    SpectrumError
+        Another element, a failed physical check, or a computed spectrum of a simulation whose
+        offset is unknown to the model.
+    """
+    from xasml.measure.core import normalized_measured
+
+    if measured is None:
+        measured = [not is_computed(s) for s in spectra]
+    prepared, records = [], []
+    for s, meas in zip(spectra, measured):
+        if s.absorbing_element != element:
+            raise SpectrumError(f"this model is for {element} {edge}-edge spectra, got {s.absorbing_element}",
+                                source=s.source, field="absorbing_element")
+        if meas:
+            s, rec = normalized_measured(s, calibrate=calibrate, reference=reference)
+            warns = list(rec.get("warnings", []))
+            if rec["calibration"]["method"] == "none":
+                warns.append(f"{s.source}: no reference foil (reference channel or --reference): the energies are "
+                             "taken as calibrated; 1 eV of calibration error moves the oxidation state by about "
+                             "0.3-0.5")
+            records.append({"calibration": rec["calibration"], "e0": round(float(rec["e0"]), 2), "warnings": warns})
+        else:
+            sim, warns = _simulation_of(s)
+            if sim not in energy_scale:
+                raise SpectrumError(f"the model knows the energy scale of {', '.join(sorted(energy_scale))}, not of "
+                                    f"{sim!r} spectra", source=s.source, field="simulation")
+            off = float(energy_scale[sim])
+            s = s.replace(energy=s.energy + off)
+            records.append({"energy_offset_eV": off, "warnings": warns})
+        prepared.append(s)
+    return max_normalize(shifted_resample(prepared, energy, 0.0, kind="cubic")), records
+
+
+def _simulation_of(spectrum) -> tuple[str, list[str]]:
+    """(simulation tag, warnings) of a computed spectrum (see :func:`prepare_calibrated`)."""
+    from xasml.datasets.sites import simulation_tag
+
+    meta = None
+    if spectrum.source:
+        p = Path(spectrum.source).parent.parent.parent / "material.json"
+        if p.exists():
+            try:
+                meta = json.loads(p.read_text())
+            except (OSError, json.JSONDecodeError):
+                meta = None
+    tag = simulation_tag(meta, spectrum.metadata.get("feff_version"))
+    if tag.startswith("FEFF 10"):
+        return "FEFF10 v0", [f"{spectrum.source}: FEFF10 output without its settings (material.json); taken as "
+                             "the v0 settings of the training data"]
+    return tag, []
 
 
 def _read_training_spectra(path: Path) -> np.ndarray | None:

@@ -397,41 +397,15 @@ def spectral_domain_map(T: np.ndarray, training_spectra: np.ndarray | None, n_mo
 
 
 # -- with a local-structure model bundle ------------------------------------------------------
-def predict_inputs(bundle, X: np.ndarray) -> list[dict]:
-    """Predictions of a bundle's estimator for prepared inputs ``X`` (n, n_features).
-
-    Regression: ``prediction`` and ``std`` (the bundle's calibrated ensemble spread);
-    classification: ``prediction`` and ``probabilities``.
-
-    Raises
-    ------
-    DataError
-        If the model gives non-finite outputs (the bundle is named).
-    """
-    out = []
-    if bundle.is_classifier:
-        P = np.asarray(bundle.estimator.predict_proba(X), dtype=float)
-        if not np.isfinite(P).all():
-            raise DataError(f"{bundle.path}: the model gives non-finite probabilities; its weights are corrupt")
-        classes = [str(c) for c in bundle.estimator.classes_]
-        for p in P:
-            out.append({"prediction": classes[int(np.argmax(p))],
-                        "probabilities": {c: round(float(v), 4) for c, v in zip(classes, p)}})
-        return out
-    mean, std = bundle.estimator.predict(X, return_std=True)
-    if not (np.isfinite(mean).all() and np.isfinite(std).all()):
-        raise DataError(f"{bundle.path}: the model gives non-finite predictions; its weights are corrupt")
-    return [{"prediction": round(float(a), 3), "std": float(f"{float(b):.3g}")} for a, b in zip(mean, std)]
-
-
 def map_with_bundle(bundle, spectra: Sequence, n_motifs: int, n_restarts: int = 100, seed: int = 0,
-                    predict: bool = True, **options: Any) -> dict[str, Any]:
+                    predict: bool = True, calibration: dict[str, Any] | None = None,
+                    **options: Any) -> dict[str, Any]:
     """Spectral domain mapping of measured spectra for one local-structure model bundle.
 
-    The measured spectra are prepared as the bundle prepares measured input (background,
-    edge step, area-matching shift onto the computed energy scale, cubic resampling on the
-    bundle grid, maximum 1: :func:`xasml.local.predict.prepare_spectra`), on the full grid of
-    the bundle, where its ``training_spectra`` live. The mapped spectra ``Ŝ C`` are scaled to
+    The measured spectra are prepared as the bundle prepares measured input
+    (:meth:`xasml.local.predict.ModelBundle.prepare_full`: calibrated and flattened, or
+    area-aligned for the first Cu bundles; cubic resampling on the bundle grid, maximum 1), on
+    the full grid of the bundle, where its ``training_spectra`` live. The mapped spectra ``Ŝ C`` are scaled to
     maximum 1 again (the model's input convention) before the model's feature window is taken.
 
     Parameters
@@ -444,13 +418,15 @@ def map_with_bundle(bundle, spectra: Sequence, n_motifs: int, n_restarts: int = 
         See :func:`spectral_domain_map`.
     predict : bool
         Also predict with the bundle's estimator, without and with SDM.
+    calibration : dict, optional
+        ``calibrate`` / ``reference`` for calibrated bundles (see ``ModelBundle.prepare_full``).
 
     Returns
     -------
     dict
         ``result`` (SDMResult), ``measured`` (m, n_points: T), ``records`` (preprocessing per
         spectrum) and, with ``predict``, ``predictions`` and ``predictions_sdm`` (one dict per
-        spectrum, see :func:`predict_inputs`).
+        spectrum, see :meth:`xasml.local.predict.ModelBundle.predict_prepared`).
 
     Raises
     ------
@@ -459,9 +435,9 @@ def map_with_bundle(bundle, spectra: Sequence, n_motifs: int, n_restarts: int = 
     SpectrumError
         If a spectrum is of another element or its preprocessing fails (the file is named).
     """
-    from xasml.local.predict import prepare_spectra
     from xasml.preprocess.augment import max_normalize
 
+    calibration = calibration or {}
     where = f"{bundle.path}: " if bundle.path is not None else ""
     if bundle.training_spectra is None:
         raise DataError(f"{where}the model bundle has no training_spectra.npz; spectral domain mapping needs the "
@@ -470,15 +446,13 @@ def map_with_bundle(bundle, spectra: Sequence, n_motifs: int, n_restarts: int = 
     if bundle.training_spectra.shape[1] != energy.size:
         raise DataError(f"{where}training_spectra.npz holds spectra of {bundle.training_spectra.shape[1]} points; "
                         f"expected {energy.size}, one per grid point of bundle.json")
-    T, records = prepare_spectra(spectra, bundle.element, bundle.edge, energy, bundle.reference_mu,
-                                 [True] * len(spectra), what="model")
+    T, records = bundle.prepare_full(spectra, [True] * len(spectra), **calibration)
     result = spectral_domain_map(T, bundle.training_spectra, n_motifs, n_restarts=n_restarts, seed=seed,
                                  energy=energy, **options)
     out: dict[str, Any] = {"result": result, "measured": T, "records": records}
     if predict:
-        a, b = bundle.feature_slice
-        out["predictions"] = predict_inputs(bundle, T[:, a:b])
-        out["predictions_sdm"] = predict_inputs(bundle, max_normalize(result.mapped)[:, a:b])
+        out["predictions"] = bundle.predict_prepared(T)
+        out["predictions_sdm"] = bundle.predict_prepared(max_normalize(result.mapped))
     return out
 
 
