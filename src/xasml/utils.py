@@ -60,6 +60,11 @@ def atomic_write_json(path: str | Path, obj: Any) -> Path:
     return atomic_write_text(path, json.dumps(obj, indent=2, default=_json_default) + "\n")
 
 
+def cache_dir() -> Path:
+    """xasml's cache folder: ``$XASML_CACHE``, else ``~/.cache/xasml`` (unpacked datasets, label caches)."""
+    return Path(os.environ.get("XASML_CACHE", Path.home() / ".cache" / "xasml"))
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and (if installed) PyTorch random generators."""
     random.seed(seed)

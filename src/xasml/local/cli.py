@@ -23,7 +23,13 @@ def add_parser(subparsers) -> None:
                        formatter_class=argparse.RawDescriptionHelpFormatter,
                        description="Options of a --config file (JSON or TOML), with defaults:\n" + "\n".join(
                            f"  {k} = {json.dumps(defaults[k])}\n      {HELP.get(k, '')}" for k in defaults))
-    r.add_argument("--data", help=HELP["data"])
+    r.add_argument("--data", nargs="+", metavar="PATH",
+                   help=HELP["data"] + "; with --elements: site tables (xasml local sites), FEFF folders or packed "
+                                       "datasets, several allowed")
+    r.add_argument("--elements", help="multi-element run: per-element, universal and fine-tuned models of these "
+                                      "absorbers (comma-separated, or 'all' = Ti,V,Cr,Mn,Fe,Co,Ni,Cu,Zn), "
+                                      "cross-validated by structure, and shipped-ready models per element; "
+                                      "without it, the single-element protocol of Carbone et al. 2019")
     r.add_argument("--out", help="run folder, new or empty (default runs/local-<element>-<date>-<time>)")
     r.add_argument("--overwrite", action="store_true", help="clear --out first if it is an existing run folder")
     r.add_argument("--config", help="JSON or TOML file with options (see below)")
@@ -50,7 +56,17 @@ def add_parser(subparsers) -> None:
     q.add_argument("files", nargs="+", metavar="FILE", help="spectrum files, or folders (every xmu.dat and .xdi in them)")
     q.add_argument("--task", required=True, choices=["coordination", "cn", "oxidation"],
                    help="coordination environment (classes), coordination number or oxidation state")
-    q.add_argument("--model", help="model bundle, or a run folder (default: the model shipped with xasml)")
+    q.add_argument("--model", help="model bundle, or a run folder (default: the model shipped with xasml for the "
+                                   "spectrum's absorbing element)")
+    q.add_argument("--element", help="absorbing element, for files that do not state it (and to check those that do)")
+    q.add_argument("--edge", help="absorption edge (K), for files that do not state it")
+    q.add_argument("--energy-col", help="energy column of a column file: name or 1-based index")
+    q.add_argument("--mu", help="mu of a column file: column name, 1-based index or expression such as "
+                                "'ln(i0/it)', 'if/i0'")
+    q.add_argument("--calibrate", choices=["auto", "reference", "none"], default="auto",
+                   help="energy calibration of measured spectra: the reference foil scan (--reference) or channel "
+                        "if there is one (auto), required (reference), or none")
+    q.add_argument("--reference", metavar="FILE", help="a separate reference foil scan for the calibration")
     q.add_argument("--json", action="store_true", help="one JSON object per line")
     q.set_defaults(func=_predict)
 
@@ -108,7 +124,12 @@ def resolve_run_config(args) -> LocalConfig:
         d.update({k: v for k, v in LocalConfig.quick().to_dict().items() if base.get(k) != v})
     if args.config:
         d.update(read_config_file(args.config))
-    for key, val in (("data", args.data), ("element", args.element), ("seed", args.seed), ("n_jobs", args.n_jobs)):
+    data = args.data[0] if isinstance(args.data, list) and len(args.data) == 1 else args.data
+    if isinstance(data, list):
+        from xasml.errors import DataError
+
+        raise DataError("several --data paths need --elements (the multi-element run)")
+    for key, val in (("data", data), ("element", args.element), ("seed", args.seed), ("n_jobs", args.n_jobs)):
         if val is not None:
             d[key] = val
     return LocalConfig.from_dict(d, source=args.config or "command line")
@@ -120,9 +141,59 @@ def _show_config(cfg: LocalConfig) -> str:
                      for k, v in cfg.to_dict().items())
 
 
+def resolve_multi_config(args):
+    """The configuration of the multi-element run: defaults, the ``--config`` file, then
+    ``--data``, ``--elements``, ``--seed`` (``--quick``: 2 folds, few epochs and members).
+
+    Raises
+    ------
+    DataError
+        If the config file cannot be read or a value is invalid (file and option named).
+    """
+    from xasml.config import read_config_file
+    from xasml.datasets.sites import METALS_3D
+    from xasml.local.multi import MultiConfig
+
+    d: dict = {}
+    if args.quick:
+        d.update(n_folds=2, epochs=3, finetune_epochs=2, n_members=2)
+    if args.config:
+        d.update(read_config_file(args.config))
+    els = list(METALS_3D) if args.elements.strip().lower() == "all" else \
+        [e.strip() for e in args.elements.split(",") if e.strip()]
+    d["elements"] = els
+    if args.data:
+        d["data"] = list(args.data)
+    elif "data" not in d:
+        from xasml.utils import shared_data_dir
+
+        root, repo = shared_data_dir(), Path(__file__).resolve().parents[3]
+        d["data"] = [str(root / "feff10-local-v0"), str(root / "omnixas-cu-feff"), str(root / "feff10-topology-v0")]
+        d["data"] += [str(p) for p in (repo / "data" / "feff10-local-mp.parquet",
+                                        repo / "data" / "feff10-topology-grown.parquet") if p.exists()]
+    if args.seed is not None:
+        d["seed"] = args.seed
+    return MultiConfig.from_dict(d, source=args.config or "command line")
+
+
 def _run(args) -> int:
     from xasml.local.run import run_local
 
+    if args.elements:
+        from xasml.local.multi import run_multi
+
+        cfg = resolve_multi_config(args)
+        if args.show_config:
+            print(cfg.show())
+            return 0
+        if args.out:
+            out = args.out
+        else:
+            from xasml.runs import default_run_dir
+
+            out = default_run_dir("local-multi")
+        run_multi(cfg, out, overwrite=args.overwrite)
+        return 0
     cfg = resolve_run_config(args)
     if args.show_config:
         print(_show_config(cfg))
@@ -143,7 +214,9 @@ def _predict(args) -> int:
     the other files are still predicted, and the exit status is 2."""
     from xasml.local.predict import predict_files
 
-    results = predict_files(args.files, args.task, args.model)
+    results = predict_files(args.files, args.task, args.model, element=args.element, edge=args.edge,
+                            energy_col=args.energy_col, mu=args.mu, calibrate=args.calibrate,
+                            reference=args.reference)
     status = 0
     for r in results:
         if "error" in r:

@@ -480,25 +480,31 @@ def is_computed(spectrum) -> bool:
     return bool(spectrum.metadata.get("feff_version")) or "e_fermi_rel" in spectrum.metadata
 
 
-def find_bundle(task: str, model: str | Path | None = None) -> Path:
+def find_bundle(task: str, model: str | Path | None = None, element: str | None = None) -> Path:
     """Locate the bundle of ``task``.
 
     Parameters
     ----------
     task : {"coordination", "cn", "oxidation"}
     model : str or Path, optional
-        A bundle folder, a folder holding ``<task>/``, or a run folder (``models/<task>/``).
-        Default: the bundle shipped in ``xasml/data/local/<task>``.
+        A bundle folder, a folder holding ``<task>/`` (or ``<element>/<task>/``), or a run
+        folder (``models/<task>/`` or ``models/<element>/<task>/``). Default: the models shipped
+        in ``xasml/data/local/<element>/<task>``.
+    element : str, optional
+        Absorbing element, to choose among per-element models.
 
     Raises
     ------
     DataError
-        If no bundle is found (the places looked at are listed).
+        If no bundle is found (the places looked at, and the shipped elements, are listed).
     """
     if task not in TASKS:
         raise DataError(f"unknown task {task!r}; expected one of {', '.join(TASKS)}")
     root = Path(model) if model is not None else SHIPPED_DIR
-    candidates = [root, root / task, root / "models" / task]
+    candidates = [root]
+    if element:
+        candidates += [root / element / task, root / "models" / element / task]
+    candidates += [root / task, root / "models" / task]
     for c in candidates:
         if (c / "bundle.json").exists():
             if c == root and model is not None:
@@ -506,43 +512,81 @@ def find_bundle(task: str, model: str | Path | None = None) -> Path:
                 if meta.get("task") != task:
                     raise DataError(f"{c}: bundle is for task {meta.get('task')!r}, not {task!r}")
             return c
-    raise DataError(f"no {task} model found; looked in {', '.join(str(c) for c in candidates)}")
+    shipped = ", ".join(shipped_elements(task)) or "none"
+    what = f"{element} {task}" if element else task
+    raise DataError(f"no {what} model found; looked in {', '.join(str(c) for c in candidates)} (models shipped "
+                    f"for: {shipped})")
 
 
-def predict_files(files: Sequence[str | Path], task: str, model: str | Path | None = None) -> list[dict]:
-    """Predict ``task`` for spectrum files (FEFF ``xmu.dat``, XDI, ...).
+def shipped_elements(task: str) -> list[str]:
+    """Elements with a shipped model of ``task`` (``xasml/data/local/<El>/<task>/bundle.json``)."""
+    return sorted(p.parent.parent.name for p in SHIPPED_DIR.glob(f"*/{task}/bundle.json"))
+
+
+def predict_files(files: Sequence[str | Path], task: str, model: str | Path | None = None,
+                  element: str | None = None, edge: str | None = None, energy_col: str | None = None,
+                  mu: str | None = None, calibrate: str = "auto", reference: str | Path | None = None) -> list[dict]:
+    """Predict ``task`` for spectrum files (FEFF ``xmu.dat``, XDI, Athena, column files).
+
+    The model is ``model``, or the one shipped for the spectrum's absorbing element (``element``
+    when the file does not say; :func:`find_bundle`).
 
     Parameters
     ----------
     files : sequence of path
         Spectrum files, or folders (every FEFF ``xmu.dat`` and XDI file in them, see
-        :func:`expand_inputs`).
+        :func:`expand_inputs`). An Athena project gives one result per group.
     task : {"coordination", "cn", "oxidation"}
     model : path, optional
         See :func:`find_bundle`.
+    element, edge : str, optional
+        Absorbing element and edge for files that do not state them (and to check those that do).
+    energy_col, mu : str, optional
+        Column files: energy column and μ (name, 1-based index or expression, e.g. ``ln(i0/it)``).
+    calibrate, reference :
+        Energy calibration of measured spectra (:func:`xasml.preprocess.calibrate.calibrate`).
 
     Returns
     -------
     list of dict
-        One per file: ``file``, ``prediction``, and ``probabilities`` (class -> probability) and
-        ``environment_name`` (ChemEnv's name of the predicted symbol) for classification, or
-        ``std`` for regression: the standard deviation of the ensemble members times the factor
-        calibrated on validation data so that ±2σ covers 95 % of validation sites; ``error``
-        instead when the file could not be used.
+        One per spectrum: ``file``, ``absorbing_element``, ``prediction``, and
+        ``probabilities`` (class -> probability) and ``environment_name`` (ChemEnv's name of the
+        predicted symbol) for classification, or ``std`` for regression: the standard
+        deviation of the ensemble members times the factor calibrated on validation data so that
+        ±2σ covers 95 % of validation sites; for measured spectra the ``calibration`` record and
+        ``warnings``; ``error`` instead when the file could not be used.
     """
     from xasml.io.reader import read_spectrum
 
-    bundle = ModelBundle.load(find_bundle(task, model))
+    opts = {k: v for k, v in (("absorbing_element", element), ("edge", edge), ("energy_col", energy_col),
+                              ("mu", mu)) if v is not None}
+    bundles: dict[str, ModelBundle] = {}
+
+    def bundle_for(el: str) -> ModelBundle:
+        key = el if model is None else "given"
+        if key not in bundles:
+            bundles[key] = ModelBundle.load(find_bundle(task, model, el))
+        return bundles[key]
+
     out = []
     for f in expand_inputs(files):
         try:
-            s = read_spectrum(f)
-            if isinstance(s, list):
-                s = s[0]
-            res = bundle.predict([s])[0]
-            out.append({"file": str(f), **res})
-        except (SpectrumError, DataError, OSError, ValueError) as exc:
+            try:
+                got = read_spectrum(f, **opts)
+            except TypeError:  # the format takes no column options (FEFF, MP documents)
+                got = read_spectrum(f, **{k: v for k, v in opts.items() if k in ("absorbing_element", "edge")})
+            spectra = got if isinstance(got, list) else [got]
+        except (SpectrumError, DataError, OSError, ValueError, TypeError) as exc:
             out.append({"file": str(f), "error": str(exc)})
+            continue
+        for s in spectra:
+            name = str(f) if len(spectra) == 1 else f"{f}:{s.metadata.get('label') or s.material_id}"
+            try:
+                b = bundle_for(s.absorbing_element)
+                res = b.predict([s], calibrate=calibrate, reference=reference)[0]
+                out.append({"file": name, "absorbing_element": s.absorbing_element, **res})
+            except (SpectrumError, DataError, OSError, ValueError) as exc:
+                out.append({"file": name, "error": str(exc)})
     return out
 
 

@@ -25,6 +25,7 @@ from typing import Any, Sequence
 import pandas as pd
 
 from xasml.errors import DataError
+from xasml.utils import cache_dir
 
 KIND = "feff-sites"
 TEXT_COLUMNS = ("structure_cif", "material_json", "feff_inp", "xmu_dat")
@@ -167,10 +168,6 @@ def pack_feff_folder(folder: str | Path, to: str | Path, attribution: str = "",
     return {**md, "path": str(to)}
 
 
-def _cache_dir() -> Path:
-    return Path(os.environ.get("XASML_CACHE", Path.home() / ".cache" / "xasml"))
-
-
 def unpack_feff_dataset(path: str | Path, dest: str | Path | None = None) -> Path:
     """Write the FEFF layout stored in a ``"feff-sites"`` Parquet file back to files.
 
@@ -197,7 +194,7 @@ def unpack_feff_dataset(path: str | Path, dest: str | Path | None = None) -> Pat
     path = Path(path)
     if dest is None:
         h = hashlib.sha256(path.read_bytes()).hexdigest()[:24]
-        dest = _cache_dir() / "feff-sites" / h
+        dest = cache_dir() / "feff-sites" / h
         if (dest / "FEFF10").is_dir():
             return dest
     dest = Path(dest)
