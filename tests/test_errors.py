@@ -190,6 +190,12 @@ def test_local_quick_keeps_values_set_in_config(tmp_path):
     ns.quick = False
     ns.seed = 3
     assert resolve_run_config(ns).seed == 3
+    ns.paper, ns.quick, ns.config = True, True, None
+    cfg = resolve_run_config(ns)
+    assert (cfg.epochs, cfg.class_weight, cfg.lr_schedule, cfg.n_models) == (3, None, "constant", 2)  # --quick wins
+    ns.n_jobs = 0
+    with pytest.raises(DataError, match="^command line: field 'n_jobs': Input should be greater than or equal to 1"):
+        resolve_run_config(ns)
 
 
 def test_local_predict_json_errors_on_stderr(capsys, tmp_path):

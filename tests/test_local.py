@@ -277,10 +277,11 @@ def test_paper_preset_and_new_options_validated():
 
     cfg = LocalConfig.paper()
     assert (cfg.class_weight, cfg.lr_schedule, cfg.epochs, cfg.batch_size) == (None, "constant", 50, 32)
-    assert set(PAPER_TRAINING) <= set(LocalConfig.defaults())
-    with pytest.raises(DataError, match="class_weight"):
+    assert set(PAPER_TRAINING) <= set(LocalConfig.model_fields)
+    assert LocalConfig.paper(epochs=7).epochs == 7 and LocalConfig.quick().robustness is False
+    with pytest.raises(DataError, match="^config: field 'class_weight': Input should be 'balanced', got \"auto\"$"):
         LocalConfig.from_dict({"class_weight": "auto"})
-    with pytest.raises(DataError, match="lr_schedule"):
+    with pytest.raises(DataError, match="^config: field 'lr_schedule': "):
         LocalConfig.from_dict({"lr_schedule": "step"})
 
 
@@ -289,13 +290,31 @@ def test_config_rejects_unknown_and_bad_values(tmp_path):
 
     p = tmp_path / "c.json"
     p.write_text(json.dumps({"epochz": 3}))
-    with pytest.raises(DataError, match="epochz"):
+    with pytest.raises(DataError, match=rf"^{p}: field 'epochz': unknown option \(known: angle_cutoff, archs, "):
         LocalConfig.from_file(p)
-    with pytest.raises(DataError, match="archs"):
-        LocalConfig.from_dict({"archs": ["rnn"]})
+    p.write_text(json.dumps({"epochs": "x"}))
+    with pytest.raises(DataError, match=rf"^{p}: field 'epochs': Input should be a valid integer.*got \"x\"$"):
+        LocalConfig.from_file(p)
+    with pytest.raises(DataError, match=r"^c: field 'archs\[0\]': Input should be 'mlp' or 'cnn'"):
+        LocalConfig.from_dict({"archs": ["rnn"]}, "c")
+    with pytest.raises(DataError, match=r"^c: field 'ship_arch': 'mlp' is not trained"):
+        LocalConfig.from_dict({"archs": ["cnn"]}, "c")
+    with pytest.raises(DataError, match=r"^c: field 'n_ensemble': Input should be greater than or equal to 2"):
+        LocalConfig.from_dict({"n_ensemble": 1}, "c")
+    with pytest.raises(DataError, match=r"^c: field 'split_fractions': expected three fractions summing to 1"):
+        LocalConfig.from_dict({"split_fractions": [0.5, 0.5]}, "c")
+    with pytest.raises(DataError, match=r"^c: field 'protocols': duplicate protocol names"):
+        LocalConfig.from_dict({"protocols": [{"name": "a"}, {"name": "a"}]}, "c")
+    with pytest.raises(DataError, match=r"^c: field 'ship_protocol': 'b' is not one of the protocols \['a'\]"):
+        LocalConfig.from_dict({"protocols": [{"name": "a"}]}, "c")
+    with pytest.raises(DataError, match=r"^c: field 'protocols\[1\].min_cnt': unknown option \(known: classes, "
+                                        r"description, ligands, min_count, name\)"):
+        LocalConfig.from_dict({"protocols": [{"name": "a"}, {"name": "b", "min_cnt": 3}]}, "c")
     cfg = LocalConfig.from_dict({"element": "Ni", "protocols": [{"name": "x", "classes": ["O:6", "T:4"]}],
                                  "robustness_protocol": "x", "ship_protocol": "x"})
     assert cfg.element == "Ni" and cfg.protocols[0].classes == ["O:6", "T:4"]
+    assert (cfg.protocols[0].name, cfg.protocols[0].min_count, cfg.protocols[0].ligands) == ("x", 50, None)
+    assert LocalConfig.from_dict(cfg.to_dict()) == cfg  # the resolved config.json reads back
 
 
 def _cli_json(capsys, argv):
@@ -390,3 +409,13 @@ def test_run_show_config_lists_every_option(tmp_path):
     assert res.returncode == 0, res.stderr
     lines = dict(ln.split(" = ", 1) for ln in res.stdout.splitlines())
     assert lines["element"].startswith('"Fe"') and lines["epochs"].startswith("7") and "#" in lines["edge"]
+    from xasml.local.config import HELP, LocalConfig
+
+    assert list(lines) == list(LocalConfig.model_fields) == list(HELP) and all(HELP.values())
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"epochz": 3}')
+    res = subprocess.run([sys.executable, "-m", "xasml.cli", "local", "run", "--show-config", "--config", str(bad)],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode != 0 and res.stdout == "" and "Traceback" not in res.stderr
+    assert res.stderr.startswith(f"xasml: error: {bad}: field 'epochz': unknown option")
+    assert len(res.stderr.strip().splitlines()) == 1

@@ -21,13 +21,13 @@ import copy
 import json
 import re
 from pathlib import Path
-from typing import Any, Collection
+from typing import Any, Collection, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from xasml.errors import DataError
 
-__all__ = ["XasmlConfig", "read_config_file", "merge_config", "config_error"]
+__all__ = ["XasmlConfig", "config_error", "merge_config", "read_config_file"]
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:
@@ -112,13 +112,23 @@ def _field_path(cls: type[BaseModel], loc: tuple) -> tuple[str, type[BaseModel] 
     parts: list[str] = []
     model: type[BaseModel] | None = cls
     holder: type[BaseModel] | None = cls
+    item_model: type[BaseModel] | None = None  # the model of the items of a list field (list[Model])
     for item in loc:
         if model is not None and isinstance(item, str) and item in model.model_fields:
             parts.append(item)
             holder = model
             ann = model.model_fields[item].annotation
             model = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
-        elif model is not None and isinstance(item, str) and not parts[-1:] == [item]:
+            args = [a for a in get_args(ann) if a is not type(None)]
+            item_model = args[0] if get_origin(ann) is list and len(args) == 1 and isinstance(args[0], type) \
+                and issubclass(args[0], BaseModel) else None
+            continue
+        if isinstance(item, int) and parts and item_model is not None:
+            parts[-1] += f"[{item}]"
+            model, item_model = item_model, None
+            continue
+        item_model = None
+        if model is not None and isinstance(item, str) and parts[-1:] != [item]:
             parts.append(item)  # an unknown key
             holder = model
             model = None

@@ -18,7 +18,7 @@ def add_parser(subparsers) -> None:
                               description="Local structure from XANES: labels, training, evaluation, prediction.")
     sub = p.add_subparsers(dest="local_command", metavar="SUBCOMMAND")
 
-    defaults = LocalConfig.defaults()
+    defaults = LocalConfig().to_dict()
     r = sub.add_parser("run", help="label, build, train, evaluate and report into a run folder",
                        formatter_class=argparse.RawDescriptionHelpFormatter,
                        description="Options of a --config file (JSON or TOML), with defaults:\n" + "\n".join(
@@ -113,32 +113,25 @@ def resolve_run_config(args) -> LocalConfig:
         If the config file cannot be read or a value is invalid (file and option named).
     """
     from xasml.config import read_config_file
+    from xasml.errors import DataError
+    from xasml.local.config import QUICK
 
-    d = LocalConfig().to_dict()
-    if args.paper:
-        from xasml.local.config import PAPER_TRAINING
-
-        d.update(PAPER_TRAINING)
+    cfg = LocalConfig.paper() if args.paper else LocalConfig()
     if args.quick:
-        base = LocalConfig().to_dict()
-        d.update({k: v for k, v in LocalConfig.quick().to_dict().items() if base.get(k) != v})
+        cfg = cfg.merged(QUICK, "--quick")
     if args.config:
-        d.update(read_config_file(args.config))
+        cfg = cfg.merged(read_config_file(args.config), args.config)
     data = args.data[0] if isinstance(args.data, list) and len(args.data) == 1 else args.data
     if isinstance(data, list):
-        from xasml.errors import DataError
-
         raise DataError("several --data paths need --elements (the multi-element run)")
-    for key, val in (("data", data), ("element", args.element), ("seed", args.seed), ("n_jobs", args.n_jobs)):
-        if val is not None:
-            d[key] = val
-    return LocalConfig.from_dict(d, source=args.config or "command line")
+    cli = {key: val for key, val in (("data", data), ("element", args.element), ("seed", args.seed),
+                                     ("n_jobs", args.n_jobs)) if val is not None}
+    return cfg.merged(cli, "command line")
 
 
 def _show_config(cfg: LocalConfig) -> str:
     """Every option as ``name = value    # description``, as the other ``run`` commands print it."""
-    return "\n".join(f"{k} = {json.dumps(v)}    # {HELP.get(k, '')}".rstrip(" #")
-                     for k, v in cfg.to_dict().items())
+    return cfg.show()
 
 
 def resolve_multi_config(args):
