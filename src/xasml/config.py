@@ -21,13 +21,13 @@ import copy
 import json
 import re
 from pathlib import Path
-from typing import Any, Collection, get_args, get_origin
+from typing import Any, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from xasml.errors import DataError
 
-__all__ = ["XasmlConfig", "config_error", "merge_config", "read_config_file"]
+__all__ = ["XasmlConfig", "config_error", "read_config_file"]
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:
@@ -67,40 +67,6 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise DataError(f"{p}: config must be a table/object at the top level")
     return data
-
-
-def merge_config(base: dict[str, Any], over: dict[str, Any], where: str = "",
-                 opaque: Collection[str] = ()) -> dict[str, Any]:
-    """Return ``base`` updated by ``over``, recursively, refusing unknown options.
-
-    Parameters
-    ----------
-    base : dict
-        The defaults (every known option).
-    over : dict
-        Options to set; nested tables merge into nested tables.
-    where : str
-        Dotted prefix of ``base`` inside the whole config, for error messages.
-    opaque : collection of str
-        Top-level keys whose dict values are replaced whole rather than merged (free-form tables).
-
-    Raises
-    ------
-    DataError
-        If ``over`` names an option ``base`` does not have, or gives a scalar for a table.
-    """
-    out = copy.deepcopy(base)
-    for k, v in over.items():
-        key = f"{where}{k}"
-        if k not in base:
-            raise DataError(f"config: unknown option {key!r} (known: {', '.join(sorted(base))})")
-        if isinstance(base[k], dict) and key not in opaque:
-            if not isinstance(v, dict):
-                raise DataError(f"config: option {key!r} must be a table/object")
-            out[k] = merge_config(base[k], v, key + ".", opaque)
-        else:
-            out[k] = copy.deepcopy(v)
-    return out
 
 
 def _field_path(cls: type[BaseModel], loc: tuple) -> tuple[str, type[BaseModel] | None]:
