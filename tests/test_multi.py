@@ -1,0 +1,178 @@
+"""Multi-element local-structure models, the simulation energy scale and calibrated bundles, on real data.
+
+Data: tests/data/local/sites_small.parquet (108 labelled FEFF site spectra of Fe, Mn, Ti, Cu; see
+tests/data/local/README.md), the FEFF10 foils in data/feff10-foils.parquet, measured XDI files.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from xasml.errors import DataError
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = Path(__file__).parent / "data"
+SITES = DATA / "local" / "sites_small.parquet"
+CUO_XDI = DATA / "local" / "CuO_tenorite_13K_01.xdi"
+
+
+def _frame():
+    from xasml.datasets.format import read_dataset
+
+    return read_dataset(SITES, kind="sites")[0]
+
+
+# -- energy scale ------------------------------------------------------------------------------
+
+def test_shipped_energy_scales_cover_the_3d_metals_and_omnixas_cu():
+    from xasml.preprocess.energy_scale import energy_offset, energy_scales
+
+    sc = energy_scales()
+    assert set(sc["FEFF10 v0"]) == {"Ti", "V", "Cr", "Mn", "Fe", "Co", "Ni", "Cu", "Zn"}
+    # FEFF10 with the v0 settings puts K edges 7-12 eV above experiment
+    assert all(-13 < v < -6 for v in sc["FEFF10 v0"].values())
+    assert -13 < energy_offset("Cu", "FEFF 9.9.1") < -8
+    with pytest.raises(DataError, match="no energy offset for Fe spectra of 'FEFF 9.9.1'"):
+        energy_offset("Fe", "FEFF 9.9.1")
+
+
+def test_foil_offset_puts_the_simulated_fe_foil_on_the_tabulated_edge():
+    from xasml.io.feff import read_feff_xmu
+    from xasml.preprocess.align import edge_energy
+    from xasml.preprocess.energy_scale import energy_offset, foil_offset
+    from xasml.preprocess.normalize import find_e0
+    from xasml.simulate.pack import feff_root
+
+    foil = feff_root(ROOT / "data" / "feff10-foils.parquet") / "FEFF10" / "Fe-foil" / "FEFF-XANES" / "000_Fe" / "xmu.dat"
+    sim = read_feff_xmu(foil, absorbing_element="Fe")
+    rec = foil_offset(sim, "Fe")
+    # the shipped value was fitted on the multiplicity-weighted foil spectrum (resampled): within 0.1 eV
+    assert rec["offset_eV"] == pytest.approx(energy_offset("Fe", "FEFF10 v0"), abs=0.1)
+    shifted = sim.replace(energy=sim.energy + rec["offset_eV"])
+    # e0 falls on FEFF grid points (about 0.3 eV apart near the edge)
+    assert find_e0(shifted.energy, shifted.mu) == pytest.approx(edge_energy("Fe", "K"), abs=0.35)
+
+
+# -- data --------------------------------------------------------------------------------------
+
+def test_structure_key_joins_one_structure_across_absorbers_and_sets():
+    from xasml.local.multi import structure_key
+
+    assert structure_key("amcsd-123-Fe") == structure_key("amcsd-123") == "amcsd-123"
+    assert structure_key("mp-1692") == "mp-1692"
+
+
+def test_spectra_keep_their_chemical_shift_on_one_grid_per_element():
+    from xasml.local.multi import MultiConfig, MultiData
+
+    data = MultiData(_frame(), MultiConfig(data=[], elements=["Ti", "Mn", "Fe", "Cu"]))
+    assert data.X.shape == (108, 100 + 4)
+    assert np.allclose(data.X[:, :100].max(axis=1), 1.0)
+    # one-hot codes in the element order of the config
+    assert data.elements_order == ["Ti", "Mn", "Fe", "Cu"]
+    assert (data.X[data.element == "Fe", 100 + 2] == 1).all()
+    # no per-spectrum alignment: Fe(III) sites reach half height later than Fe(II) sites on the grid
+    fe = data.element == "Fe"
+    os_ = data.y["oxidation"][fe]
+    half = np.argmax(data.X[fe, :100] >= 0.5, axis=1)
+    assert half[os_ == 3].mean() > half[os_ == 2].mean()
+
+
+def test_a_simulation_without_an_offset_is_dropped_and_reported():
+    from xasml.local.multi import MultiConfig, MultiData
+
+    f = _frame()
+    f.loc[f["absorbing_element"] == "Ti", "simulation"] = "FEFF10 custom"
+    data = MultiData(f, MultiConfig(data=[], elements=["Ti", "Mn", "Fe", "Cu"]))
+    assert "Ti" not in set(data.element)
+    assert data.dropped["no_energy_offset"] == {"Ti FEFF10 custom": 24}
+
+
+def test_warm_start_fine_tunes_and_keeps_classes():
+    from xasml.models.local_nets import SpectrumClassifier, SpectrumEnsembleRegressor
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 8)).astype(np.float32)
+    y = np.array(["a", "b", "c"] * 20)
+    clf = SpectrumClassifier(epochs=2, seed=0).fit(X, y)
+    w0 = [p.detach().clone() for p in clf.net_.parameters()]
+    clf.set_params(warm_start=True, epochs=1).fit(X[:20][y[:20] != "c"], y[:20][y[:20] != "c"])
+    assert list(clf.classes_) == ["a", "b", "c"]
+    assert any(not np.allclose(a.numpy(), b.detach().numpy()) for a, b in zip(w0, clf.net_.parameters()))
+    with pytest.raises(DataError, match="not among the fitted classes"):
+        clf.fit(X[:5], np.array(["z"] * 5))
+    reg = SpectrumEnsembleRegressor(epochs=2, n_members=2, seed=0).fit(X, np.arange(60.0))
+    m0 = reg.target_mean_
+    reg.set_params(warm_start=True).fit(X[:10], np.full(10, 100.0))
+    assert reg.target_mean_ == m0
+
+
+# -- the run, the bundles, prediction -----------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def multi_run(tmp_path_factory):
+    from xasml.local.multi import MultiConfig, run_multi
+
+    out = tmp_path_factory.mktemp("multi") / "run"
+    cfg = MultiConfig(data=[str(SITES)], elements=["Ti", "Mn", "Fe", "Cu"], n_folds=2, epochs=3, finetune_epochs=2,
+                      n_members=2, min_sites=20, min_class_sites=5, balance_elements=50)
+    metrics = run_multi(cfg, out, log=lambda *a: None)
+    return out, metrics
+
+
+def test_run_scores_every_regime_per_element_and_ships_bundles(multi_run):
+    out, m = multi_run
+    for el in ("Ti", "Mn", "Fe", "Cu", "all"):
+        row = m["scores"][el]
+        for reg in ("per-element", "universal", "fine-tuned"):
+            assert {"oxidation_mae", "oxidation_baseline_mae", "cn_mae", "cn_coverage_2sigma"} <= set(row[reg])
+    # folds grouped by structure: no structure in two folds
+    folds = json.loads((out / "splits.json").read_text())
+    seen = [g for v in folds.values() for g in v]
+    assert len(seen) == len(set(seen))
+    assert (out / "report" / "regimes.md").read_text().startswith("| element |")
+    for el in ("Ti", "Mn", "Fe", "Cu"):
+        for task in ("coordination", "cn", "oxidation"):
+            meta = json.loads((out / "models" / el / task / "bundle.json").read_text())
+            assert meta["alignment"] == "calibrated" and meta["elements"] == ["Ti", "Mn", "Fe", "Cu"]
+            assert meta["info"]["regime"] in ("per-element", "universal", "fine-tuned")
+            assert (out / "models" / el / task / "training_spectra.npz").exists()
+
+
+def test_predict_picks_the_model_of_the_files_element(multi_run, capsys):
+    from xasml.cli import main
+    from xasml.local.predict import find_bundle, predict_files
+
+    out, _ = multi_run
+    models = out / "models"
+    assert find_bundle("oxidation", models, "Fe") == models / "Fe" / "oxidation"
+    with pytest.raises(DataError, match="no Zn oxidation model"):
+        find_bundle("oxidation", models, "Zn")
+    res = predict_files([CUO_XDI], "oxidation", models)
+    assert res[0]["absorbing_element"] == "Cu" and np.isfinite(res[0]["prediction"])
+    assert res[0]["calibration"]["method"] == "reference-channel"
+    code = main(["local", "predict", "--task", "oxidation", "--model", str(models), "--element", "Cu", "--edge", "K",
+                 "--calibrate", "none", "--json", str(CUO_XDI)])
+    rec = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert code == 0 and rec["calibration"]["method"] == "none"
+    assert any("no reference foil" in w for w in rec["warnings"])
+
+
+def test_a_computed_spectrum_gets_its_simulations_offset(multi_run):
+    from xasml.local.predict import ModelBundle
+    from xasml.spectrum import Spectrum
+
+    out, _ = multi_run
+    b = ModelBundle.load(out / "models" / "Fe" / "cn")
+    f = _frame()
+    r = f[f["absorbing_element"] == "Fe"].iloc[0]
+    s = Spectrum(energy=np.asarray(r["energy"]), mu=np.asarray(r["mu"]), absorbing_element="Fe", edge="K",
+                 metadata={"feff_version": "10.0.0"}, source="x/FEFF-XANES/000_Fe/xmu.dat")
+    X, rec = b.prepare_full([s])
+    assert rec[0]["energy_offset_eV"] == pytest.approx(b.info["energy_scale"]["FEFF10 v0"])
+    assert "taken as the v0 settings" in rec[0]["warnings"][0]
+    assert X.shape == (1, b.grid.n_points)
