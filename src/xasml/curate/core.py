@@ -445,19 +445,120 @@ def curate_parquet(inputs: Sequence[str | Path], out: str | Path, options: Curat
     paths = [Path(p) for p in inputs]
     if not paths:
         raise DataError("no input files")
-    counts = check_inputs(paths)
-    n_total = int(sum(counts))
+    n_total = int(sum(check_inputs(paths)))
     N = int(opt.n_points)
-    step = opt.step
     bs = int(opt.batch_size)
-    timings: dict[str, float] = {}
-    peak_rss: dict[str, float] = {}
+    clock = _Clock()
     log = (lambda msg: print(f"xasml curate: {msg}", file=sys.stderr)) if show_progress else (lambda msg: None)
 
     groups = _Groups()
+    group, gmin = _pass1_groups(paths, groups, n_total, bs)
+    clock.stop("pass1_min_energy")
+    log(f"pass 1: {n_total} spectra, {len(groups.labels)} elements ({clock.timings['pass1_min_energy']:.1f} s)")
+    starts = _grid_starts(gmin, groups, opt.start)
+    group_kept, group_near = _group_switches(groups, opt)
+    rows = _Rows.create(group, n_blocks=len(alg.block_bounds(N)))
+    out_path = Path(out)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    tmpdir = tempfile.TemporaryDirectory(prefix=".xasml-curate-", dir=out_path.parent)
+    spill_path = Path(tmpdir.name) / "gridded.f8"
+    try:
+        ring = _Ring(bs, N)
+        clock.start()
+        t_interp, t_keys = _pass2_grid(paths, rows, starts, group_kept, opt, spill_path, ring)
+        clock.stop("pass2_grid")
+        clock.timings["pass2_interpolation"] = t_interp
+        clock.timings["pass2_keys"] = t_keys
+        log(f"pass 2: gridded {int((rows.status == 0).sum())} spectra ({clock.timings['pass2_grid']:.1f} s)")
+
+        near_stats = _remove_duplicates(rows, spill_path, N, group_near, opt, clock)
+        rows.keys = None
+        log(f"duplicates: {int((rows.status == 40).sum())} exact, {int((rows.status == 50).sum())} near "
+            f"({clock.timings['exact_duplicates'] + clock.timings['near_duplicates']:.1f} s)")
+
+        clock.start()
+        bounds = _outlier_bounds(rows, spill_path, N, len(groups.labels), bs, float(opt.sigma)) \
+            if opt.outliers and n_total else None
+        clock.stop("outlier_statistics")
+
+        clock.start()
+        grids = {groups.labels[k]: {"start": float(starts[k]), "step": opt.step, "n_points": N}
+                 for k in range(len(groups.labels)) if np.isfinite(starts[k])}
+        schema = _output_schema(opt, grids, paths)
+        grid_table = starts[:, None] + opt.step * np.arange(N, dtype=np.float64)[None, :]
+        n_written = _pass3_output(paths, rows, bounds, grid_table, groups, schema, out_path, spill_path, ring, bs)
+        clock.stop("pass3_output")
+    finally:
+        tmpdir.cleanup()
+    total = time.perf_counter() - t_all
+    clock.timings["total"] = total
+    report = _report(groups, rows.group, rows.status, rows.filled, rows.norm_unknown, opt, grids, near_stats,
+                     clock.timings, n_total, n_written, paths, out_path)
+    report["peak_rss_mib_after"] = clock.peak_rss
+    if extra_report:
+        report.update(extra_report)
+    log(f"kept {n_written} of {n_total} spectra in {total:.1f} s ({report['spectra_per_second']:.0f} spectra/s)")
+    if report_path is not None:
+        write_report(report, report_path)
+    return report
+
+
+class _Clock:
+    """Seconds and peak memory after each named stage of a curation (the report's ``timings_s``
+    and ``peak_rss_mib_after``)."""
+
+    def __init__(self) -> None:
+        self.timings: dict[str, float] = {}
+        self.peak_rss: dict[str, float] = {}
+        self._t0 = time.perf_counter()
+
+    def start(self) -> None:
+        """Start timing the next stage."""
+        self._t0 = time.perf_counter()
+
+    def stop(self, stage: str) -> None:
+        """Record the stage's seconds and the peak memory so far; the next stage starts now."""
+        self.timings[stage] = time.perf_counter() - self._t0
+        self.peak_rss[stage] = _rss_mib()
+        self._t0 = time.perf_counter()
+
+
+@dataclass
+class _Rows:
+    """Per-row bookkeeping of a curation, over the rows of all inputs in order."""
+
+    group: np.ndarray         #: (element, edge) group code; -1 where the element is missing or unknown
+    status: np.ndarray        #: 0 = kept so far, else the code of the step that removed the row (``_CODE``)
+    filled: np.ndarray        #: grid points below the spectrum's first energy took its first value
+    norm_unknown: np.ndarray  #: neither ``normalized`` nor ``kind`` says whether the row is normalised
+    spilled: np.ndarray       #: the gridded spectrum is in the spill file (in row order)
+    keys: np.ndarray | None   #: block-mean fingerprints of the gridded spectra (duplicate steps only)
+
+    @classmethod
+    def create(cls, group: np.ndarray, n_blocks: int) -> "_Rows":
+        n = group.size
+        return cls(group=group, status=np.zeros(n, dtype=np.int8), filled=np.zeros(n, dtype=bool),
+                   norm_unknown=np.zeros(n, dtype=bool), spilled=np.zeros(n, dtype=bool),
+                   keys=np.zeros((n, n_blocks), dtype=np.float64))
+
+
+class _Ring:
+    """Reused ``(batch_size, n_points)`` buffers handed out in turn: a buffer can still be queued
+    for a background write while the next batches fill others (at most 3 in use: 2 queued writes)."""
+
+    def __init__(self, rows: int, cols: int, n: int = 4) -> None:
+        self._bufs = [np.empty((rows, cols)) for _ in range(n)]
+        self._i = 0
+
+    def next(self) -> np.ndarray:
+        buf = self._bufs[self._i % len(self._bufs)]
+        self._i += 1
+        return buf
+
+
+def _pass1_groups(paths: Sequence[Path], groups: _Groups, n_total: int, bs: int) -> tuple[np.ndarray, list[float]]:
+    """Pass 1: the group code of every row and each group's minimum first energy (valid rows)."""
     group = np.full(n_total, -1, dtype=np.int64)
-    # ---- pass 1: groups and per-element minimum energy ------------------------------------
-    t0 = time.perf_counter()
     gmin: list[float] = []
     r0 = 0
     for fi, b in _batches(paths, ("absorbing_element", "edge", "energy"), bs):
@@ -476,16 +577,21 @@ def curate_parquet(inputs: Sequence[str | Path], out: str | Path, options: Curat
             for k in np.flatnonzero(np.isfinite(m)):
                 gmin[k] = min(gmin[k], float(m[k]))
         r0 += n
-    timings["pass1_min_energy"] = time.perf_counter() - t0
-    peak_rss["pass1_min_energy"] = _rss_mib()
-    log(f"pass 1: {n_total} spectra, {len(groups.labels)} elements ({timings['pass1_min_energy']:.1f} s)")
+    return group, gmin
+
+
+def _grid_starts(gmin: list[float], groups: _Groups, explicit: dict[str, float] | None) -> np.ndarray:
+    """First grid energy of each group: its minimum energy, or the explicit start given for it."""
     G = len(groups.labels)
     starts = np.array(gmin + [np.inf] * (G - len(gmin)), dtype=np.float64)
-    for label, s in (opt.start or {}).items():
+    for label, s in (explicit or {}).items():
         if label in groups.labels:
             starts[groups.labels.index(label)] = float(s)
+    return starts
 
-    # element filter per group
+
+def _group_switches(groups: _Groups, opt: CurateOptions) -> tuple[np.ndarray, np.ndarray]:
+    """Per group: kept by the element filter (step 3); subject to near-duplicate removal (step 4)."""
     keep_el = set(opt.elements) if opt.elements else None
     drop_el = set(opt.drop_elements or ())
     group_kept = np.array([(keep_el is None or el in keep_el) and el not in drop_el for el in groups.elements],
@@ -493,179 +599,193 @@ def curate_parquet(inputs: Sequence[str | Path], out: str | Path, options: Curat
     near_el = set(opt.near_duplicate_elements) if opt.near_duplicate_elements else None
     group_near = np.array([opt.near_duplicates and (near_el is None or el in near_el) for el in groups.elements],
                           dtype=bool)
+    return group_kept, group_near
 
-    status = np.zeros(n_total, dtype=np.int8)
-    filled = np.zeros(n_total, dtype=bool)
-    norm_unknown = np.zeros(n_total, dtype=bool)
+
+def _pass2_grid(paths: Sequence[Path], rows: _Rows, starts: np.ndarray, group_kept: np.ndarray,
+                opt: CurateOptions, spill_path: Path, ring: _Ring) -> tuple[float, float]:
+    """Pass 2: selection, element filter, interpolation onto the grid and block-mean keys.
+
+    The gridded spectra are appended to ``spill_path`` in row order (``rows.spilled``).
+
+    Returns
+    -------
+    tuple of float
+        Seconds spent interpolating and computing keys.
+    """
+    N = int(opt.n_points)
     bounds = alg.block_bounds(N)
-    keys = np.zeros((n_total, len(bounds)), dtype=np.float64)
-    out_path = Path(out)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmpdir = tempfile.TemporaryDirectory(prefix=".xasml-curate-", dir=out_path.parent)
-    spill_path = Path(tmpdir.name) / "gridded.f8"
-    try:
-        # ---- pass 2: selection, element filter, grid, keys -----------------------------------
-        t0 = time.perf_counter()
-        r0 = 0
-        t_interp = t_hash = 0.0
-        spilled = np.zeros(n_total, dtype=bool)     # rows whose gridded spectrum is in the spill
-        ring = [np.empty((bs, N)) for _ in range(4)]  # reused buffers (at most 3 in use: 2 queued writes)
-        nb = 0
-        with open(spill_path, "wb") as spill, _Background() as bg:
-            for fi, b in _batches(paths, ("absorbing_element", "edge", "energy", "mu", "kind", "normalized", "source"), bs):
-                n = b.num_rows
-                sl = slice(r0, r0 + n)
-                g = group[sl]
-                st = np.zeros(n, dtype=np.int8)
-                norm = _normalisation(b)
-                if opt.selection:
-                    st[norm == 0] = _CODE["not_normalised"]
-                norm_unknown[sl] = norm == -1
-                gk = np.where(g >= 0, group_kept[np.maximum(g, 0)], True)
-                st[(st == 0) & ~gk] = _CODE["element_filtered"]
-                st[(st == 0) & (g < 0)] = _CODE["invalid"]
-                todo = st == 0
-                if todo.any():
-                    ti = time.perf_counter()
-                    e, eoff = _flat(b.column("energy"), "energy", str(paths[fi]))
-                    m, moff = _flat(b.column("mu"), "mu", str(paths[fi]))
-                    Yok, ist, fl = alg.interpolate_rows(e, m, eoff, moff, starts[np.maximum(g, 0)], step, N,
-                                                        opt.fill_below, active=todo, out=ring[nb % 4], compact=True)
-                    nb += 1
-                    for code_i, code_s in _INTERP_CODE.items():
-                        st[ist == code_i] = code_s
-                    rows_ok = np.flatnonzero(ist == alg.OK)
-                    filled[r0 + rows_ok] = fl[rows_ok]
-                    t_interp += time.perf_counter() - ti
-                    th = time.perf_counter()
-                    keys[r0 + rows_ok] = alg.block_means(Yok, bounds)
-                    spilled[r0 + rows_ok] = True
-                    if rows_ok.size:
-                        bg.submit(spill.write, memoryview(Yok).cast("B"))
-                    t_hash += time.perf_counter() - th
-                status[sl] = st
-                r0 += n
-        timings["pass2_grid"] = time.perf_counter() - t0
-        peak_rss["pass2_grid"] = _rss_mib()
-        timings["pass2_interpolation"] = t_interp
-        timings["pass2_keys"] = t_hash
-        log(f"pass 2: gridded {int((status == 0).sum())} spectra ({timings['pass2_grid']:.1f} s)")
+    r0 = 0
+    t_interp = t_hash = 0.0
+    columns = ("absorbing_element", "edge", "energy", "mu", "kind", "normalized", "source")
+    with open(spill_path, "wb") as spill, _Background() as bg:
+        for fi, b in _batches(paths, columns, int(opt.batch_size)):
+            n = b.num_rows
+            sl = slice(r0, r0 + n)
+            g = rows.group[sl]
+            st = np.zeros(n, dtype=np.int8)
+            norm = _normalisation(b)
+            if opt.selection:
+                st[norm == 0] = _CODE["not_normalised"]
+            rows.norm_unknown[sl] = norm == -1
+            gk = np.where(g >= 0, group_kept[np.maximum(g, 0)], True)
+            st[(st == 0) & ~gk] = _CODE["element_filtered"]
+            st[(st == 0) & (g < 0)] = _CODE["invalid"]
+            todo = st == 0
+            if todo.any():
+                ti = time.perf_counter()
+                e, eoff = _flat(b.column("energy"), "energy", str(paths[fi]))
+                m, moff = _flat(b.column("mu"), "mu", str(paths[fi]))
+                Yok, ist, fl = alg.interpolate_rows(e, m, eoff, moff, starts[np.maximum(g, 0)], opt.step, N,
+                                                    opt.fill_below, active=todo, out=ring.next(), compact=True)
+                for code_i, code_s in _INTERP_CODE.items():
+                    st[ist == code_i] = code_s
+                rows_ok = np.flatnonzero(ist == alg.OK)
+                rows.filled[r0 + rows_ok] = fl[rows_ok]
+                t_interp += time.perf_counter() - ti
+                th = time.perf_counter()
+                rows.keys[r0 + rows_ok] = alg.block_means(Yok, bounds)
+                rows.spilled[r0 + rows_ok] = True
+                if rows_ok.size:
+                    bg.submit(spill.write, memoryview(Yok).cast("B"))
+                t_hash += time.perf_counter() - th
+            rows.status[sl] = st
+            r0 += n
+    return t_interp, t_hash
 
-        # ---- exact and near duplicates (gridded spectra read back from the spill) -------------
-        t0 = time.perf_counter()
-        row_bytes = N * 8
-        spill_pos = np.cumsum(spilled) - 1
-        fd = os.open(spill_path, os.O_RDONLY)
+
+class _SpillReader:
+    """Gridded spectra of given rows, read back from the spill file by positional reads (no
+    memory map: fetched rows do not stay resident)."""
+
+    def __init__(self, path: Path, spilled: np.ndarray, n_points: int) -> None:
+        self._path = path
+        self._pos = np.cumsum(spilled) - 1  # row -> position in the spill
+        self._n = n_points
+        self._fd = -1
+
+    def __enter__(self) -> "_SpillReader":
+        self._fd = os.open(self._path, os.O_RDONLY)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        os.close(self._fd)
+
+    def fetch(self, rows: np.ndarray) -> np.ndarray:
+        row_bytes = self._n * 8
+        buf = b"".join([os.pread(self._fd, row_bytes, int(p) * row_bytes) for p in self._pos[rows]])
+        return np.frombuffer(buf, dtype=np.float64).reshape(len(rows), self._n)
+
+
+def _remove_duplicates(rows: _Rows, spill_path: Path, N: int, group_near: np.ndarray, opt: CurateOptions,
+                       clock: _Clock) -> dict:
+    """Step 4: exact duplicates, then near duplicates in the groups of ``group_near``
+    (``rows.status`` updated; stages ``exact_duplicates`` and ``near_duplicates`` timed).
+
+    Returns
+    -------
+    dict
+        Counts of the near-duplicate search (``candidates``, ``prefiltered``, ``pairs``).
+    """
+    clock.start()
+    near_stats = {"candidates": 0, "prefiltered": 0, "pairs": 0}
+    with _SpillReader(spill_path, rows.spilled, N) as spill:
+        if opt.exact_duplicates:
+            dup = alg.exact_duplicates(rows.group, rows.keys, rows.status == 0, spill.fetch)
+            rows.status[dup] = _CODE["exact_duplicate"]
+        clock.stop("exact_duplicates")
+        for code in np.flatnonzero(group_near):
+            cand = np.flatnonzero((rows.status == 0) & (rows.group == code))
+            if cand.size < 2:
+                continue
+            i, j, st_ = alg.near_duplicate_pairs(rows.keys[cand], float(opt.near_duplicate_tol),
+                                                 lambda local, cand=cand: spill.fetch(cand[local]))
+            for k in near_stats:
+                near_stats[k] += st_[k]
+            removed = alg.greedy_keep_first(cand.size, i, j)
+            rows.status[cand[removed]] = _CODE["near_duplicate"]
+    clock.stop("near_duplicates")
+    return near_stats
+
+
+def _outlier_bounds(rows: _Rows, spill_path: Path, N: int, G: int, bs: int,
+                    sigma: float) -> tuple[np.ndarray, np.ndarray]:
+    """Step 5's acceptance band per group: mean ± sigma * std of the remaining spectra (two
+    sequential reads of the spill)."""
+    mean = _group_reduce(spill_path, rows.spilled, N, rows.group, rows.status, G, bs, None)
+    cnt = np.bincount(rows.group[(rows.status == 0) & (rows.group >= 0)], minlength=G).astype(float)
+    mean = mean / np.maximum(cnt, 1)[:, None]
+    var = _group_reduce(spill_path, rows.spilled, N, rows.group, rows.status, G, bs, mean) \
+        / np.maximum(cnt, 1)[:, None]
+    return alg.outlier_bounds(mean, np.sqrt(var), sigma)
+
+
+def _output_schema(opt: CurateOptions, grids: dict, paths: Sequence[Path]) -> pa.Schema:
+    """The dataset-format schema of the output (plus ``input_row``) with its ``xasml.*`` metadata."""
+    metadata = {"curate": {"settings": asdict(opt), "grids": grids, "inputs": [str(p) for p in paths]}}
+    schema = SCHEMA.append(pa.field("input_row", pa.int64()))
+    return schema.with_metadata({
+        "xasml.format_version": json.dumps(FORMAT_VERSION),
+        "xasml.kind": json.dumps(OUTPUT_KIND),
+        "xasml.attribution": json.dumps("curated by xasml curate from: " + ", ".join(p.name for p in paths)),
+        "xasml.metadata": json.dumps(metadata),
+    })
+
+
+def _pass3_output(paths: Sequence[Path], rows: _Rows, bounds: tuple[np.ndarray, np.ndarray] | None,
+                  grid_table: np.ndarray, groups: _Groups, schema: pa.Schema, out_path: Path, spill_path: Path,
+                  ring: _Ring, bs: int) -> int:
+    """Pass 3: the outlier test (``bounds``: lower and upper band per group, None = no test) and
+    the kept rows written atomically to ``out_path``.
+
+    Returns
+    -------
+    int
+        Rows written.
+    """
+    meta_cols = ("material_id", "absorbing_element", "edge", "absorbing_index", "multiplicity", "source")
+    n_written = 0
+    with atomic_path(out_path) as tmp, open(spill_path, "rb") as spill:
+        # dictionary-encode the strings and the (few distinct) grid energies, not mu
+        writer = pq.ParquetWriter(tmp, schema, compression="zstd",
+                                  use_dictionary=["material_id", "absorbing_element", "edge", "source", "kind",
+                                                  "energy.list.element"])
         try:
-            def fetch(rows: np.ndarray) -> np.ndarray:
-                # positional reads (no memory map: fetched rows do not stay resident)
-                buf = b"".join([os.pread(fd, row_bytes, int(p) * row_bytes) for p in spill_pos[rows]])
-                return np.frombuffer(buf, dtype=np.float64).reshape(len(rows), N)
-
-            if opt.exact_duplicates:
-                dup = alg.exact_duplicates(group, keys, status == 0, fetch)
-                status[dup] = _CODE["exact_duplicate"]
-            timings["exact_duplicates"] = time.perf_counter() - t0
-            peak_rss["exact_duplicates"] = _rss_mib()
-
-            t0 = time.perf_counter()
-            near_stats = {"candidates": 0, "prefiltered": 0, "pairs": 0}
-            for code in np.flatnonzero(group_near):
-                rows = np.flatnonzero((status == 0) & (group == code))
-                if rows.size < 2:
-                    continue
-                i, j, st_ = alg.near_duplicate_pairs(keys[rows], float(opt.near_duplicate_tol),
-                                                     lambda local, rows=rows: fetch(rows[local]))
-                for k in near_stats:
-                    near_stats[k] += st_[k]
-                removed = alg.greedy_keep_first(rows.size, i, j)
-                status[rows[removed]] = _CODE["near_duplicate"]
+            with _Background() as bg:
+                r0 = 0
+                for fi, b in _batches(paths, meta_cols, bs):
+                    n = b.num_rows
+                    sp = rows.spilled[r0:r0 + n]
+                    k = int(sp.sum())
+                    Ysp = ring.next()[:k]
+                    if k:
+                        spill.readinto(memoryview(Ysp).cast("B"))
+                    loc = np.cumsum(sp) - 1                  # row in the batch -> row in Ysp
+                    st = rows.status[r0:r0 + n]
+                    g = rows.group[r0:r0 + n]
+                    if bounds is not None:
+                        _mark_outliers(st, g, Ysp, loc, *bounds)
+                    keep = np.flatnonzero(st == 0)
+                    if keep.size:
+                        table = _output_table(b, keep, Ysp[loc[keep]], g, grid_table, groups, r0, schema,
+                                              str(paths[fi]))
+                        bg.submit(writer.write_table, table)
+                        n_written += keep.size
+                    r0 += n
         finally:
-            os.close(fd)
-        timings["near_duplicates"] = time.perf_counter() - t0
-        peak_rss["near_duplicates"] = _rss_mib()
-        del keys
-        log(f"duplicates: {int((status == 40).sum())} exact, {int((status == 50).sum())} near "
-            f"({timings['exact_duplicates'] + timings['near_duplicates']:.1f} s)")
+            writer.close()
+    return n_written
 
-        # ---- per-element mean and std of the remaining spectra (two sequential reads) --------
-        t0 = time.perf_counter()
-        lower = upper = None
-        if opt.outliers and n_total:
-            mean = _group_reduce(spill_path, spilled, N, group, status, G, bs, None)
-            cnt = np.bincount(group[(status == 0) & (group >= 0)], minlength=G).astype(float)
-            mean = mean / np.maximum(cnt, 1)[:, None]
-            var = _group_reduce(spill_path, spilled, N, group, status, G, bs, mean) / np.maximum(cnt, 1)[:, None]
-            lower, upper = alg.outlier_bounds(mean, np.sqrt(var), float(opt.sigma))
-        timings["outlier_statistics"] = time.perf_counter() - t0
-        peak_rss["outlier_statistics"] = _rss_mib()
 
-        # ---- pass 3: outlier test and output --------------------------------------------------
-        t0 = time.perf_counter()
-        grids = {groups.labels[k]: {"start": float(starts[k]), "step": step, "n_points": N}
-                 for k in range(G) if np.isfinite(starts[k])}
-        settings = asdict(opt)
-        metadata = {"curate": {"settings": settings, "grids": grids, "inputs": [str(p) for p in paths]}}
-        schema = SCHEMA.append(pa.field("input_row", pa.int64()))
-        schema = schema.with_metadata({
-            "xasml.format_version": json.dumps(FORMAT_VERSION),
-            "xasml.kind": json.dumps(OUTPUT_KIND),
-            "xasml.attribution": json.dumps("curated by xasml curate from: " + ", ".join(p.name for p in paths)),
-            "xasml.metadata": json.dumps(metadata),
-        })
-        grid_table = starts[:, None] + step * np.arange(N, dtype=np.float64)[None, :]
-        meta_cols = ("material_id", "absorbing_element", "edge", "absorbing_index", "multiplicity", "source")
-        n_written = 0
-        with atomic_path(out_path) as tmp, open(spill_path, "rb") as spill:
-            # dictionary-encode the strings and the (few distinct) grid energies, not mu
-            writer = pq.ParquetWriter(tmp, schema, compression="zstd",
-                                      use_dictionary=["material_id", "absorbing_element", "edge", "source", "kind",
-                                                      "energy.list.element"])
-            try:
-                with _Background() as bg:
-                    r0 = 0
-                    for fi, b in _batches(paths, meta_cols, bs):
-                        n = b.num_rows
-                        sp = spilled[r0:r0 + n]
-                        k = int(sp.sum())
-                        Ysp = ring[nb % 4][:k]
-                        nb += 1
-                        if k:
-                            spill.readinto(memoryview(Ysp).cast("B"))
-                        loc = np.cumsum(sp) - 1                  # row in the batch -> row in Ysp
-                        st = status[r0:r0 + n]
-                        g = group[r0:r0 + n]
-                        if lower is not None:
-                            cand = np.flatnonzero(st == 0)
-                            if cand.size:
-                                gc = g[cand]
-                                yc = Ysp[loc[cand]]
-                                bad = ~np.all((yc >= lower[gc]) & (yc <= upper[gc]), axis=1)
-                                st[cand[bad]] = _CODE["outlier"]
-                        keep = np.flatnonzero(st == 0)
-                        if keep.size:
-                            table = _output_table(b, keep, Ysp[loc[keep]], g, grid_table, groups, r0, schema,
-                                                  str(paths[fi]))
-                            bg.submit(writer.write_table, table)
-                            n_written += keep.size
-                        r0 += n
-            finally:
-                writer.close()
-        timings["pass3_output"] = time.perf_counter() - t0
-        peak_rss["pass3_output"] = _rss_mib()
-    finally:
-        tmpdir.cleanup()
-    total = time.perf_counter() - t_all
-    timings["total"] = total
-    report = _report(groups, group, status, filled, norm_unknown, opt, grids, near_stats, timings, n_total,
-                     n_written, paths, out_path)
-    report["peak_rss_mib_after"] = peak_rss
-    if extra_report:
-        report.update(extra_report)
-    log(f"kept {n_written} of {n_total} spectra in {total:.1f} s ({report['spectra_per_second']:.0f} spectra/s)")
-    if report_path is not None:
-        write_report(report, report_path)
-    return report
+def _mark_outliers(st: np.ndarray, g: np.ndarray, Ysp: np.ndarray, loc: np.ndarray, lower: np.ndarray,
+                   upper: np.ndarray) -> None:
+    """Mark (in ``st``, a view of the batch's status) kept rows with a point outside their group's band."""
+    cand = np.flatnonzero(st == 0)
+    if cand.size:
+        gc = g[cand]
+        yc = Ysp[loc[cand]]
+        bad = ~np.all((yc >= lower[gc]) & (yc <= upper[gc]), axis=1)
+        st[cand[bad]] = _CODE["outlier"]
 
 
 class _Background:
