@@ -535,7 +535,7 @@ class _Rows:
     keys: np.ndarray | None   #: block-mean fingerprints of the gridded spectra (duplicate steps only)
 
     @classmethod
-    def create(cls, group: np.ndarray, n_blocks: int) -> "_Rows":
+    def create(cls, group: np.ndarray, n_blocks: int) -> _Rows:
         n = group.size
         return cls(group=group, status=np.zeros(n, dtype=np.int8), filled=np.zeros(n, dtype=bool),
                    norm_unknown=np.zeros(n, dtype=bool), spilled=np.zeros(n, dtype=bool),
@@ -664,7 +664,7 @@ class _SpillReader:
         self._n = n_points
         self._fd = -1
 
-    def __enter__(self) -> "_SpillReader":
+    def __enter__(self) -> _SpillReader:
         self._fd = os.open(self._path, os.O_RDONLY)
         return self
 
