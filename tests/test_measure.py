@@ -58,7 +58,10 @@ def test_cli_separate_reference_scan(capsys, test_data):
     code, (r,), _ = _run(capsys, "--json", "--reference", foil, sample)  # a separate scan wins over the channel
     cal = r["calibration"]
     assert code == 0 and cal["method"] == "reference-file" and str(foil) in cal["reference"]
-    assert abs(cal["shift"]) < 3 and cal["reference_e0"] == pytest.approx(measure_file(foil)[0]["e0"])
+    from xasml.preprocess.normalize import find_e0
+
+    s = read_xdi(foil)
+    assert abs(cal["shift"]) < 3 and cal["reference_e0"] == pytest.approx(find_e0(s.energy, s.mu, "first-inflection"))
     code, recs, err = _run(capsys, "--json", "--calibrate", "reference", foil)
     assert code == 2 and recs == [] and "cu_metal_rt.xdi, field 'reference': no reference" in err
 
@@ -85,16 +88,19 @@ def test_athena_reference_groups_calibrate_their_samples(shared_data):
     by = {r["label"]: r for r in recs}
     cal = by["SnO2"]["calibration"]
     assert cal["method"] == "athena-reference-group" and cal["reference"] == "Athena group 'Ref SnO2'"
-    assert cal["reference_e0"] == pytest.approx(by["Ref SnO2"]["e0"])  # larch's finder on the Ref group
+    assert cal["reference_e0"] == pytest.approx(by["Ref SnO2"]["e0"], abs=1.0)  # first inflection vs larch's e0
     assert by["SnO2"]["e0"] - by["Sn foil"]["e0"] > 2  # Sn(IV) edge above the metal's
 
 
 def test_reference_channels_of_the_xas_data_library_match_larch(shared_data, test_data):
-    """127 XASDL files carry a reference channel: its e0 (larch's finder) as larch finds it, and
-    the calibrated foils land on the tabulated edge."""
+    """127 XASDL files carry a reference channel. Its e0 is the foil's first inflection point (the
+    definition of the tabulated edges): within 1 eV of larch's find_e0 except where larch takes the
+    main rise of a smeared foil (the Mn and Ni oxide sessions: 5-12 eV higher; the first inflection
+    calibrates them within 1.5 eV of the tabulated edge, as their metal scans are) or the
+    reference is not a foil (4 Sr scans at 10 K)."""
     larch = json.loads((test_data / "measure" / "larch_xasdl.json").read_text())["files"]
     root = shared_data / "experimental" / "xas-data-library" / "data"
-    n = 0
+    n, main_rise = 0, []
     for rel, row in sorted(larch.items()):
         if "reference_e0" not in row:
             continue
@@ -105,9 +111,14 @@ def test_reference_channels_of_the_xas_data_library_match_larch(shared_data, tes
         assert got is not None, rel
         _, cal = calibrate(s)
         assert cal.method == "reference-channel"
-        assert cal.reference_e0 == pytest.approx(row["reference_e0"], abs=0.5), rel
         n += 1
+        if abs(cal.reference_e0 - row["reference_e0"]) > 1.0:
+            assert cal.reference_e0 < row["reference_e0"], rel  # always the lower, first inflection
+            main_rise.append(rel.split("/")[0])
+            if rel.startswith(("Mn/", "Ni/")):
+                assert abs(cal.shift) < 1.5, rel
     assert n == 127
+    assert main_rise.count("Mn") == 12 and main_rise.count("Ni") == 9 and len(main_rise) <= 25
 
 
 def test_mislabelled_and_edgeless_inputs_are_errors(capsys, test_data, tmp_path):

@@ -16,7 +16,9 @@ amount that puts the foil's e0 on its tabulated edge energy (xraydb, Elam et al.
    sample (Athena's "Ref" group);
 3. none: no shift is applied; the record says so and gives the tabulated edge energy.
 
-The e0 of the reference is found with larch's finder (:func:`xasml.preprocess.normalize.find_e0`).
+The e0 of the reference is its first inflection point (:func:`xasml.preprocess.normalize.find_e0`,
+``method="first-inflection"``), as the tabulated edge energies are defined; it equals larch's e0
+on thin foils.
 """
 
 from __future__ import annotations
@@ -160,7 +162,7 @@ def reference_channel(spectrum) -> tuple[np.ndarray, np.ndarray, str, str | None
     return None
 
 
-def calibrate(spectrum, method: str = "auto", reference=None, e0_method: str = "larch"):
+def calibrate(spectrum, method: str = "auto", reference=None, e0_method: str = "first-inflection"):
     """Shift a spectrum's energies so that its reference foil's e0 lies on the tabulated edge.
 
     Parameters
@@ -174,7 +176,9 @@ def calibrate(spectrum, method: str = "auto", reference=None, e0_method: str = "
         A separate reference (foil) scan; read with :func:`xasml.io.read_spectrum` when a path
         (an Athena project gives its first group).
     e0_method : str
-        e0 finder for the reference (:func:`xasml.preprocess.normalize.find_e0`).
+        e0 finder for the reference (:func:`xasml.preprocess.normalize.find_e0`); default the
+        foil's first inflection point, the definition of the tabulated edge energies (larch's
+        finder picks the main rise of thick foils, 12 eV off on the XAS Data Library Ni scans).
 
     Returns
     -------

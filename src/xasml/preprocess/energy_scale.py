@@ -16,8 +16,8 @@ experimental scale and keeps the chemical shifts; a per-spectrum alignment would
 Reference compounds (issue 9 §4):
 
 * the element's metal foil simulated with the same code and settings: the offset that puts the
-  simulated foil's e0 (larch's finder, the one calibration uses on measured foils) on the
-  tabulated edge energy. Against the measured foils of the XAS Data Library (Co, Cu, Fe, Ni, V,
+  simulated foil's first inflection point (the finder calibration uses on measured foils) on
+  the tabulated edge energy. Against the measured foils of the XAS Data Library (Co, Cu, Fe, Ni, V,
   Zn) this rule puts the edge onsets and first shoulders on top of each other
   (``benchmarks/results/energy_scales/foils.png``); matching whole derivatives instead is not
   reliable for FEFF10 v0 foils, whose post-edge oscillations differ from measurement
@@ -134,7 +134,7 @@ def foil_offset(simulated_foil, element: str, edge: str = "K", measured_foil=Non
     from xasml.preprocess.normalize import find_e0
 
     e_tab = float(edge_energy(element, edge))
-    e0_sim = float(find_e0(simulated_foil.energy, simulated_foil.mu))
+    e0_sim = float(find_e0(simulated_foil.energy, simulated_foil.mu, method="first-inflection"))
     out: dict[str, Any] = {"tabulated_e0_eV": round(e_tab, 2), "simulated_e0_eV": round(e0_sim, 2),
                            "offset_e0_eV": round(e_tab - e0_sim, 2), "method": "foil e0 on the tabulated edge"}
     out["offset_eV"] = out["offset_e0_eV"]
