@@ -306,6 +306,41 @@ def test_cli_bad_input_is_one_line_error(tmp_path):
     assert not (tmp_path / "o.parquet").exists()
 
 
+def test_cli_config_file_sets_the_run_and_the_command_line_overrides_it(tmp_path, cu, capsys):
+    from xasml.cli import main
+
+    src = _write(tmp_path, _add(cu, cu.iloc[0]))
+    cfg = tmp_path / "curate.toml"
+    cfg.write_text('n_points = 50\nwindow = 20.0\nexact_duplicates = false\nelements = ["Fe"]\n')
+    out = tmp_path / "a.parquet"
+    assert main(["curate", str(src), "--out", str(out), "--quiet", "--config", str(cfg)]) == 0
+    assert json.loads(capsys.readouterr().out)["kept"] == 0  # only Fe kept: no Cu left
+    assert main(["curate", str(src), "--out", str(out), "--quiet", "--config", str(cfg), "--elements", "Cu"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    rep = json.loads((tmp_path / "a.report.json").read_text())
+    s = rep["settings"]
+    assert (s["n_points"], s["window"], s["exact_duplicates"], s["elements"]) == (50, 20.0, False, ["Cu"])
+    assert printed["kept"] == len(read_dataset(out)[0]) > 0
+    assert rep["steps"].get("exact_duplicates", {}).get("exact_duplicate", 0) == 0  # the file switched it off
+    assert len(read_dataset(out)[0].mu[0]) == 50
+
+
+def test_options_are_an_xasml_config():
+    from xasml.config import XasmlConfig
+    from xasml.errors import DataError
+
+    assert issubclass(CurateOptions, XasmlConfig)
+    assert CurateOptions(elements=["cu"]).elements == ["Cu"]
+    assert CurateOptions.preset("paper", sigma=2).sigma == 2.0
+    with pytest.raises(DataError, match="unknown curate preset"):
+        CurateOptions.preset("papr")
+    with pytest.raises(DataError, match="'n_points'"):
+        CurateOptions.from_dict({"n_points": 1})
+    bad = CurateOptions.model_construct(**{**CurateOptions().model_dump(), "sigma": 0.0})
+    with pytest.raises(DataError, match="'sigma'"):
+        bad.validate()
+
+
 # --- shared data -------------------------------------------------------------------------------
 def test_omnixas_compound_folders(tmp_path, shared_data):
     root = shared_data / "omnixas-cu-feff" / "FEFF" / "Cu"

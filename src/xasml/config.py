@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from xasml.errors import DataError
 
-__all__ = ["XasmlConfig", "config_error", "read_config_file"]
+__all__ = ["XasmlConfig", "config_error", "element_symbol", "read_config_file"]
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:
@@ -67,6 +67,18 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise DataError(f"{p}: config must be a table/object at the top level")
     return data
+
+
+def element_symbol(value: str) -> str:
+    """Canonical chemical symbol for a field validator (``"fe"`` -> ``"Fe"``): an unknown symbol
+    raises ``ValueError``, which :func:`config_error` reports with the file and the field."""
+    from xasml.errors import SpectrumError
+    from xasml.spectrum import normalize_element
+
+    try:
+        return normalize_element(value)
+    except SpectrumError:
+        raise ValueError(f"unknown element {value!r}: expected a chemical symbol such as 'Cu'") from None
 
 
 def _field_path(cls: type[BaseModel], loc: tuple) -> tuple[str, type[BaseModel] | None]:

@@ -32,25 +32,50 @@ def _starts(text: str | None) -> dict[str, float] | None:
     return out
 
 
+def resolve_curate_config(args: argparse.Namespace):
+    """The :class:`~xasml.curate.core.CurateOptions` of ``xasml curate``: defaults, then
+    ``--preset``, then ``--config``, then the options given on the command line.
+
+    Raises
+    ------
+    DataError
+        For an unknown or invalid option (one line naming the file and the option).
+    """
+    from xasml.config import read_config_file
+    from xasml.curate.core import CurateOptions, preset_options
+
+    preset = args.preset or "default"
+    cfg = CurateOptions.defaults().merged(preset_options(preset), f"preset {preset}")
+    if args.config:
+        cfg = cfg.merged(read_config_file(args.config), str(args.config))
+    over = {k: v for k, v in (
+        ("n_points", args.n_points), ("window", args.window), ("start", _starts(args.start)),
+        ("fill_below", "none" if args.strict_range else None),
+        ("selection", False if args.no_selection else None),
+        ("elements", _symbols(args.elements)), ("drop_elements", _symbols(args.drop_elements)),
+        ("exact_duplicates", False if args.no_exact_duplicates else None),
+        ("near_duplicates", False if args.no_near_duplicates else None),
+        ("near_duplicate_tol", args.near_duplicate_tol),
+        ("near_duplicate_elements", None if args.near_duplicate_elements in (None, "all")
+         else _symbols(args.near_duplicate_elements)),
+        ("outliers", False if args.no_outliers else None),
+        ("sigma", args.sigma), ("batch_size", args.batch_size)) if v is not None}
+    if args.near_duplicate_elements == "all":
+        over["near_duplicate_elements"] = None
+    return cfg.merged(over, "command line")
+
+
 def _cmd_curate(args: argparse.Namespace) -> int:
-    from xasml.curate.core import CurateOptions
     from xasml.curate.inputs import curate
 
-    opts = CurateOptions.preset(
-        args.preset or "default",
-        n_points=args.n_points, window=args.window, start=_starts(args.start),
-        fill_below="none" if args.strict_range else None,
-        selection=False if args.no_selection else None,
-        elements=_symbols(args.elements), drop_elements=_symbols(args.drop_elements),
-        exact_duplicates=False if args.no_exact_duplicates else None,
-        near_duplicates=False if args.no_near_duplicates else None,
-        near_duplicate_tol=args.near_duplicate_tol,
-        near_duplicate_elements=(None if args.near_duplicate_elements in (None, "all")
-                                 else _symbols(args.near_duplicate_elements)),
-        outliers=False if args.no_outliers else None,
-        sigma=args.sigma, batch_size=args.batch_size)
-    if args.near_duplicate_elements == "all":
-        opts.near_duplicate_elements = None
+    opts = resolve_curate_config(args)
+    if args.show_config:
+        print(opts.show())
+        return 0
+    if not args.inputs:
+        raise DataError("no input: give at least one Parquet file, FEFF folder or MP .json file/folder")
+    if not args.out:
+        raise DataError("--out is required: the curated Parquet file to write")
     report_path = args.report or str(Path(args.out).with_suffix(".report.json"))
     report = curate(args.inputs, args.out, opts, report_path=report_path, show_progress=not args.quiet)
     t = report["totals"]
@@ -70,8 +95,8 @@ def add_parser(subparsers) -> None:
                     "one dataset-format Parquet file on per-element uniform grids, following the paper's data "
                     "curation: grid standardisation, selection of normalised spectra, element filtering, exact "
                     "and near duplicate removal, per-element 3σ filter. Writes a JSON report (+ .md summary).")
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="Parquet file, FEFF folder or MP .json file/folder")
-    p.add_argument("--out", required=True, help="curated Parquet file to write")
+    p.add_argument("inputs", nargs="*", metavar="INPUT", help="Parquet file, FEFF folder or MP .json file/folder")
+    p.add_argument("--out", help="curated Parquet file to write (required)")
     p.add_argument("--report", help="JSON report (default: OUT with suffix .report.json; Markdown next to it)")
     p.add_argument("--preset", choices=["default", "paper"],
                    help="paper: also keep only Z < 52 without noble gases and remove near duplicates only in "
@@ -92,5 +117,11 @@ def add_parser(subparsers) -> None:
     p.add_argument("--sigma", type=float, help="outlier band in standard deviations (default 3)")
     p.add_argument("--no-outliers", action="store_true", help="skip the statistical filter")
     p.add_argument("--batch-size", type=int, help="spectra per record batch (default 8192)")
+    p.add_argument("--config", metavar="FILE",
+                   help="TOML/JSON file of options (names as in --show-config, e.g. n_points, sigma, elements); "
+                        "applied after --preset, options given on the command line override it")
+    p.add_argument("--show-config", action="store_true",
+                   help="print every option with the value the run would use (defaults, --preset, --config, "
+                        "options) and its description, and exit")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=_cmd_curate)

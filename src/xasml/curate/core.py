@@ -44,15 +44,17 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, Literal, Sequence
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from pydantic import Field, field_validator
 
+from xasml.config import XasmlConfig, element_symbol
 from xasml.curate import algorithms as alg
 from xasml.datasets.format import FORMAT_VERSION, SCHEMA
 from xasml.errors import DataError, SpectrumError
@@ -92,9 +94,10 @@ def paper_elements() -> list[str]:
     return [Element.from_Z(z).symbol for z in range(1, 52) if not Element.from_Z(z).is_noble_gas]
 
 
-@dataclass
-class CurateOptions:
-    """Settings of :func:`curate_parquet` (defaults: the paper's values, all steps on).
+class CurateOptions(XasmlConfig):
+    """Settings of :func:`curate_parquet` and ``xasml curate`` (defaults: the paper's values, all
+    steps on), on :class:`~xasml.config.XasmlConfig`: every option has its one-line description,
+    and a ``--config`` file (TOML/JSON) holds any subset of them.
 
     Parameters
     ----------
@@ -127,59 +130,76 @@ class CurateOptions:
         Spectra per record batch (memory ~ batch_size * (points in + n_points) * 40 bytes).
     """
 
-    n_points: int = 200
-    window: float = 35.0
-    start: dict[str, float] | None = None
-    fill_below: str = "edge"
-    selection: bool = True
-    elements: list[str] | None = None
-    drop_elements: list[str] | None = None
-    exact_duplicates: bool = True
-    near_duplicates: bool = True
-    near_duplicate_tol: float = 0.005
-    near_duplicate_elements: list[str] | None = None
-    outliers: bool = True
-    sigma: float = 3.0
-    batch_size: int = 8192
+    n_points: int = Field(200, ge=2, description="grid points per element (--n-points)")
+    window: float = Field(35.0, gt=0, description="grid width in eV; spacing = window / n_points (--window)")
+    start: dict[str, float] | None = Field(
+        None, description="explicit grid starts in eV per element, e.g. {\"Cu\": 8970, \"Fe\": 7100} "
+                          "(--start Cu=8970,Fe=7100; null: per-element minimum energy)")
+    fill_below: Literal["edge", "none"] = Field(
+        "edge", description="grid points below a spectrum's first energy: 'edge' holds its first value, 'none' "
+                            "removes the spectrum (--strict-range)")
+    selection: bool = Field(True, description="keep only spectra marked as normalised (--no-selection: false)")
+    elements: list[str] | None = Field(None, description="keep only these absorbing elements (--elements; "
+                                                          "null: all)")
+    drop_elements: list[str] | None = Field(None, description="drop these absorbing elements (--drop-elements)")
+    exact_duplicates: bool = Field(True, description="remove exact duplicates (--no-exact-duplicates: false)")
+    near_duplicates: bool = Field(True, description="remove near duplicates (--no-near-duplicates: false)")
+    near_duplicate_tol: float = Field(0.005, ge=0, description="near duplicates: tolerance on every grid point "
+                                                               "(--near-duplicate-tol)")
+    near_duplicate_elements: list[str] | None = Field(
+        None, description="elements for near-duplicate removal (--near-duplicate-elements; null: all)")
+    outliers: bool = Field(True, description="per-element statistical filter (--no-outliers: false)")
+    sigma: float = Field(3.0, gt=0, description="outlier band in standard deviations (--sigma)")
+    batch_size: int = Field(8192, ge=1, description="spectra per record batch (--batch-size)")
+
+    @field_validator("elements", "drop_elements", "near_duplicate_elements")
+    @classmethod
+    def _symbols(cls, v: list[str] | None) -> list[str] | None:
+        return None if v is None else [element_symbol(s) for s in v]
 
     @classmethod
-    def preset(cls, name: str, **overrides: Any) -> "CurateOptions":
+    def preset(cls, name: str, **overrides: Any) -> CurateOptions:
         """Named settings: ``"default"`` (every step, all elements) or ``"paper"`` (plus Z < 52
         without noble gases and near duplicates only in Cd, Zn, Cr, S, as in the paper).
 
         Raises
         ------
         DataError
-            For an unknown preset name.
+            For an unknown preset name or an invalid override.
         """
-        if name == "default":
-            base: dict[str, Any] = {}
-        elif name == "paper":
-            base = {"elements": paper_elements(), "near_duplicate_elements": list(PAPER_NEAR_DUPLICATE_ELEMENTS)}
-        else:
-            raise DataError(f"unknown curate preset {name!r}: expected 'default' or 'paper'")
+        base = dict(preset_options(name))
         base.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**base)
+        return cls.from_dict(base, f"preset {name}")
 
     def validate(self) -> None:
-        """Raise :class:`DataError` naming the first invalid setting."""
-        if int(self.n_points) < 2:
-            raise DataError(f"n_points must be at least 2, got {self.n_points}")
-        if not float(self.window) > 0:
-            raise DataError(f"window must be positive (eV), got {self.window}")
-        if self.fill_below not in ("edge", "none"):
-            raise DataError(f"fill_below must be 'edge' or 'none', got {self.fill_below!r}")
-        if not float(self.near_duplicate_tol) >= 0:
-            raise DataError(f"near_duplicate_tol must be >= 0, got {self.near_duplicate_tol}")
-        if not float(self.sigma) > 0:
-            raise DataError(f"sigma must be positive, got {self.sigma}")
-        if int(self.batch_size) < 1:
-            raise DataError(f"batch_size must be at least 1, got {self.batch_size}")
+        """Raise :class:`DataError` naming the first invalid setting (values assigned without
+        validation, e.g. by ``model_construct``)."""
+        type(self).from_dict(self.model_dump(), "curate options")
 
     @property
     def step(self) -> float:
         """Grid spacing in eV (``window / n_points``)."""
         return float(self.window) / int(self.n_points)
+
+
+#: names of :func:`preset_options`
+CURATE_PRESETS = ("default", "paper")
+
+
+def preset_options(name: str) -> dict[str, Any]:
+    """The options a curate preset sets: ``"default"`` none, ``"paper"`` the elements and
+    near-duplicate elements of the paper.
+
+    Raises
+    ------
+    DataError
+        For an unknown preset name.
+    """
+    if name == "default":
+        return {}
+    if name == "paper":
+        return {"elements": paper_elements(), "near_duplicate_elements": list(PAPER_NEAR_DUPLICATE_ELEMENTS)}
+    raise DataError(f"unknown curate preset {name!r}: expected 'default' or 'paper'")
 
 
 def group_label(element: str, edge: str) -> str:
@@ -722,7 +742,7 @@ def _outlier_bounds(rows: _Rows, spill_path: Path, N: int, G: int, bs: int,
 
 def _output_schema(opt: CurateOptions, grids: dict, paths: Sequence[Path]) -> pa.Schema:
     """The dataset-format schema of the output (plus ``input_row``) with its ``xasml.*`` metadata."""
-    metadata = {"curate": {"settings": asdict(opt), "grids": grids, "inputs": [str(p) for p in paths]}}
+    metadata = {"curate": {"settings": opt.to_dict(), "grids": grids, "inputs": [str(p) for p in paths]}}
     schema = SCHEMA.append(pa.field("input_row", pa.int64()))
     return schema.with_metadata({
         "xasml.format_version": json.dumps(FORMAT_VERSION),
@@ -919,7 +939,7 @@ def _report(groups: _Groups, group: np.ndarray, status: np.ndarray, filled: np.n
     return {
         "inputs": [str(p) for p in paths],
         "output": str(out),
-        "settings": asdict(opt),
+        "settings": opt.to_dict(),
         "grids": grids,
         "totals": {"input": int(n_total), "removed": removed_total, "kept": int(n_written)},
         "steps": steps,
