@@ -23,15 +23,53 @@ def _tags(items: list[str] | None) -> dict[str, str]:
     return out
 
 
-def _records(args: argparse.Namespace):
+def _ids(text: str | None) -> list[int]:
+    out = []
+    for tok in _csv_list(text):
+        tok = tok.removeprefix("amcsd-")
+        if not tok.isdigit():
+            raise DataError(f"--amcsd-ids: expected AMCSD ids such as 10022,143, got {tok!r}")
+        out.append(int(tok))
+    return out
+
+
+def resolve_feff_config(args: argparse.Namespace):
+    """The :class:`~xasml.simulate.config.SimulateFeffConfig` of ``xasml simulate feff``: defaults,
+    then ``--config``, then the options given on the command line (``--tag`` cards are added to
+    the file's ``tag`` table).
+
+    Raises
+    ------
+    DataError
+        For an unknown or invalid option (one line naming the file and the option).
+    """
+    from xasml.simulate.config import SimulateFeffConfig
+
+    cfg = SimulateFeffConfig.from_file(args.config) if args.config else SimulateFeffConfig.defaults()
+    over = {k: v for k, v in (
+        ("inputs", args.inputs or None),
+        ("element", [e for x in args.element for e in _csv_list(x)] if args.element else None),
+        ("preset", args.preset), ("radius", args.radius),
+        ("tag", {**cfg.tag, **_tags(args.tag)} if args.tag else None),
+        ("delete", _csv_list(args.delete) if args.delete is not None else None),
+        ("amcsd_elements", _csv_list(args.amcsd_elements) if args.amcsd_elements is not None else None),
+        ("amcsd_ids", _ids(args.amcsd_ids) if args.amcsd_ids is not None else None),
+        ("amcsd_ids_file", args.amcsd_ids_file), ("max_elements", args.max_elements),
+        ("max_atoms", args.max_atoms), ("limit", args.limit), ("mp_ids", args.mp_ids),
+        ("max_sites", args.max_sites), ("workers", args.workers), ("scheduler", args.scheduler),
+        ("timeout", args.timeout), ("retry_failed", args.retry_failed)) if v is not None}
+    return cfg.merged(over, "command line")
+
+
+def _records(cfg):
     from xasml.simulate import sources
 
     its = []
-    if args.inputs:
-        its.append(sources.from_files(args.inputs))
-    ids = [int(x) for x in _csv_list(args.amcsd_ids)]
-    if args.amcsd_ids_file:
-        f = Path(args.amcsd_ids_file)
+    if cfg.inputs:
+        its.append(sources.from_files(cfg.inputs))
+    ids = list(cfg.amcsd_ids)
+    if cfg.amcsd_ids_file:
+        f = Path(cfg.amcsd_ids_file)
         if not f.exists():
             raise DataError(f"{f}: file not found (--amcsd-ids-file)")
         for lineno, line in enumerate(f.read_text().splitlines(), 1):
@@ -40,11 +78,11 @@ def _records(args: argparse.Namespace):
                 if not tok.isdigit():
                     raise DataError(f"{f}, line {lineno}: expected an AMCSD id such as 10022 or amcsd-10022")
                 ids.append(int(tok))
-    if args.amcsd_elements is not None or ids:
-        its.append(sources.from_amcsd(contains=_csv_list(args.amcsd_elements), ids=ids,
-                                      max_elements=args.max_elements, max_atoms=args.max_atoms, limit=args.limit))
-    if args.mp_ids:
-        its.append(sources.from_materials_project(args.mp_ids))
+    if cfg.amcsd_elements is not None or ids:
+        its.append(sources.from_amcsd(contains=cfg.amcsd_elements or [], ids=ids,
+                                      max_elements=cfg.max_elements, max_atoms=cfg.max_atoms, limit=cfg.limit))
+    if cfg.mp_ids:
+        its.append(sources.from_materials_project(cfg.mp_ids))
     if not its:
         raise DataError("nothing to simulate: give structure files or folders, --amcsd-elements/--amcsd-ids, "
                         "or --mp-ids")
@@ -56,13 +94,17 @@ def _run_feff(args: argparse.Namespace) -> int:
     from xasml.simulate.engine import simulate
     from xasml.simulate.feff import FeffSettings
 
-    settings = FeffSettings.from_preset(args.preset, radius=args.radius, tags=_tags(args.tag),
-                                        delete=_csv_list(args.delete))
-    elements = "all" if args.element in (None, [], ["all"]) else [e for x in args.element for e in _csv_list(x)]
+    cfg = resolve_feff_config(args)
+    if args.show_config:
+        print(cfg.show())
+        return 0
+    if not args.out:
+        raise DataError("--out is required: the output folder of the simulations")
+    settings = FeffSettings.from_preset(cfg.preset, radius=cfg.radius, tags=cfg.tag, delete=cfg.delete)
     if args.dry_run:
         from xasml.simulate.engine import plan
 
-        p = plan(_records(args), args.out, elements, settings, args.timeout, args.retry_failed, args.max_sites)
+        p = plan(_records(cfg), args.out, cfg.elements, settings, cfg.timeout, cfg.retry_failed, cfg.max_sites)
         out = {"structures": p.structures, "sites_to_run": len(p.tasks), "skipped_existing": p.skipped_done,
                "skipped_failed_before": p.skipped_failed, "rejected": p.rejected,
                "by_element": {}}
@@ -70,9 +112,9 @@ def _run_feff(args: argparse.Namespace) -> int:
             out["by_element"][t["element"]] = out["by_element"].get(t["element"], 0) + 1
         print(json.dumps(out, indent=1))
         return 0
-    summary = simulate(_records(args), args.out, elements, settings, workers=args.workers,
-                       scheduler=args.scheduler, timeout=args.timeout, retry_failed=args.retry_failed,
-                       max_sites=args.max_sites)
+    summary = simulate(_records(cfg), args.out, cfg.elements, settings, workers=cfg.workers,
+                       scheduler=cfg.scheduler, timeout=cfg.timeout, retry_failed=cfg.retry_failed,
+                       max_sites=cfg.max_sites)
     if args.json:
         print(json.dumps(summary, indent=1))
     else:
@@ -116,12 +158,18 @@ def add_parser(subparsers) -> None:
                               "  xasml simulate feff --mp-ids mp-1692 --element Cu --preset mp --out sims\n"
                               "  xasml simulate feff cifs/ --scheduler tcp://login1:8786 --out sims")
     f.add_argument("inputs", nargs="*", help="structure files (CIF, POSCAR, ...) or folders of them")
-    f.add_argument("--out", required=True, help="output folder (FEFF10/<key>/..., summary.json, failures.csv)")
+    f.add_argument("--out", help="output folder (FEFF10/<key>/..., summary.json, failures.csv); required")
+    f.add_argument("--config", metavar="FILE",
+                   help="TOML/JSON file of options (names as in --show-config, e.g. element, preset, tag, max_sites); "
+                        "options given on the command line override it")
+    f.add_argument("--show-config", action="store_true",
+                   help="print every option with the value the run would use (defaults, --config, options) and "
+                        "its description, and exit")
     f.add_argument("--element", action="append", metavar="EL",
                    help="absorbing element(s), repeatable or comma-separated; 'all' (default) = every element but H")
-    f.add_argument("--preset", choices=("v0", "mp"), default="v0",
+    f.add_argument("--preset", choices=("v0", "mp"),
                    help="v0: settings of the shared feff10-*-v0 sets (SCF 3.0, FMS 5.0, 6 Å, no LDOS); "
-                        "mp: pymatgen's MPXANESSet defaults")
+                        "mp: pymatgen's MPXANESSet defaults (default v0)")
     f.add_argument("--radius", type=float, help="cluster radius, Å (overrides the preset)")
     f.add_argument("--tag", action="append", metavar="CARD=VALUE", help="set a FEFF card, e.g. 'FMS=6.0 0'")
     f.add_argument("--delete", metavar="CARDS", help="remove FEFF cards, comma-separated")
@@ -136,8 +184,8 @@ def add_parser(subparsers) -> None:
     f.add_argument("--max-sites", type=int, help="skip structures with more inequivalent absorbing sites")
     f.add_argument("--workers", type=int, help="local worker processes (default: one per core)")
     f.add_argument("--scheduler", metavar="ADDRESS", help="submit to a running Dask scheduler instead")
-    f.add_argument("--timeout", type=float, default=3600.0, help="time limit per FEFF stage of a site, s")
-    f.add_argument("--retry-failed", action="store_true", help="rerun sites listed in failures.csv")
+    f.add_argument("--timeout", type=float, help="time limit per FEFF stage of a site, s (default 3600)")
+    f.add_argument("--retry-failed", action="store_true", default=None, help="rerun sites listed in failures.csv")
     f.add_argument("--dry-run", action="store_true", help="write the structure folders, list the sites, run nothing")
     f.add_argument("--json", action="store_true", help="print summary.json")
     f.set_defaults(func=_run_feff)
