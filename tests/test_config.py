@@ -153,3 +153,112 @@ def test_latent_fit_config_file_options_and_show(tmp_path, capsys):
     assert f"{f}: field 'rankaae.epochz': unknown RankAAE parameter" in err and "Traceback" not in err
     with pytest.raises(DataError, match="^x: field 'candidates': Input should be greater than or equal to 1"):
         LatentConfig.from_dict({"candidates": 0}, "x")
+
+
+# -- --config / --show-config of every run-like command ---------------------------------------------
+
+
+def _show_lines(capsys, argv) -> list[str]:
+    from xasml.cli import main
+
+    assert main(argv) == 0
+    return capsys.readouterr().out.splitlines()
+
+
+def _assert_every_option_shown(lines, cls) -> None:
+    for key, desc in cls.descriptions().items():
+        assert any(ln.startswith(f"{key} = ") and ln.endswith(f"    # {desc}") for ln in lines), key
+    assert len(lines) == len(cls.descriptions())
+
+
+def _assert_one_line_error(capsys, argv, *parts) -> None:
+    from xasml.cli import main
+
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "Traceback" not in err[0], err
+    for part in parts:
+        assert part in err[0], (part, err[0])
+
+
+def test_curate_show_config_file_and_command_line(tmp_path, capsys):
+    from xasml.curate.core import PAPER_NEAR_DUPLICATE_ELEMENTS, CurateOptions
+
+    lines = _show_lines(capsys, ["curate", "--show-config"])  # no INPUT nor --out needed
+    _assert_every_option_shown(lines, CurateOptions)
+    assert "n_points = 200" in lines[0] and any(ln.startswith("sigma = 3.0 ") for ln in lines)
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('sigma = 2.5\nn_points = 100\nelements = ["cu", "Fe"]\n')
+    out = "\n".join(_show_lines(capsys, ["curate", "--show-config", "--preset", "paper", "--config", str(cfg),
+                                         "--n-points", "50", "--no-outliers"]))
+    # defaults < --preset < --config < command line
+    assert "sigma = 2.5 " in out and "n_points = 50 " in out and 'elements = ["Cu", "Fe"] ' in out
+    assert "outliers = false " in out
+    assert f"near_duplicate_elements = {json.dumps(list(PAPER_NEAR_DUPLICATE_ELEMENTS))} " in out
+    out = "\n".join(_show_lines(capsys, ["curate", "--show-config", "--preset", "paper",
+                                         "--near-duplicate-elements", "all"]))
+    assert "near_duplicate_elements = null " in out
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"sigma": 2, "n_pointz": 3}')
+    _assert_one_line_error(capsys, ["curate", "x.parquet", "--out", str(tmp_path / "o.parquet"), "--config", str(bad)],
+                           str(bad), "'n_pointz'", "unknown option")
+    bad.write_text('{"sigma": -1}')
+    _assert_one_line_error(capsys, ["curate", "--show-config", "--config", str(bad)], str(bad), "'sigma'")
+    bad.write_text('{"elements": ["Fe", "Qq"]}')
+    _assert_one_line_error(capsys, ["curate", "--show-config", "--config", str(bad)], str(bad), "'elements'", "'Qq'")
+    _assert_one_line_error(capsys, ["curate", "--out", str(tmp_path / "o.parquet")], "no input")
+
+
+def test_simulate_feff_show_config_file_and_command_line(tmp_path, capsys):
+    from xasml.simulate.config import SimulateFeffConfig
+
+    lines = _show_lines(capsys, ["simulate", "feff", "--show-config"])  # no --out needed
+    _assert_every_option_shown(lines, SimulateFeffConfig)
+    out = "\n".join(lines)
+    assert 'element = ["all"] ' in out and "timeout = 3600.0 " in out and 'preset = "v0" ' in out
+    cfg = tmp_path / "s.toml"
+    cfg.write_text('inputs = ["cifs"]\nelement = ["fe"]\nmax_sites = 4\ntimeout = 60\n[tag]\nFMS = "6.0 0"\n')
+    out = "\n".join(_show_lines(capsys, ["simulate", "feff", "--show-config", "--config", str(cfg), "--timeout", "30",
+                                         "--tag", "scf=4.5 0", "--amcsd-ids", "10022,amcsd-143", "--retry-failed"]))
+    assert 'inputs = ["cifs"] ' in out and 'element = ["Fe"] ' in out and "max_sites = 4 " in out
+    assert "timeout = 30.0 " in out and 'tag = {"FMS": "6.0 0", "SCF": "4.5 0"} ' in out
+    assert "amcsd_ids = [10022, 143] " in out and "retry_failed = true " in out
+    bad = tmp_path / "bad.toml"
+    bad.write_text("timeoutt = 5\n")
+    _assert_one_line_error(capsys, ["simulate", "feff", "--config", str(bad), "--out", str(tmp_path / "o")],
+                           str(bad), "'timeoutt'", "unknown option")
+    bad.write_text('element = ["Xx"]\n')
+    _assert_one_line_error(capsys, ["simulate", "feff", "--show-config", "--config", str(bad)], str(bad), "'element'")
+    _assert_one_line_error(capsys, ["simulate", "feff", "--amcsd-ids", "1a", "--out", str(tmp_path / "o")],
+                           "--amcsd-ids", "'1a'")
+    _assert_one_line_error(capsys, ["simulate", "feff", "--amcsd-ids", "1"], "--out is required")
+
+
+def test_show_config_shows_command_line_options_of_forward_and_topology(capsys):
+    out = "\n".join(_show_lines(capsys, ["forward", "run", "--show-config", "--seed", "3", "--epochs", "7",
+                                         "--cv-repeats", "0", "--no-analysis", "--data", "/d", "--limit", "5"]))
+    for line in ("seed = 3 ", "model.epochs = 7 ", "cv.repeats = 0 ", "analysis.enabled = false ",
+                 'data.path = "/d" ', "data.limit = 5 "):
+        assert line in out, line
+    out = "\n".join(_show_lines(capsys, ["topology", "run", "--show-config", "--seed", "5", "--data", "/d"]))
+    assert "seed = 5 " in out and 'data.path = "/d" ' in out
+
+
+@pytest.mark.parametrize("argv", [["curate"], ["simulate", "feff"], ["topology", "run"], ["forward", "run"],
+                                  ["latent", "fit"], ["local", "run"]], ids=" ".join)
+def test_show_config_into_a_closed_pipe_is_quiet(argv):
+    """``xasml ... --show-config | head``: the reader is gone before anything is written; no traceback."""
+    import os
+    import subprocess
+    import sys
+
+    r, w = os.pipe()
+    os.close(r)  # nobody will read: the first write fails with EPIPE
+    try:
+        p = subprocess.run([sys.executable, "-m", "xasml.cli", *argv, "--show-config"], stdout=w,
+                           stderr=subprocess.PIPE, timeout=120)
+    finally:
+        os.close(w)
+    err = p.stderr.decode()
+    assert "Traceback" not in err and "BrokenPipe" not in err and err == "", err
+    assert p.returncode == 141

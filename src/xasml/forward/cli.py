@@ -8,11 +8,6 @@ import sys
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    if args.show_config:
-        from xasml.forward.config import describe_defaults
-
-        print(describe_defaults(args.preset, args.config))
-        return 0
     from xasml.forward.run import run_forward
 
     overrides = {}
@@ -22,8 +17,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
         overrides["model"] = {"epochs": args.epochs}
     if args.no_analysis:
         overrides["analysis"] = {"enabled": False}
-    if args.element or args.limit:
-        overrides["data"] = {k: v for k, v in (("element", args.element), ("limit", args.limit)) if v}
+    if args.element or args.limit or args.data:
+        overrides["data"] = {k: v for k, v in (("element", args.element), ("limit", args.limit),
+                                               ("path", args.data)) if v}
+    if args.show_config:
+        from xasml.forward.config import resolve
+
+        print(resolve(args.config, args.preset, seed=args.seed, **overrides).show())
+        return 0
     metrics = run_forward(data=args.data, out=args.out, seed=args.seed, config=args.config, preset=args.preset,
                           show_progress=not args.quiet, overrides=overrides, overwrite=args.overwrite)
     t = metrics["test"]

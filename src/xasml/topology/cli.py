@@ -8,15 +8,17 @@ import sys
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    data = args.data[0] if args.data and len(args.data) == 1 else args.data
     if args.show_config:
         from xasml.topology.config import describe_defaults
 
-        print(describe_defaults(args.config))
+        print(describe_defaults(args.config, seed=args.seed,
+                                data={"path": [str(d) for d in data] if isinstance(data, list) else str(data)}
+                                if data else None))
         return 0
     from xasml.topology.run import run_topology
 
     # --threads is applied by xasml.cli.main (torch and BLAS pools) before this runs
-    data = args.data[0] if args.data and len(args.data) == 1 else args.data
     run_topology(data=data, out=args.out, seed=args.seed, config=args.config, show_progress=not args.quiet,
                  overwrite=args.overwrite)
     return 0

@@ -180,7 +180,8 @@ def validate_config(cfg: dict) -> None:
     TopologyConfig.from_dict({k: v for k, v in cfg.items()}, "config")
 
 
-def describe_defaults(path: str | Path | None = None) -> str:
-    """Every option with the value a run would use (defaults, then ``path``) and its description,
-    one per line (``--show-config``)."""
-    return (TopologyConfig.from_file(path) if path is not None else TopologyConfig.defaults()).show()
+def describe_defaults(path: str | Path | None = None, **overrides: Any) -> str:
+    """Every option with the value a run would use (defaults, then ``path``, then ``overrides``:
+    the options given on the command line) and its description, one per line (``--show-config``)."""
+    cfg = TopologyConfig.from_file(path) if path is not None else TopologyConfig.defaults()
+    return cfg.merged({k: v for k, v in overrides.items() if v is not None}, "command line").show()
