@@ -2,12 +2,16 @@
 
     python benchmarks/energy_scales.py [--shared ../shared/data] [--write]
 
-For FEFF10 with the v0 settings: the simulated metal foils (``data/feff10-foils.parquet``, made by
-``scripts/make_foils.py`` + ``xasml simulate feff --preset v0``): their e0 put on the tabulated
-edge; the figure foils.png compares them with the measured foils of the XAS Data Library (Co, Cu,
-Fe, Ni, V, Zn) and the whole-derivative match is recorded as a diagnostic. For OmniXAS's FEFF 9.9.1 Cu set (no foil): chained through the
-structure computed by both codes (CuBi2O4: AMCSD 12142 in feff10-topology-grown, mp-505042 in
-OmniXAS; pymatgen StructureMatcher), whose site-averaged spectra are matched the same way.
+FEFF10 v0 (the settings of the feff10-*-v0 sets):
+1. standards: measured compounds of the XAS Data Library (calibrated with their reference
+   channel where they have one) whose structures are in the simulated sets (STANDARDS below),
+   each matched to the simulated structure's multiplicity-weighted spectrum by correlating the
+   flattened spectra (xasml.preprocess.energy_scale.match_offset); per element the median;
+2. foils: the simulated metal (data/feff10-foils.parquet, scripts/make_foils.py) with its first
+   inflection on the tabulated edge; elements without standards (Ti, Co, Ni, Cu) take the foil
+   offset plus the median (standards - foil) difference of the elements that have both.
+FEFF 9.9.1 (OmniXAS Cu): the CuO standard (tenorite) against mp-1692.
+The figure foils.png compares the simulated foils (offset applied) with measured foils.
 
 Writes benchmarks/results/energy_scales/results.json, and with --write the shipped table
 src/xasml/data/local/energy_scales.json (see xasml.preprocess.energy_scale).
@@ -19,6 +23,8 @@ import json
 import sys
 import time
 from pathlib import Path
+
+import numpy as np
 
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,6 +39,20 @@ from xasml.utils import atomic_write_json  # noqa: E402
 
 MEASURED_FOILS = {"Co": "Co/co_metal_rt.xdi", "Cu": "Cu/Cu_Foil_rt_2016Foils.xdi", "Fe": "Fe/Fe_Foil_rt_2016Foils.xdi",
                   "Ni": "Ni/Ni_metal_rt_01.xdi", "V": "V/V_foil.xdi", "Zn": "Zn/Zn_foil.xdi"}
+#: measured standard (XAS Data Library file stem) -> simulated structure of the same compound (FEFF10 v0
+#: folder key in feff10-local-v0 / feff10-topology-v0), matched by reduced formula (and polymorph)
+STANDARDS = {
+    "V": [("V2O5", "amcsd-94-V"), ("VO2", "amcsd-74-V"), ("V2O3", "amcsd-10595-V")],
+    "Cr": [("cr2o3_rt_001", "amcsd-10596"), ("k2cro4_rt_001", "amcsd-9457-Cr")],
+    "Mn": [("MnO_rt_01", "amcsd-7528-Mn"), ("Mn3O4_rt_01", "amcsd-2024-Mn"), ("MnO2_rt_01", "amcsd-10565-Mn"),
+           ("MnO2_rt_01", "amcsd-11760-Mn"), ("MnO2_rt_01", "amcsd-3565-Mn")],
+    "Fe": [("Fe2O3_rt_01", "amcsd-143-Fe"), ("Fe3O4_rt_01", "amcsd-945-Fe"),
+           ("Hansel2001_siderite_xanes_001", "amcsd-101-Fe")],
+    "Zn": [("ZnO", "amcsd-5203-Zn"), ("Chorover13BM_Zn_sphalerite_rt_01", "amcsd-10082"),
+           ("Chorover13BM_Zn_smithsonite_rt_01", "amcsd-102-Zn"), ("Chorover13BM_ZnSO4_rt_01", "amcsd-9208-Zn")],
+}
+#: FEFF 9.9.1 (OmniXAS) standards: measured file -> OmniXAS material (a diagnostic: the match is poor)
+CU_FEFF9 = [("CuO_tenorite_13K_01", "mp-1692")]
 #: structures computed by both codes: (FEFF10 v0 folder key, OmniXAS material id)
 CU_PAIRS = [("amcsd-12142", "mp-505042")]
 
@@ -73,8 +93,8 @@ def plot_foils(foils: Path, lib: Path, v0: dict, path: Path) -> None:
         meas, _ = calibrate(raw, reference=raw)
         et = edge_energy(el, "K")
         ax.plot(meas.energy - et, pre_edge(meas.energy, meas.mu).norm, "k", label="measured foil (calibrated)")
-        ax.plot(sim.energy + v0[el]["offset_eV"] - et, pre_edge(sim.energy, sim.mu).norm, "r",
-                label=f"FEFF10 v0 + {v0[el]['offset_eV']:+.2f} eV")
+        ax.plot(sim.energy + v0[el]["offset_foil_eV"] - et, pre_edge(sim.energy, sim.mu).norm, "r",
+                label=f"FEFF10 v0 + {v0[el]['offset_foil_eV']:+.2f} eV (foil rule)")
         ax.set_xlim(-15, 50)
         ax.set_title(f"{el} K edge ({et:.0f} eV)")
         ax.legend(fontsize=7, loc="lower right")
@@ -95,30 +115,59 @@ def main() -> int:
     shared = Path(args.shared)
     foils = feff_root(args.foils)
     lib = shared / "experimental" / "xas-data-library" / "data"
+    from xasml.measure.core import normalized_measured
+    from xasml.preprocess.align import edge_energy
+
+    def standard(el, stem, folder):
+        meas, rec = normalized_measured(read_xdi(lib / el / f"{stem}.xdi"))
+        off, r = match_offset(site_average(folder, el), meas, edge_energy(el, "K"))
+        return {"file": f"{el}/{stem}.xdi", "structure": folder.name, "offset_eV": round(off, 2),
+                "correlation": round(r, 3), "calibration": rec["calibration"]["method"]}
+
+    sim_roots = [shared / "feff10-local-v0", shared / "feff10-topology-v0"]
     v0 = {}
     for folder in sorted((foils / "FEFF10").iterdir()):
         el = folder.name.split("-")[0]
         sim = site_average(folder, el)
         meas = read_xdi(lib / MEASURED_FOILS[el]) if el in MEASURED_FOILS else None
-        v0[el] = foil_offset(sim, el, "K", meas)
-        print(f"FEFF10 v0 {el:2s}: offset {v0[el]['offset_eV']:+6.2f} eV  (e0 rule {v0[el]['offset_e0_eV']:+6.2f}"
-              + (f", measured-foil match r = {v0[el]['match_correlation']:.3f}" if meas is not None else "") + ")")
+        rec = foil_offset(sim, el, "K", meas)
+        rec["offset_foil_eV"] = rec.pop("offset_e0_eV")
+        rec["standards"] = [standard(el, stem, next(r / "FEFF10" / key for r in sim_roots if (r / "FEFF10" / key).exists()))
+                            for stem, key in STANDARDS.get(el, [])]
+        v0[el] = rec
+    diffs = {el: float(np.median([x["offset_eV"] for x in r["standards"]])) - r["offset_foil_eV"]
+             for el, r in v0.items() if r["standards"]}
+    d_med = float(np.median(list(diffs.values())))
+    for el, r in v0.items():
+        if r["standards"]:
+            r["offset_eV"] = round(float(np.median([x["offset_eV"] for x in r["standards"]])), 2)
+            r["method"] = f"median over {len(r['standards'])} measured standards whose structures are simulated"
+        else:
+            r["offset_eV"] = round(r["offset_foil_eV"] + d_med, 2)
+            r["method"] = (f"simulated foil on the tabulated edge + {d_med:+.2f} eV (median standards - foil "
+                           f"difference of {', '.join(sorted(diffs))})")
+        print(f"FEFF10 v0 {el:2s}: offset {r['offset_eV']:+6.2f} eV  (foil rule {r['offset_foil_eV']:+6.2f}; standards "
+              + ", ".join(f"{x['offset_eV']:+.2f} (r {x['correlation']:.2f})" for x in r["standards"]) + ")")
     f9 = {}
+    stds9 = []
+    for stem, mp in CU_FEFF9:
+        meas, rec = normalized_measured(read_xdi(lib / "Cu" / f"{stem}.xdi"))
+        off, r = match_offset(site_average(shared / "omnixas-cu-feff" / "FEFF" / "Cu" / mp, "Cu"), meas,
+                              edge_energy("Cu", "K"))
+        stds9.append({"file": f"Cu/{stem}.xdi", "structure": mp, "offset_eV": round(off, 2), "correlation": round(r, 3),
+                      "calibration": rec["calibration"]["method"]})
     topo = [shared / "feff10-topology-v0", feff_root(ROOT / "data" / "feff10-topology-grown.parquet")]
-    for k10, mp in CU_PAIRS:
-        folder10 = next(r / "FEFF10" / k10 for r in topo if (r / "FEFF10" / k10).exists())
-        s10 = site_average(folder10, "Cu")
-        s9 = site_average(shared / "omnixas-cu-feff" / "FEFF" / "Cu" / mp, "Cu")
-        # put FEFF10 on the experimental scale first, then match FEFF 9.9.1 to it
-        s10x = s10.replace(energy=s10.energy + v0["Cu"]["offset_eV"])
-        from xasml.preprocess.align import edge_energy
-
-        off, r = match_offset(s9, s10x, edge_energy("Cu", "K"), window=(-5.0, 30.0))
-        f9["Cu"] = {"offset_eV": round(off, 2), "method": f"chained to FEFF10 v0 Cu through {k10} = {mp} (CuBi2O4), "
-                    "site-averaged spectra matched (derivative correlation)", "match_correlation": round(r, 4),
-                    "pairs": [list(p) for p in CU_PAIRS]}
-        print(f"FEFF 9.9.1 Cu: offset {off:+6.2f} eV (r = {r:.3f}, via {k10} / {mp})")
-    table = {"format": "xasml.energy_scales/1",
+    k10, mp = CU_PAIRS[0]
+    s10 = site_average(next(r / "FEFF10" / k10 for r in topo if (r / "FEFF10" / k10).exists()), "Cu")
+    s9 = site_average(shared / "omnixas-cu-feff" / "FEFF" / "Cu" / mp, "Cu")
+    s10x = s10.replace(energy=s10.energy + v0["Cu"]["offset_eV"])  # FEFF10 on the experimental scale
+    # two simulations share their broadening: their derivatives match well (r 0.91), unlike measured ones
+    off, r = match_offset(s9, s10x, edge_energy("Cu", "K"), window=(-5.0, 30.0), mode="derivative")
+    f9["Cu"] = {"offset_eV": round(off, 2), "chain_correlation": round(r, 3), "standards_diagnostic": stds9,
+                "method": f"chained to FEFF10 v0 Cu through {k10} = {mp} (CuBi2O4, computed by both codes); the "
+                          "direct match of CuO (mp-1692) to the measured tenorite is poor (see standards_diagnostic)"}
+    print(f"FEFF 9.9.1 Cu: offset {f9['Cu']['offset_eV']:+6.2f} eV (chain r = {r:.3f}; CuO direct: {stds9})")
+    table = {"format": "xasml.energy_scales/1", "standards_minus_foil_eV": {k: round(v, 2) for k, v in diffs.items()},
              "description": "eV to add to simulated energies to put them on the calibrated experimental scale "
                             "(metal foil e0 on the tabulated xraydb edge)",
              "offsets": {"FEFF10 v0": v0, "FEFF 9.9.1": f9}}

@@ -59,7 +59,7 @@ class MultiConfig(XasmlConfig):
     elements: list[str] = Field(default_factory=lambda: ["Ti", "V", "Cr", "Mn", "Fe", "Co", "Ni", "Cu", "Zn"],
                                 description="absorbing elements")
     edge: str = Field("K", description="absorption edge")
-    grid_start: float = Field(-5.0, description="first grid energy relative to the element's tabulated edge, eV")
+    grid_start: float = Field(-3.0, description="first grid energy relative to the element's tabulated edge, eV (the OmniXAS Cu spectra start 4-5 eV below it)")
     step: float = Field(0.5, gt=0, description="grid spacing, eV (Carbone et al.: ~0.5)")
     n_points: int = Field(100, ge=10, description="grid points (Carbone et al.: 100)")
     n_folds: int = Field(5, ge=2, description="cross-validation folds, grouped by structure, stratified by element")

@@ -2,7 +2,7 @@
 (absorbing element, simulation code and settings).
 
 Measured spectra are calibrated so that the element's metal foil has its first inflection
-(larch's e0) at the tabulated edge energy (xraydb; :mod:`xasml.preprocess.calibrate`). FEFF's
+at the tabulated edge energy (xraydb; :mod:`xasml.preprocess.calibrate`). FEFF's
 absolute energies are off from that scale by several eV, by an amount that depends on the code,
 its settings and the element, but not on the compound: the *chemical shift* between compounds
 of one element is what FEFF gets (roughly) right. So one constant per (element, simulation),
@@ -13,21 +13,28 @@ fitted once on reference compounds, puts every simulated spectrum of that elemen
 experimental scale and keeps the chemical shifts; a per-spectrum alignment would erase them
 (and with them the oxidation state).
 
-Reference compounds (issue 9 §4):
+Reference compounds (issue 9 §4), in order of preference:
 
-* the element's metal foil simulated with the same code and settings: the offset that puts the
-  simulated foil's first inflection point (the finder calibration uses on measured foils) on
-  the tabulated edge energy. Against the measured foils of the XAS Data Library (Co, Cu, Fe, Ni, V,
-  Zn) this rule puts the edge onsets and first shoulders on top of each other
-  (``benchmarks/results/energy_scales/foils.png``); matching whole derivatives instead is not
-  reliable for FEFF10 v0 foils, whose post-edge oscillations differ from measurement
-  (correlations 0.14-0.53, offsets scattered by up to 13 eV), so it is recorded as a diagnostic only;
-* for a simulation without a foil (OmniXAS's FEFF 9.9.1 Cu set), structures computed with both
-  codes: the median e0 difference of the same sites chains it to a simulation with a foil.
+* **standards whose structures are simulated** with the same code and settings: measured
+  oxides, carbonates, sulfides of the element (XAS Data Library) matched to the simulated
+  structure's site-averaged spectrum by correlating the flattened spectra over -10...+40 eV
+  around the edge (:func:`match_offset`); the element's offset is the median over its
+  standards. These are the compounds the local-structure models are trained on;
+* the element's **metal foil** simulated with the same settings: its first inflection put on the
+  tabulated edge. FEFF places a metal's edge differently from an insulator's (Fermi level), and
+  for FEFF10 v0 the foil rule gives offsets 0.4-3.1 eV lower than the standards of the same
+  element (V, Cr, Mn, Fe, Zn); so an element without standards takes its foil offset plus the
+  median of that difference over the elements that have both (Ti, Co, Ni, FEFF10 Cu), and the
+  foil-only offsets are kept in the table for comparison
+  (``benchmarks/results/energy_scales/foils.png``);
+* for a simulation without standards or foil of its own, structures computed with both codes
+  (chained).
 
 The fitted offsets ship in ``xasml/data/local/energy_scales.json`` (made by
-``benchmarks/energy_scales.py`` from ``data/feff10-foils.parquet`` and the XAS Data Library
-foils) and every local-structure model stores the offsets of its training data.
+``benchmarks/energy_scales.py`` from the XAS Data Library standards, the simulated sets and
+``data/feff10-foils.parquet``) and every local-structure model stores the offsets of its
+training data. The standards used here are development data: held-back measured standards score
+the models independently.
 """
 
 from __future__ import annotations
@@ -50,20 +57,21 @@ MAX_OFFSET = 30.0
 
 
 def _norm_on(spectrum, energy: np.ndarray) -> np.ndarray:
-    """Edge-step normalised spectrum (larch ``pre_edge`` defaults) interpolated on ``energy``."""
+    """Flattened spectrum (larch ``pre_edge`` defaults, ``flat``) interpolated on ``energy``."""
     from xasml.preprocess.normalize import pre_edge
 
     e = np.asarray(spectrum.energy, float)
     pe = pre_edge(e, np.asarray(spectrum.mu, float))
-    return np.interp(energy, e, pe.norm, left=np.nan, right=np.nan)
+    return np.interp(energy, e, pe.flat, left=np.nan, right=np.nan)
 
 
 def match_offset(simulated, measured, e_ref: float, step: float = 0.05,
-                 window: tuple[float, float] = MATCH_WINDOW) -> tuple[float, float]:
+                 window: tuple[float, float] = MATCH_WINDOW, mode: str = "norm") -> tuple[float, float]:
     """Energy offset (eV) that best puts a simulated spectrum on a measured one.
 
-    The derivatives of the two edge-step normalised spectra are compared on a fine grid over
-    ``e_ref + window``; the offset maximises their Pearson correlation over ±``MAX_OFFSET``.
+    The two edge-step normalised spectra (``mode="norm"``; larch ``flat``) or their derivatives
+    (``"derivative"``) are compared on a fine grid over ``e_ref + window``; the offset
+    maximises their Pearson correlation over ±``MAX_OFFSET``.
 
     Parameters
     ----------
@@ -75,6 +83,8 @@ def match_offset(simulated, measured, e_ref: float, step: float = 0.05,
         Offset resolution, eV.
     window : (float, float)
         Compared energies relative to ``e_ref``, eV.
+    mode : {"norm", "derivative"}
+        What is correlated.
 
     Returns
     -------
@@ -88,18 +98,22 @@ def match_offset(simulated, measured, e_ref: float, step: float = 0.05,
     DataError
         If the spectra do not cover the window.
     """
+    if mode not in ("norm", "derivative"):
+        raise ValueError(f"mode must be 'norm' or 'derivative', got {mode!r}")
     grid = np.arange(e_ref + window[0], e_ref + window[1], step)
-    m = np.gradient(_norm_on(measured, grid), grid)
+    m = _norm_on(measured, grid)
+    m = np.gradient(m, grid) if mode == "derivative" else m
     if not np.isfinite(m).all():
         raise DataError(f"{measured.source}: the measured spectrum does not cover {grid[0]:.0f}-{grid[-1]:.0f} eV")
     e = np.asarray(simulated.energy, float)
     from xasml.preprocess.normalize import pre_edge
 
-    norm = pre_edge(e, np.asarray(simulated.mu, float)).norm
+    norm = pre_edge(e, np.asarray(simulated.mu, float)).flat
     offsets = np.arange(-MAX_OFFSET, MAX_OFFSET + step / 2, step)
     # simulated norm at grid - offset for every offset: one interpolation of an (n_off, n_grid) array
     shifted = np.interp((grid[None, :] - offsets[:, None]).ravel(), e, norm, left=np.nan, right=np.nan)
-    S = np.gradient(shifted.reshape(len(offsets), len(grid)), grid, axis=1)
+    S = shifted.reshape(len(offsets), len(grid))
+    S = np.gradient(S, grid, axis=1) if mode == "derivative" else S
     ok = np.isfinite(S).all(axis=1)
     if not ok.any():
         raise DataError(f"{simulated.source}: the simulated spectrum does not cover {grid[0]:.0f}-{grid[-1]:.0f} eV")
@@ -142,7 +156,7 @@ def foil_offset(simulated_foil, element: str, edge: str = "K", measured_foil=Non
         from xasml.preprocess.calibrate import calibrate
 
         measured_cal, _ = calibrate(measured_foil, reference=measured_foil)
-        off, r = match_offset(simulated_foil, measured_cal, e_tab)
+        off, r = match_offset(simulated_foil, measured_cal, e_tab, mode="derivative")
         out.update(offset_match_eV=round(off, 2), match_correlation=round(r, 4),
                    measured_foil=str(measured_foil.source))
     return out
