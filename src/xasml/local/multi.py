@@ -63,7 +63,6 @@ class MultiConfig(XasmlConfig):
     step: float = Field(0.5, gt=0, description="grid spacing, eV (Carbone et al.: ~0.5)")
     n_points: int = Field(100, ge=10, description="grid points (Carbone et al.: 100)")
     n_folds: int = Field(5, ge=2, description="cross-validation folds, grouped by structure, stratified by element")
-    val_fraction: float = Field(0.15, gt=0, lt=0.5, description="grouped part of each training fold that calibrates the uncertainty")
     min_sites: int = Field(20, ge=5, description="an element needs this many sites for its own model (and to be shipped)")
     min_class_sites: int = Field(20, ge=2, description="environments with at least this many sites (all elements) are classes")
     eval_class_sites: int = Field(5, ge=1, description="per element, macro F1 over classes with at least this many of its sites")
@@ -225,9 +224,8 @@ def _balance(rows: np.ndarray, elements: np.ndarray, target: int) -> np.ndarray:
     return np.concatenate(out)
 
 
-def fit_task(task: str, X: np.ndarray, y: np.ndarray, cfg: MultiConfig, seed: int, base=None,
-             X_val: np.ndarray | None = None, y_val: np.ndarray | None = None, n_spec: int | None = None):
-    """Fit one estimator (from scratch, or fine-tuned from ``base``) and calibrate a regressor's spread.
+def fit_task(task: str, X: np.ndarray, y: np.ndarray, cfg: MultiConfig, seed: int, base=None):
+    """Fit one estimator, from scratch or fine-tuned from ``base``.
 
     Parameters
     ----------
@@ -238,8 +236,6 @@ def fit_task(task: str, X: np.ndarray, y: np.ndarray, cfg: MultiConfig, seed: in
     base : estimator, optional
         A fitted universal model to fine-tune (copied, then trained further with
         ``finetune_epochs`` at ``learning_rate * finetune_lr_factor``).
-    X_val, y_val : validation rows that scale a regressor's spread, optional (used from 5 rows, or
-        15 when fine-tuning: below that the universal model's scale is kept).
 
     Returns
     -------
@@ -253,27 +249,9 @@ def fit_task(task: str, X: np.ndarray, y: np.ndarray, cfg: MultiConfig, seed: in
                        seed=seed)
     Xn, yn = _noisy(X, y, cfg.noise_sigma, seed)
     est.fit(Xn, yn if task == "coordination" else yn.astype(float))
-    if task != "coordination":
-        # a fine-tuned model keeps the universal model's spread scale unless its element has
-        # enough validation sites of its own (a scale from 5 sites is mostly noise)
-        min_val = 15 if base is not None else 5
-        if base is not None:
-            est.std_scale_ = float(getattr(base, "std_scale_", 1.0))
-        if X_val is not None and len(X_val) >= min_val:
-            est.calibrate(X_val, y_val.astype(float))
     if base is not None:
         est.set_params(warm_start=False)
     return est
-
-
-def _inner_split(groups: np.ndarray, rows: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Split ``rows`` into (train, validation) by group."""
-    rng = np.random.default_rng(seed)
-    g = np.unique(groups[rows])
-    rng.shuffle(g)
-    val_g = set(g[: max(1, int(round(fraction * len(g))))].tolist())
-    is_val = np.array([groups[r] in val_g for r in rows])
-    return rows[~is_val], rows[is_val]
 
 
 class MultiData:
@@ -326,24 +304,24 @@ def cross_validate(data: MultiData, cfg: MultiConfig, log=print) -> dict[str, An
             seed = cfg.seed + 100 * k
             train_all = np.where((folds != k) & lab)[0]
             test = np.where((folds == k) & lab)[0]
-            tr, va = _inner_split(data.groups, train_all, cfg.val_fraction, seed)
+            tr = train_all
             t0 = time.time()
             ub = _balance(tr, data.element, cfg.balance_elements)
-            uni = fit_task(task, data.X[ub], y[ub], cfg, seed, X_val=data.X[va], y_val=y[va])
+            uni = fit_task(task, data.X[ub], y[ub], cfg, seed)
             out["seconds"]["universal"] += time.time() - t0
             _store(res["universal"], uni, data.X, test, task)
             for el in per_el_ok:
-                tr_e, va_e, te_e = (r[data.element[r] == el] for r in (tr, va, test))
+                tr_e, te_e = (r[data.element[r] == el] for r in (tr, test))
                 if len(te_e) == 0 or len(tr_e) < 5:
                     continue
                 if task == "coordination" and len(set(y[tr_e])) < 2:
                     continue
                 t0 = time.time()
-                per = fit_task(task, data.X[tr_e], y[tr_e], cfg, seed, X_val=data.X[va_e], y_val=y[va_e])
+                per = fit_task(task, data.X[tr_e], y[tr_e], cfg, seed)
                 out["seconds"]["per-element"] += time.time() - t0
                 _store(res["per-element"], per, data.X, te_e, task)
                 t0 = time.time()
-                ft = fit_task(task, data.X[tr_e], y[tr_e], cfg, seed, base=uni, X_val=data.X[va_e], y_val=y[va_e])
+                ft = fit_task(task, data.X[tr_e], y[tr_e], cfg, seed, base=uni)
                 out["seconds"]["fine-tuned"] += time.time() - t0
                 _store(res["fine-tuned"], ft, data.X, te_e, task)
             log(f"  {task}: fold {k + 1}/{cfg.n_folds} done")
@@ -396,8 +374,12 @@ def score(data: MultiData, cv: dict, cfg: MultiConfig) -> dict[str, Any]:
                 if not mask.any():
                     continue
                 err = np.abs(y[mask] - pm[mask])
+                rmse = float(np.sqrt(np.mean(err ** 2)))
                 r[f"{task}_mae"] = float(err.mean())
-                r[f"{task}_coverage_2sigma"] = float(np.mean(err <= 2 * ps[mask]))
+                r[f"{task}_rmse"] = rmse
+                # the shipped uncertainty: out-of-fold RMSE in quadrature with the ensemble spread
+                r[f"{task}_coverage_2sigma"] = float(np.mean(err <= 2 * np.sqrt(rmse ** 2 + ps[mask] ** 2)))
+                r[f"{task}_coverage_2sigma_spread_only"] = float(np.mean(err <= 2 * ps[mask]))
                 r[f"{task}_n"] = int(mask.sum())
                 # predict-the-mean baseline: the training-fold mean of the element's labels
                 base = []
@@ -445,29 +427,31 @@ def train_and_ship(data: MultiData, cfg: MultiConfig, scores: dict, out: Path, p
         lab = data.labelled(task)
         y = data.y[task]
         rows = np.where(lab)[0]
-        tr, va = _inner_split(data.groups, rows, cfg.val_fraction, seed)
+        tr = rows
         uni = fit_task(task, data.X[_balance(tr, data.element, cfg.balance_elements)],
-                       y[_balance(tr, data.element, cfg.balance_elements)], cfg, seed, X_val=data.X[va], y_val=y[va])
+                       y[_balance(tr, data.element, cfg.balance_elements)], cfg, seed)
         for el in data.elements_order:
             m = data.element == el
             if m.sum() < cfg.min_sites:
                 continue
             regime = _best_regime(scores, el, task) if cfg.ship_regime == "best" else cfg.ship_regime
-            tr_e, va_e = tr[m[tr]], va[m[va]]
+            tr_e = tr[m[tr]]
             if regime == "universal":
                 est = uni
             elif task == "coordination" and len(set(y[tr_e])) < 2:
                 regime, est = "universal", uni
             else:
-                est = fit_task(task, data.X[tr_e], y[tr_e], cfg, seed, base=uni if regime == "fine-tuned" else None,
-                               X_val=data.X[va_e], y_val=y[va_e])
+                est = fit_task(task, data.X[tr_e], y[tr_e], cfg, seed, base=uni if regime == "fine-tuned" else None)
+            if task != "coordination":
+                est = copy.deepcopy(est)
+                est.set_noise_std(scores[el].get(regime, {}).get(f"{task}_rmse", 0.0))
             grid = EnergyGrid(edge_energy(el, cfg.edge) + cfg.grid_start,
                               edge_energy(el, cfg.edge) + cfg.grid_start + cfg.step * (cfg.n_points - 1), cfg.n_points)
             Xe = data.X[m][:, : data.n_spec]
             sims = sorted(set(data.frame.loc[m, "simulation"]))
             info = {"regime": regime, "target": TASK_TARGET[task], "elements": data.elements_order,
                     "energy_scale": {s: scales[s][el] for s in sims if el in scales.get(s, {})},
-                    "n_train_sites": int(len(tr_e)), "n_validation_sites": int(len(va_e)),
+                    "n_train_sites": int(len(tr_e)),
                     "cv": {k: v for k, v in scores[el].get(regime, {}).items()}, **provenance}
             b = ModelBundle(task=task, estimator=est, element=el, edge=cfg.edge, grid=grid,
                             feature_slice=(0, data.n_spec), reference_mu=Xe.mean(axis=0), info=info,

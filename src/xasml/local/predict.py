@@ -32,6 +32,9 @@ from xasml.preprocess.grid import EnergyGrid
 from xasml.utils import atomic_write_json
 
 TASKS = ("coordination", "cn", "oxidation")
+#: out-of-domain scores above this are warned about (distance to the nearest training spectrum in
+#: units of the training spectra's median nearest-neighbour distance)
+OOD_WARN = 5.0
 SHIPPED_DIR = Path(__file__).resolve().parents[1] / "data" / "local"
 
 
@@ -294,12 +297,51 @@ class ModelBundle:
                 raise DataError(f"{self.path}: the model gives non-finite predictions; its weights are corrupt")
             for m, sd in zip(mean, std):  # 3 significant digits: a small spread is never printed as 0
                 out.append({"prediction": round(float(m), 3), "std": float(f"{float(sd):.3g}")})
-        for o, rec in zip(out, records):
+        ood = self.domain_distance(X_full) if any("calibration" in r for r in records) else None
+        for i, (o, rec) in enumerate(zip(out, records)):
             if rec and self.alignment == "area":
                 o["alignment_shift_eV"] = round(float(rec.get("shift_eV", 0.0)), 2)
             elif rec:
                 o.update({k: rec[k] for k in ("calibration", "energy_offset_eV", "e0", "warnings") if k in rec})
+                if ood is not None and "calibration" in rec:
+                    o["out_of_domain"] = round(float(ood[i]), 2)
+                    if ood[i] > OOD_WARN:
+                        o["warnings"] = list(o.get("warnings", [])) + [
+                            f"the spectrum is unlike the model's training spectra (out-of-domain score "
+                            f"{ood[i]:.1f} > {OOD_WARN:g}): the answer is an extrapolation; spectral domain mapping "
+                            "(xasml measure map) or a model trained nearer to it may help"]
         return out
+
+    def domain_distance(self, X_full: np.ndarray) -> np.ndarray | None:
+        """Out-of-domain score of whole-grid spectra: the RMS distance to the nearest training
+        spectrum over the median nearest-neighbour distance among training spectra (1 = as close
+        as training spectra are to each other). None without ``training_spectra``.
+
+        Parameters
+        ----------
+        X_full : ndarray, shape (n, n_points)
+
+        Returns
+        -------
+        ndarray, shape (n,) or None
+        """
+        T = self.training_spectra
+        if T is None or T.shape[1] != np.asarray(X_full).shape[1] or len(T) < 3:
+            return None
+        T = np.asarray(T, dtype=float)
+
+        def nearest(A: np.ndarray, exclude_self: bool = False) -> np.ndarray:
+            d2 = (A ** 2).sum(1)[:, None] + (T ** 2).sum(1)[None, :] - 2 * A @ T.T
+            if exclude_self:
+                d2[d2 < 1e-12] = np.inf
+            return np.sqrt(np.maximum(d2.min(axis=1), 0) / T.shape[1])
+
+        if not hasattr(self, "_nn_ref"):
+            rng = np.random.default_rng(0)
+            sub = T[rng.choice(len(T), size=min(len(T), 500), replace=False)]
+            ref = nearest(sub, exclude_self=True)
+            self._nn_ref = float(np.median(ref[np.isfinite(ref)])) or 1e-6
+        return nearest(np.asarray(X_full, dtype=float)) / self._nn_ref
 
 
 def prepare_spectra(spectra: Sequence, element: str, edge: str, energy: np.ndarray, reference_mu: np.ndarray,

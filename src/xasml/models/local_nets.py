@@ -417,6 +417,9 @@ class SpectrumEnsembleRegressor(RegressorMixin, _SpectrumNetEnsemble):
         Target standardisation learned in ``fit``.
     std_scale_ : float
         Factor applied to the member spread (1 after ``fit``; see :meth:`calibrate`).
+    noise_std_ : float
+        Error floor combined in quadrature with the spread (0 after ``fit``; see
+        :meth:`set_noise_std`).
     net_ : torch.nn.Module
         The fitted ensemble (see :func:`build_ensemble_net`).
     loss_curves_ : list of list of float
@@ -470,6 +473,7 @@ class SpectrumEnsembleRegressor(RegressorMixin, _SpectrumNetEnsemble):
             self.target_mean_ = float(y.mean())
             self.target_scale_ = float(y.std()) or 1.0
         self.std_scale_ = 1.0
+        self.noise_std_ = 0.0
         t = ((y - self.target_mean_) / self.target_scale_).astype(np.float32)[:, None]
         self._fit_members(X, t, 1, "mse")
         return self
@@ -482,13 +486,40 @@ class SpectrumEnsembleRegressor(RegressorMixin, _SpectrumNetEnsemble):
         """Ensemble mean (n,), and with ``return_std`` also the uncertainty (n,).
 
         The uncertainty is the standard deviation across members times ``std_scale_`` (1 unless
-        :meth:`calibrate` was called).
+        :meth:`calibrate` was called), combined in quadrature with ``noise_std_`` when it is set
+        (:meth:`set_noise_std`): σ² = noise_std_² + (std_scale_ · spread)².
         """
         P = self.predict_members(X)
         mean = P.mean(axis=0)
         if not return_std:
             return mean
-        return mean, P.std(axis=0, ddof=1) * getattr(self, "std_scale_", 1.0)
+        spread = P.std(axis=0, ddof=1) * getattr(self, "std_scale_", 1.0)
+        noise = float(getattr(self, "noise_std_", 0.0))
+        return mean, np.sqrt(spread ** 2 + noise ** 2) if noise else spread
+
+    def set_noise_std(self, noise_std: float) -> "SpectrumEnsembleRegressor":
+        """Add an error floor to the uncertainty: σ² = ``noise_std``² + (ensemble spread)².
+
+        The spread of an ensemble measures where its members disagree (large for spectra unlike
+        the training data), not the error it makes where they agree; on small data sets members
+        agree far more than they are right, and scaling the spread (:meth:`calibrate`) then
+        multiplies the out-of-domain spread too. A floor equal to the out-of-fold RMSE of the
+        model (cross-validation) covers the in-domain error and leaves the spread to flag the
+        rest (an aleatoric + epistemic decomposition; Lakshminarayanan et al., NeurIPS 2017).
+
+        Parameters
+        ----------
+        noise_std : float
+            The floor, in units of the target (>= 0).
+
+        Returns
+        -------
+        self
+        """
+        if not np.isfinite(noise_std) or noise_std < 0:
+            raise DataError(f"noise_std must be finite and >= 0, got {noise_std}")
+        self.noise_std_ = float(noise_std)
+        return self
 
     def calibrate(self, X, y, coverage: float = 0.9545) -> "SpectrumEnsembleRegressor":
         """Scale the ensemble spread so that ±2σ holds ``coverage`` of held-out data.
@@ -526,9 +557,10 @@ class SpectrumEnsembleRegressor(RegressorMixin, _SpectrumNetEnsemble):
 
     def _extra_state(self) -> dict:
         return {"target_mean": self.target_mean_, "target_scale": self.target_scale_,
-                "std_scale": float(getattr(self, "std_scale_", 1.0))}
+                "std_scale": float(getattr(self, "std_scale_", 1.0)), "noise_std": float(getattr(self, "noise_std_", 0.0))}
 
     def _set_extra_state(self, state: dict) -> None:
         self.target_mean_ = float(state["target_mean"])
         self.target_scale_ = float(state["target_scale"])
         self.std_scale_ = float(state.get("std_scale", 1.0))
+        self.noise_std_ = float(state.get("noise_std", 0.0))
