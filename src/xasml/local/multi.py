@@ -12,7 +12,8 @@ Three training regimes on the same folds (Lu-group perspective, seed 002 §III; 
 
 Tasks: coordination environment (ChemEnv symbol; class-balanced MLP classifier ensemble),
 coordination number and oxidation state (MLP ensembles; mean = prediction, spread = uncertainty,
-scaled on validation sites so that ±2σ covers 95 %).
+combined in quadrature with the out-of-fold RMSE of cross-validation, so that the in-domain
+error is covered and the spread flags spectra unlike the training data).
 
 Energy handling keeps the chemical shift: every simulated spectrum is put on the calibrated
 experimental energy scale by one offset per (element, simulation)
@@ -24,8 +25,9 @@ Nothing is aligned per spectrum, so the edge position - about 1-3 eV per unit of
 Evaluation: grouped, element-stratified k-fold cross-validation (scikit-learn
 ``StratifiedGroupKFold``; a group is a structure, so the sites of one material - including the
 same structure simulated for two absorbers or in two data sets - never sit in two folds). Every
-site is predicted once by models that never saw its structure. Inside each training part a
-grouped validation part calibrates the uncertainty; nothing is tuned on the held-out fold.
+site is predicted once by models that never saw its structure; nothing is tuned on the held-out
+fold. The regime shipped per element and task is chosen on these out-of-fold scores (our own
+splits; no test set is involved).
 """
 
 from __future__ import annotations
