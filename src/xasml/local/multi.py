@@ -48,10 +48,15 @@ from xasml.errors import DataError
 
 TASK_TARGET = {"coordination": "environment", "cn": "coordination_number", "oxidation": "oxidation_state"}
 REGIMES = ("per-element", "universal", "fine-tuned")
+#: training spectra stored with a bundle (a seeded random subset above this)
+MAX_STORED_SPECTRA = 1000
 
-#: Carbone et al. 2019, Table II: macro F1 of the MLP on the full spectrum, protocol (a) (oxide
-#: sites, T:4 / S:5 / O:6), per element - the per-element numbers the paper reports
-PAPER_F1 = {"Ti": 0.83, "V": 0.87, "Cr": 0.88, "Mn": 0.90, "Fe": 0.88, "Co": 0.88, "Ni": 0.85, "Cu": 0.86}
+#: Carbone et al. 2019, Table II: macro F1 of the MLP / CNN on the full spectrum, per element, for
+#: their protocol (oxide sites, classes T:4 / S:5 / O:6; random site split; std of 10 models in
+#: the last digit). Our per-element numbers use more classes, grouped splits and far fewer
+#: non-Cu sites, so they are a reference, not a like-for-like comparison.
+PAPER_F1 = {"Ti": (0.83, 0.84), "V": (0.86, 0.86), "Cr": (0.87, 0.87), "Mn": (0.83, 0.85), "Fe": (0.85, 0.86),
+            "Co": (0.85, 0.87), "Ni": (0.87, 0.88), "Cu": (0.86, 0.86)}
 
 
 class MultiConfig(XasmlConfig):
@@ -450,6 +455,8 @@ def train_and_ship(data: MultiData, cfg: MultiConfig, scores: dict, out: Path, p
             grid = EnergyGrid(edge_energy(el, cfg.edge) + cfg.grid_start,
                               edge_energy(el, cfg.edge) + cfg.grid_start + cfg.step * (cfg.n_points - 1), cfg.n_points)
             Xe = data.X[m][:, : data.n_spec]
+            if len(Xe) > MAX_STORED_SPECTRA:  # enough for k-means motifs and distances; keeps bundles small
+                Xe = Xe[np.sort(np.random.default_rng(cfg.seed).choice(len(Xe), MAX_STORED_SPECTRA, replace=False))]
             sims = sorted(set(data.frame.loc[m, "simulation"]))
             info = {"regime": regime, "target": TASK_TARGET[task], "elements": data.elements_order,
                     "energy_scale": {s: scales[s][el] for s in sims if el in scales.get(s, {})},
