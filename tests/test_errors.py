@@ -502,7 +502,7 @@ def test_tampered_forward_model_folder(capsys, fe_model, tmp_path, tamper, cause
 def test_nan_weights_of_local_bundle(capsys, tmp_path):
     from xasml.local.predict import SHIPPED_DIR
 
-    b = _copy_model(SHIPPED_DIR / "coordination", tmp_path / "coordination")
+    b = _copy_model(SHIPPED_DIR / "Cu" / "coordination", tmp_path / "coordination")
     _nan_weights(b / "estimator")
     cli_error(capsys, ["local", "predict", "--task", "coordination", "--json", "--model", b, XMU],
               "weights.safetensors", "non-finite")
@@ -512,7 +512,7 @@ def test_nan_weights_of_local_bundle(capsys, tmp_path):
 def test_shortened_reference_of_local_bundle(capsys, tmp_path):
     from xasml.local.predict import SHIPPED_DIR
 
-    b = _copy_model(SHIPPED_DIR / "cn", tmp_path / "cn")
+    b = _copy_model(SHIPPED_DIR / "Cu" / "cn", tmp_path / "cn")
     meta = json.loads((b / "bundle.json").read_text())
     meta["reference_mu"] = meta["reference_mu"][:10]
     (b / "bundle.json").write_text(json.dumps(meta))
@@ -581,7 +581,7 @@ def test_bundle_json_found_by_fuzzing(capsys, tmp_path, edit, cause):
     """Found by the fuzz tests: OverflowError and a 10^30-point grid allocation."""
     from xasml.local.predict import SHIPPED_DIR
 
-    b = _copy_model(SHIPPED_DIR / "cn", tmp_path / "cn")
+    b = _copy_model(SHIPPED_DIR / "Cu" / "cn", tmp_path / "cn")
     _edit_json(b / "bundle.json", edit)
     cli_error(capsys, ["local", "predict", "--task", "cn", "--model", b, XMU], str(b / "bundle.json"), cause)
 
@@ -621,7 +621,7 @@ def test_bundle_params_the_network_cannot_run(capsys, tmp_path):
     """Found by the fuzz tests: ``"dropout": -1`` in estimator.json failed inside torch at prediction."""
     from xasml.local.predict import SHIPPED_DIR
 
-    b = _copy_model(SHIPPED_DIR / "cn", tmp_path / "cn")
+    b = _copy_model(SHIPPED_DIR / "Cu" / "cn", tmp_path / "cn")
     _edit_json(b / "estimator" / "estimator.json", lambda d: d["params"].update(dropout=-1))
     cli_error(capsys, ["local", "predict", "--task", "cn", "--model", b, XMU], str(b / "estimator"),
               "do not fit together")

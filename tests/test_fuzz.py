@@ -272,7 +272,7 @@ def test_fuzz_model_folder_json(which, tmp_path):
     from xasml.forward.predict import SHIPPED, ForwardModel
     from xasml.local.predict import SHIPPED_DIR, ModelBundle
 
-    src = SHIPPED / "Cu" if which == "forward" else SHIPPED_DIR / "cn"
+    src = SHIPPED / "Cu" if which == "forward" else SHIPPED_DIR / "Cu" / "cn"
     files = (["estimator.json", "forward.json"] if which == "forward"
              else ["estimator/estimator.json", "bundle.json"])
     docs = {f: json.loads((src / f).read_text()) for f in files}

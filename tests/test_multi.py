@@ -150,7 +150,9 @@ def test_run_scores_every_regime_per_element_and_ships_bundles(multi_run):
     for el in ("Ti", "Mn", "Fe", "Cu"):
         for task in ("coordination", "cn", "oxidation"):
             meta = json.loads((out / "models" / el / task / "bundle.json").read_text())
-            assert meta["alignment"] == "calibrated" and meta["elements"] == ["Ti", "Mn", "Fe", "Cu"]
+            # oxidation on the calibrated scale; geometry tasks area-match measured spectra
+            assert meta["alignment"] == ("calibrated" if task == "oxidation" else "measured-area")
+            assert meta["elements"] == ["Ti", "Mn", "Fe", "Cu"]
             assert meta["info"]["regime"] in ("per-element", "universal", "fine-tuned")
             assert (out / "models" / el / task / "training_spectra.npz").exists()
 
@@ -166,7 +168,9 @@ def test_predict_picks_the_model_of_the_files_element(multi_run, capsys):
         find_bundle("oxidation", models, "Zn")
     res = predict_files([CUO_XDI], "oxidation", models)
     assert res[0]["absorbing_element"] == "Cu" and np.isfinite(res[0]["prediction"])
-    assert res[0]["calibration"]["method"] == "reference-channel"
+    assert res[0]["calibration"]["method"] == "reference-channel" and "out_of_domain" in res[0]
+    geo = predict_files([CUO_XDI], "coordination", models)[0]
+    assert "alignment_shift_eV" in geo and geo["calibration"]["method"] == "reference-channel"
     code = main(["local", "predict", "--task", "oxidation", "--model", str(models), "--element", "Cu", "--edge", "K",
                  "--calibrate", "none", "--json", str(CUO_XDI)])
     rec = json.loads(capsys.readouterr().out.strip().splitlines()[-1])

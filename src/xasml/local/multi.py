@@ -464,7 +464,8 @@ def train_and_ship(data: MultiData, cfg: MultiConfig, scores: dict, out: Path, p
                     "cv": {k: v for k, v in scores[el].get(regime, {}).items()}, **provenance}
             b = ModelBundle(task=task, estimator=est, element=el, edge=cfg.edge, grid=grid,
                             feature_slice=(0, data.n_spec), reference_mu=Xe.mean(axis=0), info=info,
-                            training_spectra=Xe, elements=list(data.elements_order), alignment="calibrated")
+                            training_spectra=Xe, elements=list(data.elements_order),
+                            alignment="calibrated" if task == "oxidation" else "measured-area")
             b.save(out / el / task)
             shipped.setdefault(el, {})[task] = regime
         log(f"  shipped {task}: " + ", ".join(f"{el} {v[task]}" for el, v in shipped.items() if task in v))

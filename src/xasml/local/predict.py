@@ -32,6 +32,8 @@ from xasml.preprocess.grid import EnergyGrid
 from xasml.utils import atomic_write_json
 
 TASKS = ("coordination", "cn", "oxidation")
+#: how a bundle brings spectra onto its grid (see ModelBundle.alignment)
+ALIGNMENTS = ("area", "calibrated", "measured-area")
 #: out-of-domain scores above this are warned about (distance to the nearest training spectrum in
 #: units of the training spectra's median nearest-neighbour distance)
 OOD_WARN = 5.0
@@ -65,12 +67,17 @@ class ModelBundle:
     elements : list of str, optional
         Multi-element models (:mod:`xasml.local.multi`): the order of the one-hot element code
         appended to the spectrum; the estimator takes ``feature width + len(elements)`` inputs.
-    alignment : {"area", "calibrated"}
-        How measured spectra reach the grid. ``"area"``: area matching to ``reference_mu``
-        (the first Cu models; it removes the chemical shift). ``"calibrated"``: calibrated with
-        the reference foil (:mod:`xasml.preprocess.calibrate`), flattened, and used on their
-        energies, the grid being on the experimental scale; computed spectra get the energy offset
-        of their simulation (``info["energy_scale"]``, :mod:`xasml.preprocess.energy_scale`).
+    alignment : {"area", "calibrated", "measured-area"}
+        How spectra reach the grid. ``"area"``: measured spectra area-matched to
+        ``reference_mu``, computed ones used as they are (the first Cu models, whose grid is on
+        the FEFF scale). ``"calibrated"``: the grid is on the experimental scale; measured
+        spectra are calibrated with their reference foil (:mod:`xasml.preprocess.calibrate`),
+        flattened and used on their own energies, keeping the chemical shift (oxidation state);
+        computed spectra get the energy offset of their simulation (``info["energy_scale"]``,
+        :mod:`xasml.preprocess.energy_scale`). ``"measured-area"``: computed spectra as
+        ``"calibrated"``, measured spectra area-matched to ``reference_mu`` (the geometry tasks,
+        environment and CN, whose answers should not hang on the simulation's energy scale: on
+        the calibrated scale a 1 eV error turns measured CuO from S:4 into T:4).
     """
 
     task: str
@@ -159,8 +166,9 @@ class ModelBundle:
         if len(self.feature_slice) != 2 or not 0 <= self.feature_slice[0] < self.feature_slice[1] <= n:
             raise DataError(f"{meta_path}: field 'feature_slice' is {list(self.feature_slice)}; expected [a, b] "
                             f"with 0 <= a < b <= {n}")
-        if self.alignment not in ("area", "calibrated"):
-            raise DataError(f"{meta_path}: field 'alignment' is {self.alignment!r}; expected 'area' or 'calibrated'")
+        if self.alignment not in ALIGNMENTS:
+            raise DataError(f"{meta_path}: field 'alignment' is {self.alignment!r}; expected one of "
+                            f"{', '.join(ALIGNMENTS)}")
         if self.elements is not None and self.element not in self.elements:
             raise DataError(f"{meta_path}: field 'elements' {self.elements} lacks the bundle's element {self.element!r}")
         n_in = getattr(self.estimator, "n_features_in_", None)
@@ -215,10 +223,11 @@ class ModelBundle:
         SpectrumError
             If a spectrum is of another element or measured preprocessing fails.
         """
-        if self.alignment == "calibrated":
+        if self.alignment in ("calibrated", "measured-area"):
             return prepare_calibrated(spectra, self.element, self.edge, self.grid.energy,
                                       self.info.get("energy_scale", {}), measured, calibrate=calibrate,
-                                      reference=reference)
+                                      reference=reference,
+                                      align_to=self.reference_mu if self.alignment == "measured-area" else None)
         return prepare_spectra(spectra, self.element, self.edge, self.grid.energy, self.reference_mu, measured,
                                what="model")
 
@@ -302,7 +311,8 @@ class ModelBundle:
             if rec and self.alignment == "area":
                 o["alignment_shift_eV"] = round(float(rec.get("shift_eV", 0.0)), 2)
             elif rec:
-                o.update({k: rec[k] for k in ("calibration", "energy_offset_eV", "e0", "warnings") if k in rec})
+                o.update({k: rec[k] for k in ("calibration", "energy_offset_eV", "e0", "alignment_shift_eV", "warnings")
+                          if k in rec})
                 if ood is not None and "calibration" in rec:
                     o["out_of_domain"] = round(float(ood[i]), 2)
                     if ood[i] > OOD_WARN:
@@ -398,7 +408,8 @@ def prepare_spectra(spectra: Sequence, element: str, edge: str, energy: np.ndarr
 
 def prepare_calibrated(spectra: Sequence, element: str, edge: str, energy: np.ndarray,
                        energy_scale: dict[str, float], measured: Sequence[bool] | None = None,
-                       calibrate: str = "auto", reference=None) -> tuple[np.ndarray, list[dict]]:
+                       calibrate: str = "auto", reference=None,
+                       align_to: np.ndarray | None = None) -> tuple[np.ndarray, list[dict]]:
     """Spectra on a grid of the calibrated experimental energy scale, keeping chemical shifts.
 
     Measured spectra: physical checks, calibration with the reference foil, larch ``pre_edge``
@@ -421,13 +432,17 @@ def prepare_calibrated(spectra: Sequence, element: str, edge: str, energy: np.nd
         Default: the spectra not read from FEFF output.
     calibrate, reference :
         See :func:`xasml.preprocess.calibrate.calibrate`.
+    align_to : ndarray, shape (n_points,), optional
+        A reference spectrum on ``energy``: measured spectra are then shifted onto it by area
+        matching after the calibration (:func:`xasml.preprocess.normalize.preprocess_measured`),
+        for tasks that should not depend on the absolute energy scale.
 
     Returns
     -------
     X : ndarray, shape (n, n_points)
     records : list of dict
-        Per spectrum: measured ``calibration``, ``e0`` (eV, calibrated) and ``warnings``; computed
-        ``energy_offset_eV`` and ``warnings``.
+        Per spectrum: measured ``calibration``, ``e0`` (eV, calibrated), ``warnings`` (and
+        ``alignment_shift_eV`` with ``align_to``); computed ``energy_offset_eV`` and ``warnings``.
 
     Raises
     ------
@@ -451,7 +466,14 @@ def prepare_calibrated(spectra: Sequence, element: str, edge: str, energy: np.nd
                 warns.append(f"{s.source}: no reference foil (reference channel or --reference): the energies are "
                              "taken as calibrated; 1 eV of calibration error moves the oxidation state by about "
                              "0.3-0.5")
-            records.append({"calibration": rec["calibration"], "e0": round(float(rec["e0"]), 2), "warnings": warns})
+            out_rec = {"calibration": rec["calibration"], "e0": round(float(rec["e0"]), 2), "warnings": warns}
+            if align_to is not None:
+                from xasml.preprocess.normalize import preprocess_measured
+
+                s, arec = preprocess_measured(s, energy, align_to)
+                out_rec["alignment_shift_eV"] = round(float(arec.get("shift_eV", 0.0)), 2)
+                out_rec["warnings"] = warns + list(arec.get("warnings", []))
+            records.append(out_rec)
         else:
             sim, warns = _simulation_of(s)
             if sim not in energy_scale:

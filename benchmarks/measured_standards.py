@@ -1,0 +1,127 @@
+"""Oxidation states of measured standards from models trained on simulation only (issue 9).
+
+    python benchmarks/measured_standards.py [--model DIR] [--shared ../shared/data] [--n-motifs 3]
+
+For each element, one spectrum per reference compound of the XAS Data Library (public domain;
+formal oxidation states from the compounds' formulas) goes through the same path as
+``xasml local predict --task oxidation --element El --edge K --json FILE`` (xasml.local.predict.
+predict_files), three ways:
+
+* ``calibrated``: the shipped per-element model; measured spectra calibrated with their reference
+  channel when they have one, flattened, on the experimental energy scale (the simulations put on
+  it by one offset per element and code: xasml.preprocess.energy_scale);
+* ``uncalibrated``: the same with ``--calibrate none`` (the monochromator's energies as written);
+* ``calibrated + SDM``: spectral domain mapping (xasml.measure.sdm, seed 002 §II.D) of the
+  element's standards together, then the model.
+
+Score: the fraction of same-element pairs with different true oxidation states that come out in
+the right order. These standards are for development (nothing is trained or tuned on them).
+Writes benchmarks/results/measured_standards/{results.json, table.md}.
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from xasml.utils import atomic_write_json, atomic_write_text  # noqa: E402
+
+#: file stem -> formal oxidation state (one spectrum per compound)
+STANDARDS = {
+    "V": {"V_foil": 0, "VO": 2, "V2O3": 3, "VO2": 4, "V2O5": 5},
+    "Cr": {"cr2o3_rt_001": 3, "cro2_rt_001": 4, "k2cro4_rt_001": 6, "k2cr2o7_rt_001": 6},
+    "Mn": {"MnO_rt_01": 2, "Mn3O4_rt_01": 8 / 3, "Mn2O3_rt_01": 3, "MnO2_rt_01": 4},
+    "Fe": {"FeO_rt_01": 2, "Fe3O4_rt_01": 8 / 3, "Fe2O3_rt_01": 3, "Hansel2001_goethite_xanes_003": 3,
+           "Hansel2001_siderite_xanes_001": 2},
+    "Cu": {"Cu_Foil_rt_2016Foils": 0, "Cu2S_13K_01": 1, "CuO_tenorite_13K_01": 2, "Cu_azurite_13K_01": 2},
+    "Ni": {"Ni_metal_rt_01": 0, "NiOH2_rt_01": 2, "Ni2O3_rt_01": 3},
+}
+
+
+def pair_order(true: list[float], pred: list[float]) -> tuple[int, int]:
+    """(right, total) over pairs with different true values."""
+    right = total = 0
+    for (t1, p1), (t2, p2) in itertools.combinations(zip(true, pred), 2):
+        if t1 == t2 or p1 is None or p2 is None:
+            continue
+        total += 1
+        right += (p1 - p2) * (t1 - t2) > 0
+    return right, total
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", help="folder of per-element bundles <El>/oxidation (default: the shipped models)")
+    ap.add_argument("--shared", default=str(ROOT.parent / "shared" / "data"))
+    ap.add_argument("--n-motifs", type=int, default=3)
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "measured_standards"))
+    args = ap.parse_args()
+    from xasml.io.reader import read_spectrum
+    from xasml.local.predict import ModelBundle, find_bundle, predict_files
+    from xasml.measure.sdm import map_with_bundle
+
+    t0 = time.time()
+    lib = Path(args.shared) / "experimental" / "xas-data-library" / "data"
+    rows, summary = [], {}
+    for el, stds in STANDARDS.items():
+        files = [lib / el / f"{stem}.xdi" for stem in stds]
+        res = {}
+        for how, cal in (("calibrated", "auto"), ("uncalibrated", "none")):
+            res[how] = predict_files(files, "oxidation", args.model, element=el, edge="K", calibrate=cal)
+        bundle = ModelBundle.load(find_bundle("oxidation", args.model, el))
+        spectra = [read_spectrum(f, absorbing_element=el, edge="K") for f in files]
+        n_mot = min(args.n_motifs, len(spectra))
+        try:
+            sdm = map_with_bundle(bundle, spectra, n_mot, n_restarts=100, seed=0)["predictions_sdm"]
+        except Exception as exc:  # report, do not lose the other columns
+            sdm = [{"error": str(exc)}] * len(files)
+        res["calibrated + SDM"] = sdm
+        el_sum = {}
+        for how, preds in res.items():
+            p = [r.get("prediction") for r in preds]
+            right, total = pair_order(list(stds.values()), p)
+            el_sum[how] = {"right": right, "pairs": total}
+        summary[el] = el_sum
+        for i, (stem, true) in enumerate(stds.items()):
+            row = {"element": el, "file": stem, "true": round(true, 2)}
+            for how, preds in res.items():
+                r = preds[i]
+                row[how] = None if "prediction" not in r else [r["prediction"], r["std"]]
+                if how == "calibrated":
+                    row["calibration"] = (r.get("calibration") or {}).get("method")
+                    row["calibration_shift_eV"] = (r.get("calibration") or {}).get("shift")
+                if "error" in r:
+                    row[f"{how}_error"] = r["error"][:200]
+            rows.append(row)
+        print(el, {h: f"{v['right']}/{v['pairs']}" for h, v in el_sum.items()})
+    tot = {h: [sum(s[h]["right"] for s in summary.values()), sum(s[h]["pairs"] for s in summary.values())]
+           for h in ("calibrated", "uncalibrated", "calibrated + SDM")}
+    lines = ["| element | file | true OS | calibrated (σ) | calibration | uncalibrated | calibrated + SDM |",
+             "|---|---|---|---|---|---|---|"]
+    fmt = lambda v: "-" if v is None else f"{v[0]:.2f} ± {v[1]:.2f}"  # noqa: E731
+    for r in rows:
+        cal = r["calibration"] or "-"
+        if r.get("calibration_shift_eV"):
+            cal += f" ({r['calibration_shift_eV']:+.2f} eV)"
+        lines.append(f"| {r['element']} | {r['file']} | {r['true']:g} | {fmt(r['calibrated'])} | {cal} | "
+                     f"{fmt(r['uncalibrated'])} | {fmt(r['calibrated + SDM'])} |")
+    lines.append("")
+    lines.append("Pairs in the right order: " + "; ".join(f"{h} {a}/{b} ({a / b:.0%})" for h, (a, b) in tot.items() if b))
+    atomic_write_text(Path(args.out) / "table.md", "\n".join(lines) + "\n")
+    atomic_write_json(Path(args.out) / "results.json", {"model": args.model or "shipped", "rows": rows,
+                                                        "pairs": summary, "total": tot, "n_motifs": args.n_motifs,
+                                                        "seconds": round(time.time() - t0, 1)})
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
