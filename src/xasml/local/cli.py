@@ -47,26 +47,21 @@ def add_parser(subparsers) -> None:
     q = sub.add_parser("predict", help="predict for spectrum files (FEFF xmu.dat, XDI)",
                        description="Predict the coordination environment (ChemEnv symbol and name, class "
                                    "probabilities), the coordination number or the oxidation state of the "
-                                   "absorbing site. For the two regressions the uncertainty 'std' is the "
-                                   "standard deviation of the ensemble members times one factor calibrated on "
-                                   "validation data so that prediction ± 2 std covers 95 %% of validation sites "
-                                   "(the shipped oxidation model's factor is stored in its bundle); it is the "
-                                   "spread of models trained on simulations, so a measured spectrum unlike the "
-                                   "training data can still get a small std.")
+                                   "absorbing site, with the model shipped for the spectrum's element (Ti-Zn). "
+                                   "For the two regressions 'std' combines the model's cross-validated RMSE with "
+                                   "the spread of its ensemble members (std^2 = RMSE^2 + spread^2): in-domain it "
+                                   "covers about 95 % of sites within 2 std; the spread grows for spectra unlike "
+                                   "the training data, and measured spectra get an 'out_of_domain' score (warned "
+                                   "above 5). Measured spectra are calibrated with their reference foil; see "
+                                   "docs/local.md for how each task uses the energy scale.")
     q.add_argument("files", nargs="+", metavar="FILE", help="spectrum files, or folders (every xmu.dat and .xdi in them)")
     q.add_argument("--task", required=True, choices=["coordination", "cn", "oxidation"],
                    help="coordination environment (classes), coordination number or oxidation state")
     q.add_argument("--model", help="model bundle, or a run folder (default: the model shipped with xasml for the "
                                    "spectrum's absorbing element)")
-    q.add_argument("--element", help="absorbing element, for files that do not state it (and to check those that do)")
-    q.add_argument("--edge", help="absorption edge (K), for files that do not state it")
-    q.add_argument("--energy-col", help="energy column of a column file: name or 1-based index")
-    q.add_argument("--mu", help="mu of a column file: column name, 1-based index or expression such as "
-                                "'ln(i0/it)', 'if/i0'")
-    q.add_argument("--calibrate", choices=["auto", "reference", "none"], default="auto",
-                   help="energy calibration of measured spectra: the reference foil scan (--reference) or channel "
-                        "if there is one (auto), required (reference), or none")
-    q.add_argument("--reference", metavar="FILE", help="a separate reference foil scan for the calibration")
+    from xasml.measure.cli import add_reading_options
+
+    add_reading_options(q, calibration=True)
     q.add_argument("--json", action="store_true", help="one JSON object per line")
     q.set_defaults(func=_predict)
 

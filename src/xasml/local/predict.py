@@ -390,13 +390,8 @@ def prepare_spectra(spectra: Sequence, element: str, edge: str, energy: np.ndarr
     """
     from xasml.preprocess.normalize import preprocess_measured
 
-    if measured is None:
-        measured = [not is_computed(s) for s in spectra]
     prepared, records = [], []
-    for s, meas in zip(spectra, measured):
-        if s.absorbing_element != element:
-            raise SpectrumError(f"this {what} is for {element} {edge}-edge spectra, got {s.absorbing_element}",
-                                source=s.source, field="absorbing_element")
+    for s, meas in _checked(spectra, element, edge, measured, what):
         if meas:
             s, rec = preprocess_measured(s, energy, reference_mu)
             records.append(rec)
@@ -404,6 +399,23 @@ def prepare_spectra(spectra: Sequence, element: str, edge: str, energy: np.ndarr
             records.append({})
         prepared.append(s)
     return max_normalize(shifted_resample(prepared, energy, 0.0, kind="cubic")), records
+
+
+def _checked(spectra: Sequence, element: str, edge: str, measured: Sequence[bool] | None, what: str):
+    """(spectrum, is_measured) pairs, after checking each spectrum's element against the model's.
+
+    Raises
+    ------
+    SpectrumError
+        Naming the file, for a spectrum of another element.
+    """
+    if measured is None:
+        measured = [not is_computed(s) for s in spectra]
+    for s, meas in zip(spectra, measured):
+        if s.absorbing_element != element:
+            raise SpectrumError(f"this {what} is for {element} {edge}-edge spectra, got {s.absorbing_element}",
+                                source=s.source, field="absorbing_element")
+        yield s, meas
 
 
 def prepare_calibrated(spectra: Sequence, element: str, edge: str, energy: np.ndarray,
@@ -452,13 +464,8 @@ def prepare_calibrated(spectra: Sequence, element: str, edge: str, energy: np.nd
     """
     from xasml.measure.core import normalized_measured
 
-    if measured is None:
-        measured = [not is_computed(s) for s in spectra]
     prepared, records = [], []
-    for s, meas in zip(spectra, measured):
-        if s.absorbing_element != element:
-            raise SpectrumError(f"this model is for {element} {edge}-edge spectra, got {s.absorbing_element}",
-                                source=s.source, field="absorbing_element")
+    for s, meas in _checked(spectra, element, edge, measured, "model"):
         if meas:
             s, rec = normalized_measured(s, calibrate=calibrate, reference=reference)
             warns = list(rec.get("warnings", []))

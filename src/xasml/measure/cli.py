@@ -21,6 +21,21 @@ import sys
 from xasml.errors import XasmlError
 
 
+def add_reading_options(parser, calibration: bool = False) -> None:
+    """Add the options of every command that reads measured files: ``--element``, ``--edge``,
+    ``--energy-col``, ``--mu`` (and with ``calibration`` ``--reference``, ``--calibrate``)."""
+    parser.add_argument("--element", help="absorbing element, for files that do not say (and to check those that do)")
+    parser.add_argument("--edge", help="absorption edge (K, L3, ...), for files that do not say")
+    parser.add_argument("--energy-col", help="energy column of a column file: name or 1-based index")
+    parser.add_argument("--mu", help="mu of a column file: column name, 1-based index or expression such as "
+                                     "'ln(i0/it)', 'if/i0', 'mu_ref'")
+    if calibration:
+        parser.add_argument("--reference", metavar="FILE", help="separate reference-foil scan for the energy calibration")
+        parser.add_argument("--calibrate", choices=("auto", "reference", "none"), default="auto",
+                            help="auto: --reference, else the file's reference channel, else no shift; reference: "
+                                 "error without one; none: no shift (default auto)")
+
+
 def add_parser(subparsers) -> None:
     """Register ``measure`` and its sub-commands on an argparse sub-parsers object."""
     p = subparsers.add_parser("measure", help="read, check, calibrate and normalise measured spectra "
@@ -29,15 +44,7 @@ def add_parser(subparsers) -> None:
     r = sub.add_parser("read", help="one record per spectrum: element, edge, e0, edge step, calibration, warnings")
     r.add_argument("files", nargs="+", metavar="FILE")
     r.add_argument("--json", action="store_true", help="one JSON object per line")
-    r.add_argument("--element", help="absorbing element, for files that do not say")
-    r.add_argument("--edge", help="absorption edge (K, L3, ...), for files that do not say")
-    r.add_argument("--energy-col", help="energy column of a column file: name or 1-based index")
-    r.add_argument("--mu", help="mu of a column file: column name, 1-based index or expression such as "
-                                "'ln(i0/it)', 'if/i0', 'mu_ref'")
-    r.add_argument("--reference", metavar="FILE", help="separate reference-foil scan for the energy calibration")
-    r.add_argument("--calibrate", choices=("auto", "reference", "none"), default="auto",
-                   help="auto: --reference, else the file's reference channel, else no shift; reference: "
-                        "error without one; none: no shift (default auto)")
+    add_reading_options(r, calibration=True)
     r.add_argument("--no-references", action="store_true", help="Athena projects: skip the 'Ref' groups")
     r.add_argument("--ignore-stored", action="store_true",
                    help="Athena projects: normalise with larch's defaults instead of the stored e0 and ranges")

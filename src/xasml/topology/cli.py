@@ -96,11 +96,9 @@ def add_parser(subparsers) -> None:
     q.add_argument("--formula", metavar="FORMULA", help="the compound's formula, e.g. Fe2O3 (default: Sample.formula "
                                                        "of the XDI files): its elements without a K-edge spectrum "
                                                        "are reported as missing edges")
-    q.add_argument("--element", help="absorbing element, for measured files that do not say")
-    q.add_argument("--edge", help="absorption edge (K, L3, ...), for measured files that do not say")
-    q.add_argument("--energy-col", help="energy column of a column file: name or 1-based index")
-    q.add_argument("--mu", help="mu of a column file: column name, 1-based index or expression such as "
-                                "'ln(i0/it)', 'if/i0', 'mu_ref'")
+    from xasml.measure.cli import add_reading_options
+
+    add_reading_options(q)
     q.add_argument("--group", metavar="LABEL", help="the group of an Athena project to use (needed when it holds "
                                                     "several samples)")
     g = q.add_mutually_exclusive_group()
