@@ -192,3 +192,12 @@ def test_a_computed_spectrum_gets_its_simulations_offset(multi_run):
     assert rec[0]["energy_offset_eV"] == pytest.approx(b.info["energy_scale"]["FEFF10 v0"])
     assert "taken as the v0 settings" in rec[0]["warnings"][0]
     assert X.shape == (1, b.grid.n_points)
+
+
+def test_athena_reference_groups_calibrate_but_are_not_answered(shared_data):
+    from xasml.local.predict import predict_files
+
+    res = predict_files([shared_data / "experimental" / "athena-projects" / "NiO.prj"], "oxidation", element="Ni")
+    assert res and all("Ref" not in r["file"] for r in res)
+    assert all(r["calibration"]["method"] == "athena-reference-group" for r in res)
+    assert all(1.0 < r["prediction"] < 3.5 for r in res)  # NiO is Ni(II)

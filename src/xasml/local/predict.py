@@ -639,11 +639,14 @@ def predict_files(files: Sequence[str | Path], task: str, model: str | Path | No
             bundles[key] = ModelBundle.load(find_bundle(task, model, el))
         return bundles[key]
 
+    from xasml.io.reader import detect_format
+
     out = []
     for f in expand_inputs(files):
         try:
-            try:
-                got = read_spectrum(f, **opts)
+            try:  # an Athena project's reference ('Ref') groups calibrate its samples; they are not answered
+                extra = {"include_references": False} if detect_format(f) == "athena" else {}
+                got = read_spectrum(f, **opts, **extra)
             except TypeError:  # the format takes no column options (FEFF, MP documents)
                 got = read_spectrum(f, **{k: v for k, v in opts.items() if k in ("absorbing_element", "edge")})
             spectra = got if isinstance(got, list) else [got]
