@@ -66,6 +66,11 @@ class MultiConfig(XasmlConfig):
     elements: list[str] = Field(default_factory=lambda: ["Ti", "V", "Cr", "Mn", "Fe", "Co", "Ni", "Cu", "Zn"],
                                 description="absorbing elements")
     edge: str = Field("K", description="absorption edge")
+    normalization: str = Field("max", pattern="^(max|edge-step)$",
+                               description="input scaling: 'max' (maximum 1, Carbone et al.) or 'edge-step' (FEFF's "
+                                           "normalised mu; measured spectra flattened, larch)")
+    tasks: list[str] = Field(default_factory=lambda: ["coordination", "cn", "oxidation"],
+                             description="tasks to train: coordination, cn, oxidation")
     grid_start: float = Field(-3.0, description="first grid energy relative to the element's tabulated edge, eV (the OmniXAS Cu spectra start 4-5 eV below it)")
     step: float = Field(0.5, gt=0, description="grid spacing, eV (Carbone et al.: ~0.5)")
     n_points: int = Field(100, ge=10, description="grid points (Carbone et al.: 100)")
@@ -156,7 +161,8 @@ def spectra_matrix(frame: pd.DataFrame, cfg: MultiConfig, scales: dict | None = 
     Returns
     -------
     X : ndarray, shape (n_kept, n_points)
-        Max-normalised spectra (Carbone et al. 2019).
+        Max-normalised spectra (Carbone et al. 2019), or FEFF's edge-step normalised μ as it is
+        (``normalization="edge-step"``).
     keep : ndarray of bool, shape (n,)
         Rows used: an energy offset is known for their (element, simulation) and they cover the
         grid to within 1 eV at both ends.
@@ -185,7 +191,9 @@ def spectra_matrix(frame: pd.DataFrame, cfg: MultiConfig, scales: dict | None = 
             continue
         rows.append(interpolate_mu(e, np.asarray(mu, float), grid, kind="cubic", fill="edge"))
         keep[i] = True
-    X = max_normalize(np.asarray(rows)) if rows else np.zeros((0, cfg.n_points))
+    X = np.asarray(rows) if rows else np.zeros((0, cfg.n_points))
+    if cfg.normalization == "max":
+        X = max_normalize(X) if rows else X
     return X.astype(np.float32), keep, {"no_energy_offset": no_offset, "not_covering_grid": short}
 
 
@@ -302,7 +310,7 @@ def cross_validate(data: MultiData, cfg: MultiConfig, log=print) -> dict[str, An
         folds[test] = k
     out: dict[str, Any] = {"fold": folds, "seconds": {r: 0.0 for r in REGIMES}}
     per_el_ok = [e for e in data.elements_order if (data.element == e).sum() >= cfg.min_sites]
-    for task in TASK_TARGET:
+    for task in [t for t in TASK_TARGET if t in cfg.tasks]:
         lab = data.labelled(task)
         y = data.y[task]
         res = {r: {"pred": np.full(n, None, dtype=object) if task == "coordination" else np.full(n, np.nan),
@@ -363,7 +371,7 @@ def score(data: MultiData, cv: dict, cfg: MultiConfig) -> dict[str, Any]:
         row["eval_classes"] = eval_classes
         for reg in REGIMES:
             r: dict[str, Any] = {}
-            p = cv["coordination"][reg]["pred"]
+            p = cv["coordination"][reg]["pred"] if "coordination" in cv else np.full(len(yc), None, dtype=object)
             mask = m_el & np.array([c in eval_classes for c in yc]) & np.array([v is not None for v in p])
             if mask.any() and eval_classes:
                 yt, yp = yc[mask].astype(str), p[mask].astype(str)
@@ -374,7 +382,7 @@ def score(data: MultiData, cv: dict, cfg: MultiConfig) -> dict[str, Any]:
                     r["frequent_classes"] = frequent
                 r["accuracy"] = float(np.mean(yt == yp))
                 r["n_coordination"] = int(mask.sum())
-            for task in ("cn", "oxidation"):
+            for task in [t for t in ("cn", "oxidation") if t in cv]:
                 y = data.y[task]
                 pm, ps = cv[task][reg]["pred"], cv[task][reg]["std"]
                 mask = m_el & np.isfinite(y) & np.isfinite(pm)
@@ -430,7 +438,7 @@ def train_and_ship(data: MultiData, cfg: MultiConfig, scores: dict, out: Path, p
     shipped: dict[str, Any] = {}
     seed = cfg.seed + 7
     scales = energy_scales()
-    for task in TASK_TARGET:
+    for task in [t for t in TASK_TARGET if t in cfg.tasks]:
         lab = data.labelled(task)
         y = data.y[task]
         rows = np.where(lab)[0]
@@ -465,7 +473,8 @@ def train_and_ship(data: MultiData, cfg: MultiConfig, scores: dict, out: Path, p
             b = ModelBundle(task=task, estimator=est, element=el, edge=cfg.edge, grid=grid,
                             feature_slice=(0, data.n_spec), reference_mu=Xe.mean(axis=0), info=info,
                             training_spectra=Xe, elements=list(data.elements_order),
-                            alignment="calibrated" if task == "oxidation" else "measured-area")
+                            alignment="calibrated" if task == "oxidation" else "measured-area",
+                            normalization=cfg.normalization)
             b.save(out / el / task)
             shipped.setdefault(el, {})[task] = regime
         log(f"  shipped {task}: " + ", ".join(f"{el} {v[task]}" for el, v in shipped.items() if task in v))
@@ -520,7 +529,7 @@ def run_multi(cfg: MultiConfig, out: str | Path, overwrite: bool = False, label_
     pred = data.frame[["material_id", "absorbing_element", "absorbing_index", "simulation", "environment",
                        "coordination_number", "oxidation_state"]].copy()
     pred["fold"] = cv["fold"]
-    for task in TASK_TARGET:
+    for task in [t for t in TASK_TARGET if t in cv]:
         for reg in REGIMES:
             col = f"{task}:{reg}"
             pred[col] = cv[task][reg]["pred"] if task != "coordination" else [

@@ -67,6 +67,9 @@ class ModelBundle:
     elements : list of str, optional
         Multi-element models (:mod:`xasml.local.multi`): the order of the one-hot element code
         appended to the spectrum; the estimator takes ``feature width + len(elements)`` inputs.
+    normalization : {"max", "edge-step"}
+        Input scaling: maximum 1 (Carbone et al.), or the edge-step normalised spectrum as it is
+        (FEFF's normalised μ; measured spectra flattened, larch).
     alignment : {"area", "calibrated", "measured-area"}
         How spectra reach the grid. ``"area"``: measured spectra area-matched to
         ``reference_mu``, computed ones used as they are (the first Cu models, whose grid is on
@@ -92,6 +95,7 @@ class ModelBundle:
     training_spectra: np.ndarray | None = None
     elements: list[str] | None = None
     alignment: str = "area"
+    normalization: str = "max"
 
     @property
     def is_classifier(self) -> bool:
@@ -106,7 +110,7 @@ class ModelBundle:
             "format": "xasml.local.bundle/1", "task": self.task, "element": self.element, "edge": self.edge,
             "grid": self.grid.to_dict(), "feature_slice": list(self.feature_slice),
             "reference_mu": [round(float(v), 6) for v in self.reference_mu], "info": self.info,
-            "elements": self.elements, "alignment": self.alignment})
+            "elements": self.elements, "alignment": self.alignment, "normalization": self.normalization})
         if self.training_spectra is not None:
             from xasml.utils import atomic_path
 
@@ -144,7 +148,8 @@ class ModelBundle:
                          info=meta.get("info", {}), path=path,
                          training_spectra=_read_training_spectra(path / "training_spectra.npz"),
                          elements=[str(e) for e in meta["elements"]] if meta.get("elements") else None,
-                         alignment=str(meta.get("alignment", "area")))
+                         alignment=str(meta.get("alignment", "area")),
+                         normalization=str(meta.get("normalization", "max")))
         except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
             raise DataError(f"{meta_path}: malformed bundle ({type(exc).__name__}: {exc})") from None
         bundle._check(meta_path)
@@ -166,6 +171,9 @@ class ModelBundle:
         if len(self.feature_slice) != 2 or not 0 <= self.feature_slice[0] < self.feature_slice[1] <= n:
             raise DataError(f"{meta_path}: field 'feature_slice' is {list(self.feature_slice)}; expected [a, b] "
                             f"with 0 <= a < b <= {n}")
+        if self.normalization not in ("max", "edge-step"):
+            raise DataError(f"{meta_path}: field 'normalization' is {self.normalization!r}; expected 'max' or "
+                            "'edge-step'")
         if self.alignment not in ALIGNMENTS:
             raise DataError(f"{meta_path}: field 'alignment' is {self.alignment!r}; expected one of "
                             f"{', '.join(ALIGNMENTS)}")
@@ -227,7 +235,8 @@ class ModelBundle:
             return prepare_calibrated(spectra, self.element, self.edge, self.grid.energy,
                                       self.info.get("energy_scale", {}), measured, calibrate=calibrate,
                                       reference=reference,
-                                      align_to=self.reference_mu if self.alignment == "measured-area" else None)
+                                      align_to=self.reference_mu if self.alignment == "measured-area" else None,
+                                      max_normalized=self.normalization == "max")
         return prepare_spectra(spectra, self.element, self.edge, self.grid.energy, self.reference_mu, measured,
                                what="model")
 
@@ -421,7 +430,7 @@ def _checked(spectra: Sequence, element: str, edge: str, measured: Sequence[bool
 def prepare_calibrated(spectra: Sequence, element: str, edge: str, energy: np.ndarray,
                        energy_scale: dict[str, float], measured: Sequence[bool] | None = None,
                        calibrate: str = "auto", reference=None,
-                       align_to: np.ndarray | None = None) -> tuple[np.ndarray, list[dict]]:
+                       align_to: np.ndarray | None = None, max_normalized: bool = True) -> tuple[np.ndarray, list[dict]]:
     """Spectra on a grid of the calibrated experimental energy scale, keeping chemical shifts.
 
     Measured spectra: physical checks, calibration with the reference foil, larch ``pre_edge``
@@ -448,6 +457,9 @@ def prepare_calibrated(spectra: Sequence, element: str, edge: str, energy: np.nd
         A reference spectrum on ``energy``: measured spectra are then shifted onto it by area
         matching after the calibration (:func:`xasml.preprocess.normalize.preprocess_measured`),
         for tasks that should not depend on the absolute energy scale.
+    max_normalized : bool
+        Scale each spectrum to maximum 1 (else keep the edge-step normalisation: FEFF's μ,
+        measured ``flat``).
 
     Returns
     -------
@@ -490,7 +502,8 @@ def prepare_calibrated(spectra: Sequence, element: str, edge: str, energy: np.nd
             s = s.replace(energy=s.energy + off)
             records.append({"energy_offset_eV": off, "warnings": warns})
         prepared.append(s)
-    return max_normalize(shifted_resample(prepared, energy, 0.0, kind="cubic")), records
+    X = shifted_resample(prepared, energy, 0.0, kind="cubic")
+    return (max_normalize(X) if max_normalized else X), records
 
 
 def _simulation_of(spectrum) -> tuple[str, list[str]]:
