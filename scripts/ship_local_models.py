@@ -30,17 +30,28 @@ def main() -> int:
     ap.add_argument("run", type=Path)
     ap.add_argument("--dest", type=Path, default=ROOT / "src" / "xasml" / "data" / "local")
     ap.add_argument("--max-spectra", type=int, default=1000)
+    ap.add_argument("--tasks", default="coordination,cn,oxidation", help="tasks to take from this run (the others keep "
+                                                                       "what is shipped)")
     args = ap.parse_args()
     metrics = json.loads((args.run / "metrics.json").read_text())
     run_info = json.loads((args.run / "run.json").read_text())
-    shipped = {"run": args.run.name, "git_revision": run_info.get("git_revision"),
-               "data_fingerprint": run_info.get("data_fingerprint"), "models": {}}
-    for task in TASKS:
+    tasks = args.tasks.split(",")
+    old = args.dest / "shipped.json"
+    shipped = json.loads(old.read_text()) if old.exists() and set(tasks) != set(TASKS) else {"models": {}}
+    shipped.setdefault("runs", {})
+    for t in tasks:
+        shipped["runs"][t] = {"run": args.run.name, "git_revision": run_info.get("git_revision"),
+                              "data_fingerprint": run_info.get("data_fingerprint")}
+    for k in ("run", "git_revision", "data_fingerprint"):
+        shipped.pop(k, None)
+    for task in TASKS:  # the first, Cu-only bundles
         legacy = args.dest / task
         if legacy.exists():
             shutil.rmtree(legacy)
     for src in sorted((args.run / "models").glob("*/*/bundle.json")):
         el, task = src.parent.parent.name, src.parent.name
+        if task not in tasks:
+            continue
         b = ModelBundle.load(src.parent)
         if b.training_spectra is not None and len(b.training_spectra) > args.max_spectra:
             rng = np.random.default_rng(0)

@@ -194,6 +194,15 @@ def test_a_computed_spectrum_gets_its_simulations_offset(multi_run):
     assert X.shape == (1, b.grid.n_points)
 
 
+def test_a_metal_foil_is_flagged_as_outside_the_training_data(shared_data):
+    from xasml.local.predict import predict_files
+
+    lib = shared_data / "experimental" / "xas-data-library" / "data"
+    foil, oxide = predict_files([lib / "Fe" / "Fe_Foil_rt_2016Foils.xdi", lib / "Fe" / "Fe2O3_rt_01.xdi"], "coordination")
+    assert any("looks metallic or low-valent" in w for w in foil["warnings"])
+    assert not any("metallic" in w for w in oxide["warnings"])
+
+
 def test_athena_reference_groups_calibrate_but_are_not_answered(shared_data):
     from xasml.local.predict import predict_files
 

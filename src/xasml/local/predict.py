@@ -481,6 +481,9 @@ def prepare_calibrated(spectra: Sequence, element: str, edge: str, energy: np.nd
         if meas:
             s, rec = normalized_measured(s, calibrate=calibrate, reference=reference)
             warns = list(rec.get("warnings", []))
+            metal = _metal_like(s, float(rec["e0"]), element, edge)
+            if metal:
+                warns.append(f"{s.source}: {metal}")
             if rec["calibration"]["method"] == "none":
                 warns.append(f"{s.source}: no reference foil (reference channel or --reference): the energies are "
                              "taken as calibrated; 1 eV of calibration error moves the oxidation state by about "
@@ -504,6 +507,26 @@ def prepare_calibrated(spectra: Sequence, element: str, edge: str, energy: np.nd
         prepared.append(s)
     X = shifted_resample(prepared, energy, 0.0, kind="cubic")
     return (max_normalize(X) if max_normalized else X), records
+
+
+def _metal_like(flat_spectrum, e0: float, element: str, edge: str) -> str | None:
+    """A warning when a measured spectrum looks metallic: its edge within 2 eV of the element's
+    tabulated (metal-foil) edge and no white line (flattened maximum below 1.2 within 40 eV above
+    e0). The local-structure models hold no metallic sites, so such a spectrum is outside what
+    they know (measured Cu foil: T:4 with p = 1.0). Cu(I) sulfides also match: the warning says
+    metallic *or* low-valent."""
+    from xasml.preprocess.align import edge_energy
+
+    e = np.asarray(flat_spectrum.energy, float)
+    m = np.asarray(flat_spectrum.mu, float)
+    w = (e >= e0) & (e <= e0 + 40.0)
+    if not w.any():
+        return None
+    d = e0 - edge_energy(element, edge)
+    if abs(d) < 2.0 and float(m[w].max()) < 1.2:
+        return (f"looks metallic or low-valent (edge {d:+.1f} eV from the {element} foil's, no white line): the "
+                "models were trained on compounds without metallic sites, so this answer is an extrapolation")
+    return None
 
 
 def _simulation_of(spectrum) -> tuple[str, list[str]]:
