@@ -60,6 +60,15 @@ def atomic_write_json(path: str | Path, obj: Any) -> Path:
     return atomic_write_text(path, json.dumps(obj, indent=2, default=_json_default) + "\n")
 
 
+def is_number(value: Any) -> bool:
+    """True when ``float(value)`` works (text of a number, or a number): the readers' one test."""
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
 def cache_dir() -> Path:
     """xasml's cache folder: ``$XASML_CACHE``, else ``~/.cache/xasml`` (unpacked datasets, label caches)."""
     return Path(os.environ.get("XASML_CACHE", Path.home() / ".cache" / "xasml"))

@@ -40,6 +40,7 @@ import numpy as np
 
 from xasml.errors import SpectrumError
 from xasml.spectrum import KNOWN_EDGES, Spectrum, normalize_element
+from xasml.utils import is_number
 
 __all__ = ["AthenaGroup", "AthenaProject", "AthenaWarning", "read_athena_project", "read_athena",
            "is_athena_project"]
@@ -335,18 +336,10 @@ def _floats(values: Any, what: str, src: str, line: int | None) -> np.ndarray:
     try:
         arr = np.array([float(v) for v in values], dtype=float)
     except (TypeError, ValueError):
-        bad = next(v for v in values if not _is_float(v))
+        bad = next(v for v in values if not is_number(v))
         raise SpectrumError(f"@{what} holds {str(bad)[:40]!r}, expected numbers", source=src, line=line,
                             field=what) from None
     return arr
-
-
-def _is_float(v) -> bool:
-    try:
-        float(v)
-    except (TypeError, ValueError):
-        return False
-    return True
 
 
 def _parse_perl(text: str, src: str, msgs: list[str]) -> tuple[list[str], list[dict]]:

@@ -23,6 +23,7 @@ import numpy as np
 
 from xasml.errors import SpectrumError
 from xasml.spectrum import Spectrum, normalize_element
+from xasml.utils import is_number
 
 __all__ = ["energy_blocks", "read_spectrum_matrix"]
 
@@ -96,7 +97,7 @@ def read_spectrum_matrix(path: str | Path, absorbing_element: str, edge: str = "
         try:
             rows.append([float(t) for t in s.replace(",", " ").split()])
         except ValueError:
-            bad = next(t for t in s.replace(",", " ").split() if not _is_float(t))
+            bad = next(t for t in s.replace(",", " ").split() if not is_number(t))
             raise SpectrumError(f"not a number: {bad[:30]!r}; expected a matrix of numbers (row 0 the energies)",
                                 source=src, line=i) from None
         lines.append(i)
@@ -133,9 +134,3 @@ def read_spectrum_matrix(path: str | Path, absorbing_element: str, edge: str = "
     return out
 
 
-def _is_float(tok: str) -> bool:
-    try:
-        float(tok)
-    except ValueError:
-        return False
-    return True

@@ -41,6 +41,7 @@ import numpy as np
 
 from xasml.errors import SpectrumError
 from xasml.spectrum import KNOWN_EDGES, Spectrum, normalize_element
+from xasml.utils import is_number
 
 __all__ = ["XDIWarning", "XDIFile", "read_xdi_table", "read_xdi", "write_xdi", "XDI_EDGES",
            "RECOMMENDED_FIELDS", "bragg_energy", "mono_d_spacing"]
@@ -172,14 +173,6 @@ def _warn(msgs: list[str], src: str, message: str, line: int | None = None,
 def _strip_comment_body(body: str) -> str:
     """Drop the comment token and at most one leading space (XDI rule for user comments)."""
     return body[1:].removeprefix(" ").rstrip()
-
-
-def _is_number(token: str) -> bool:
-    try:
-        float(token)
-    except ValueError:
-        return False
-    return True
 
 
 def _check_field_values(header: dict[str, dict[str, str]], msgs: list[str], src: str,
@@ -431,7 +424,7 @@ def read_xdi_table(path: str | Path) -> XDIFile:
             continue
         # a line without the comment token
         tokens = s.split()
-        if state != "data" and not _is_number(tokens[0]):
+        if state != "data" and not is_number(tokens[0]):
             _warn(msgs, src, f"header line without the '#' comment token ignored: {s[:50]!r}", lineno)
             continue
         if state != "data":
