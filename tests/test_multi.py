@@ -210,3 +210,16 @@ def test_athena_reference_groups_calibrate_but_are_not_answered(shared_data):
     assert res and all("Ref" not in r["file"] for r in res)
     assert all(r["calibration"]["method"] == "athena-reference-group" for r in res)
     assert all(1.0 < r["prediction"] < 3.5 for r in res)  # NiO is Ni(II)
+
+
+def test_too_few_environments_skip_the_classifier_with_a_warning(tmp_path):
+    from xasml.local.multi import MultiConfig, run_multi
+
+    said = []
+    cfg = MultiConfig(data=[str(SITES)], elements=["Fe", "Mn"], n_folds=2, epochs=1, finetune_epochs=1, n_members=2,
+                      min_sites=20, min_class_sites=1000, tasks=["coordination", "oxidation"])
+    m = run_multi(cfg, tmp_path / "run", log=said.append)
+    assert any("environment classifier skipped" in s for s in said)
+    assert "oxidation_mae" in m["scores"]["Fe"]["universal"] and "macro_f1" not in m["scores"]["Fe"]["universal"]
+    assert not (tmp_path / "run" / "models" / "Fe" / "coordination").exists()
+    assert (tmp_path / "run" / "models" / "Fe" / "oxidation" / "bundle.json").exists()

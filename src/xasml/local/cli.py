@@ -144,7 +144,7 @@ def resolve_multi_config(args):
 
     d: dict = {}
     if args.quick:
-        d.update(n_folds=2, epochs=3, finetune_epochs=2, n_members=2)
+        d.update(n_folds=2, epochs=3, finetune_epochs=2, n_members=2, min_class_sites=10)
     if args.config:
         d.update(read_config_file(args.config))
     els = list(METALS_3D) if args.elements.strip().lower() == "all" else \

@@ -230,7 +230,7 @@ def _noisy(X: np.ndarray, y: np.ndarray, sigma: float, seed: int) -> tuple[np.nd
 
 def _balance(rows: np.ndarray, elements: np.ndarray, target: int) -> np.ndarray:
     """Row indices with each element repeated towards ``target`` rows (at most 20x)."""
-    if target <= 0:
+    if target <= 0 or len(rows) == 0:
         return rows
     out = []
     for el in np.unique(elements[rows]):
@@ -506,6 +506,12 @@ def run_multi(cfg: MultiConfig, out: str | Path, overwrite: bool = False, label_
     if len(data.element) < 2 * cfg.n_folds:
         raise DataError(f"{', '.join(cfg.data)}: {len(data.element)} usable sites are too few for {cfg.n_folds}-fold "
                         "cross-validation")
+    if "coordination" in cfg.tasks and len(data.classes) < 2:
+        log(f"warning: environment classifier skipped: {len(data.classes)} environment(s) have >= "
+            f"{cfg.min_class_sites} sites (min_class_sites); lower it for small data sets")
+        cfg = cfg.model_copy(update={"tasks": [t for t in cfg.tasks if t != "coordination"]})
+    if not cfg.tasks:
+        raise DataError("nothing to train: no task left (see the warnings above)")
     run = RunFolder(out, cfg.to_dict(), seed=cfg.seed, overwrite=overwrite)
     from xasml.utils import fingerprint_arrays
 
