@@ -2,19 +2,23 @@
 
 A model *bundle* is a folder::
 
-    <bundle>/bundle.json        task, element, edge, grid, feature window, classes, reference spectrum,
-                                training provenance
-    <bundle>/estimator/         the fitted estimator (estimator.json + weights.safetensors)
+    <bundle>/bundle.json            task, element, edge, grid, feature window, one-hot element order,
+                                    alignment, normalization, reference spectrum, provenance
+                                    (energy offsets of the training simulations, CV metrics)
+    <bundle>/estimator/             the fitted estimator (estimator.json + weights.safetensors)
+    <bundle>/training_spectra.npz   model-input spectra of (up to 1,000) training sites, optional
 
-so that prediction applies exactly the preprocessing of training: the spectrum is resampled on
-the stored grid with a cubic spline and scaled to maximum 1; the estimator then applies its own
-per-point standardisation. Measured spectra (anything that is not FEFF output) are first
-background-subtracted, edge-step normalised and shifted onto the computed energy scale by area
-matching to the bundle's reference (the mean training spectrum), with
-:func:`xasml.preprocess.normalize.preprocess_measured`.
+so that prediction applies exactly the preprocessing of training (:meth:`ModelBundle.prepare_full`):
+the spectrum reaches the stored grid as the bundle's ``alignment`` says (computed spectra shifted
+by their simulation's energy offset; measured spectra calibrated with their reference foil and
+flattened, then used on their own energies for the oxidation state, or area-matched to the
+bundle's mean training spectrum for environment and CN; the first Cu bundles area-matched
+every measured spectrum), is resampled with a cubic spline and scaled to maximum 1; the
+estimator then applies its own per-point standardisation.
 
-Bundles ship with the package in ``xasml/data/local/<task>/``; ``xasml local run`` writes them
-to ``<run>/models/<task>/``.
+Bundles ship with the package in ``xasml/data/local/<El>/<task>/`` (Ti-Zn); ``xasml local run
+--elements`` writes them to ``<run>/models/<El>/<task>/`` and the single-element protocol to
+``<run>/models/<task>/``.
 """
 
 from __future__ import annotations
