@@ -19,7 +19,6 @@ src/xasml/data/local/energy_scales.json (see xasml.preprocess.energy_scale).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -30,7 +29,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from xasml.io.feff import read_feff_xmu as read_xmu  # noqa: E402
+from xasml.io.feff import read_feff_compound  # noqa: E402
 from xasml.io.xdi import read_xdi  # noqa: E402
 from xasml.preprocess.energy_scale import SCALES_PATH, foil_offset, match_offset  # noqa: E402
 from xasml.simulate.pack import feff_root  # noqa: E402
@@ -59,19 +58,10 @@ CU_PAIRS = [("amcsd-12142", "mp-505042")]
 
 def site_average(folder: Path, element: str):
     """Multiplicity-weighted mean spectrum of the ``element`` sites of one FEFF structure folder."""
-    meta_p = folder / "material.json"
-    mult = {}
-    if meta_p.exists():
-        mult = {int(s["absorbing_index"]): int(s.get("multiplicity", 1)) for s in json.loads(meta_p.read_text())["sites"]}
-    spectra = []
-    for x in sorted(folder.glob(f"FEFF-XANES/*_{element}/xmu.dat")):
-        s = read_xmu(x, absorbing_element=element)
-        idx = int(x.parent.name.split("_")[0])
-        spectra.append(s.replace(multiplicity=mult.get(idx, 1)))
+    spectra = [sp for sp in read_feff_compound(folder) if sp.absorbing_element == element]
     if not spectra:
         raise SystemExit(f"{folder}: no {element} site")
-    avg = element_average(spectra)
-    return avg
+    return element_average(spectra)
 
 
 def plot_foils(foils: Path, lib: Path, v0: dict, path: Path) -> None:

@@ -48,3 +48,10 @@ class MissingExtraError(XasmlError, ImportError):
 
     def __init__(self, package: str, extra: str):
         super().__init__(f"{package} is not installed; install it with: pip install 'xasml[{extra}]'")
+
+
+def file_error_line(file, message: str) -> str:
+    """The one-line error of a command that goes on with its other files:
+    ``xasml: error: FILE: message`` (the file named once, even when the message already starts with it)."""
+    message = str(message)
+    return f"xasml: error: {message if message.startswith(str(file)) else f'{file}: {message}'}"

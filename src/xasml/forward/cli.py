@@ -6,6 +6,8 @@ import argparse
 import json
 import sys
 
+from xasml.errors import file_error_line
+
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from xasml.forward.run import run_forward
@@ -43,8 +45,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     status = 0
     for path, r in iter_predictions(args.files, model_dir=args.model, absorbing_index=args.absorbing_index):
         if isinstance(r, Exception):
-            msg = str(r) if str(r).startswith(str(path)) else f"{path}: {r}"
-            print(f"xasml: error: {msg}", file=sys.stderr)
+            print(file_error_line(path, r), file=sys.stderr)
             status = 2
             continue
         if args.out:

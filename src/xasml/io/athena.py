@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from xasml.errors import SpectrumError
+from xasml.io.files import decode_text, read_file_bytes
 from xasml.spectrum import KNOWN_EDGES, Spectrum, normalize_element
 from xasml.utils import is_number
 
@@ -225,20 +226,13 @@ class AthenaProject:
 
 def _read_text(path: Path) -> str:
     src = str(path)
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise SpectrumError("file not found", source=src) from None
-    except IsADirectoryError:
-        raise SpectrumError("is a directory, expected an Athena project file", source=src) from None
+    raw = read_file_bytes(path, "an Athena project file")
     if raw[:2] == b"\x1f\x8b":
         try:
             raw = gzip.decompress(raw)
         except (OSError, EOFError) as exc:
             raise SpectrumError(f"gzip data is corrupt: {exc}", source=src) from None
-    if b"\0" in raw[:4096]:
-        raise SpectrumError("binary file, expected an Athena project (text or gzipped text)", source=src)
-    return raw.decode("utf-8", errors="replace")
+    return decode_text(raw, src, "an Athena project (text or gzipped text)")
 
 
 def is_athena_project(head: str) -> bool:

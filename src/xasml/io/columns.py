@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from xasml.errors import SpectrumError
+from xasml.io.files import decode_text, read_file_bytes
 from xasml.spectrum import KNOWN_EDGES, Spectrum, normalize_element
 
 __all__ = ["ColumnFile", "read_column_table", "read_columns", "evaluate_expression", "MU_COLUMNS"]
@@ -152,15 +153,7 @@ def read_column_table(path: str | Path) -> ColumnFile:
     """
     path = Path(path)
     src = str(path)
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise SpectrumError("file not found", source=src) from None
-    except IsADirectoryError:
-        raise SpectrumError("is a directory, expected a column file", source=src) from None
-    if b"\0" in raw[:4096]:
-        raise SpectrumError("binary file, expected a text column file", source=src)
-    text = raw.decode("utf-8", errors="replace").lstrip("\ufeff")
+    text = decode_text(read_file_bytes(path, "a column file"), src, "a text column file").lstrip("\ufeff")
     lines = text.splitlines()
     if not text.strip():
         raise SpectrumError("empty file", source=src)

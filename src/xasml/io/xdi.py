@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from xasml.errors import SpectrumError
+from xasml.io.files import decode_text, read_file_bytes
 from xasml.spectrum import KNOWN_EDGES, Spectrum, normalize_element
 from xasml.utils import is_number
 
@@ -245,15 +246,7 @@ def _check_field_values(header: dict[str, dict[str, str]], msgs: list[str], src:
 def _text_lines(path: Path) -> list[str]:
     """The lines of a text file (LF, CR or CRLF), refusing missing, binary and empty files."""
     src = str(path)
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise SpectrumError("file not found", source=src) from None
-    except IsADirectoryError:
-        raise SpectrumError("is a directory, expected an XDI file", source=src) from None
-    if b"\0" in raw[:4096]:
-        raise SpectrumError("binary file, expected XDI text", source=src)
-    text = raw.decode("utf-8", errors="replace")
+    text = decode_text(read_file_bytes(path, "an XDI file"), src, "XDI text")
     lines = text.splitlines()
     if not lines or not text.strip():
         raise SpectrumError("empty file", source=src)

@@ -13,6 +13,8 @@ from __future__ import annotations
 import json
 import sys
 
+from xasml.errors import file_error_line
+
 
 def add_parser(subparsers) -> None:
     """Register ``latent fit`` and ``latent encode`` on the top-level sub-parsers.
@@ -98,8 +100,7 @@ def _encode(args) -> int:
     for r in encode_files(args.files, args.model):
         if "error" in r:
             status = 2
-            msg = r["error"] if r["error"].startswith(r["file"]) else f"{r['file']}: {r['error']}"
-            print(f"xasml: error: {msg}", file=sys.stderr)
+            print(file_error_line(r["file"], r["error"]), file=sys.stderr)
         elif args.json:
             print(json.dumps(r))
         else:

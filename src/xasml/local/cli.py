@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+from xasml.errors import file_error_line
 from xasml.local.config import HELP, LocalConfig
 
 
@@ -209,8 +210,7 @@ def _predict(args) -> int:
     for r in results:
         if "error" in r:
             status = 2
-            msg = r["error"] if r["error"].startswith(r["file"]) else f"{r['file']}: {r['error']}"
-            print(f"xasml: error: {msg}", file=sys.stderr)
+            print(file_error_line(r["file"], r["error"]), file=sys.stderr)
         elif args.json:
             print(json.dumps(r))
         elif "probabilities" in r:

@@ -199,6 +199,11 @@ def measure_spectrum(spectrum, calibrate: str = "auto", reference=None, nnorm: i
     SpectrumError
         From :func:`check_edge`, the calibration, or the normalisation (file named).
     """
+    return _measure(spectrum, calibrate, reference, nnorm, use_stored)[0]
+
+
+def _measure(spectrum, calibrate: str, reference, nnorm: int | None, use_stored: bool):
+    """:func:`measure_spectrum`'s work: (record, calibrated spectrum, larch ``pre_edge`` result)."""
     from xasml.preprocess.calibrate import calibrate as _calibrate
     from xasml.preprocess.normalize import pre_edge
 
@@ -231,7 +236,7 @@ def measure_spectrum(spectrum, calibrate: str = "auto", reference=None, nnorm: i
         warns.append(f"{src}: {w}")
     meta = spectrum.metadata
     label = meta.get("label") or spectrum.material_id or (Path(src).stem if src else None)
-    return {
+    record = {
         "file": src,
         "label": label,
         "absorbing_element": spectrum.absorbing_element,
@@ -247,6 +252,7 @@ def measure_spectrum(spectrum, calibrate: str = "auto", reference=None, nnorm: i
         **({"athena": meta["athena"]} if meta.get("format") == "athena" else {}),
         "warnings": list(dict.fromkeys(warns)),
     }
+    return record, cal_spec, r
 
 
 def measure_file(path: str | Path, absorbing_element: str | None = None, edge: str | None = None,
@@ -341,10 +347,5 @@ def normalized_measured(spectrum, calibrate: str = "auto", reference=None) -> tu
     SpectrumError
         As :func:`measure_spectrum`.
     """
-    from xasml.preprocess.normalize import pre_edge
-
-    rec = measure_spectrum(spectrum, calibrate=calibrate, reference=reference)
-    energy = spectrum.energy + float(rec["calibration"]["shift"])
-    r = pre_edge(energy, spectrum.mu, e0=rec["e0"], pre1=rec["pre1"], pre2=rec["pre2"], norm1=rec["norm1"],
-                 norm2=rec["norm2"], nnorm=rec["nnorm"], source=spectrum.source)
-    return spectrum.replace(energy=energy, mu=r.flat, kind="norm"), rec
+    rec, cal_spec, r = _measure(spectrum, calibrate, reference, None, True)
+    return cal_spec.replace(energy=r.energy, mu=r.flat, kind="norm"), rec
