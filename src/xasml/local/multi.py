@@ -218,11 +218,12 @@ def _make(task: str, cfg: MultiConfig, seed: int):
     return SpectrumEnsembleRegressor(**common)
 
 
-def _noisy(X: np.ndarray, y: np.ndarray, sigma: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def _noisy(X: np.ndarray, y: np.ndarray, sigma: float, seed: int, n_spec: int) -> tuple[np.ndarray, np.ndarray]:
+    """``X`` and ``y`` with one noisy copy of each row appended: Gaussian noise on the first
+    ``n_spec`` columns (the spectrum), none on the element code after them."""
     if sigma <= 0:
         return X, y
     rng = np.random.default_rng(seed)
-    n_spec = X.shape[1]
     Xn = X.copy()
     Xn[:, :n_spec] += rng.normal(0, sigma, Xn[:, :n_spec].shape).astype(np.float32)
     return np.concatenate([X, Xn]), np.concatenate([y, y])
@@ -262,7 +263,7 @@ def fit_task(task: str, X: np.ndarray, y: np.ndarray, cfg: MultiConfig, seed: in
         est = copy.deepcopy(base)
         est.set_params(warm_start=True, epochs=cfg.finetune_epochs, learning_rate=cfg.learning_rate * cfg.finetune_lr_factor,
                        seed=seed)
-    Xn, yn = _noisy(X, y, cfg.noise_sigma, seed)
+    Xn, yn = _noisy(X, y, cfg.noise_sigma, seed, cfg.n_points)
     est.fit(Xn, yn if task == "coordination" else yn.astype(float))
     if base is not None:
         est.set_params(warm_start=False)
