@@ -26,7 +26,7 @@ from typing import Any
 from xasml.errors import SpectrumError
 from xasml.spectrum import Spectrum
 
-__all__ = ["read_spectrum", "detect_format"]
+__all__ = ["detect_format", "read_spectra", "read_spectrum"]
 
 _FEFF_HEADER = re.compile(r"^#\s*omega\s+e\s+k\s+mu\s+mu0\s+chi\b", re.IGNORECASE)
 _HEAD_BYTES = 16384
@@ -165,3 +165,43 @@ def read_spectrum(path: str | Path, **kwargs: Any) -> Spectrum | list[Spectrum]:
     if kwargs:
         raise TypeError(f"{path}: Materials Project documents take no reader options, got {sorted(kwargs)}")
     return read_mp_xas_document(path)
+
+
+def read_spectra(path: str | Path, absorbing_element: str | None = None, edge: str | None = None,
+                 energy_col: str | int | None = None, mu: str | int | None = None,
+                 include_references: bool = True) -> list[Spectrum]:
+    """Every spectrum of a file, read with the options of the commands that read measured files
+    (``--element``, ``--edge``, ``--energy-col``, ``--mu``; :func:`read_spectrum` does the work).
+
+    Parameters
+    ----------
+    path : str or Path
+        Any supported file (XDI, Athena project, column file, FEFF ``xmu.dat``, MP document).
+    absorbing_element, edge : str, optional
+        For files that do not say (or to check those that do).
+    energy_col, mu : str or int, optional
+        Column files (and XDI read as columns): energy column and μ (name, 1-based index, or an
+        expression of the channels such as ``ln(i0/it)``).
+    include_references : bool
+        Keep an Athena project's reference-channel groups (``metadata["is_reference_channel"]``).
+
+    Returns
+    -------
+    list of Spectrum
+        One per spectrum in the file (an Athena project gives one per group).
+
+    Raises
+    ------
+    SpectrumError
+        Naming the file: what the format's reader raises, and options the format does not take.
+    """
+    opts = {k: v for k, v in (("absorbing_element", absorbing_element), ("edge", edge), ("energy_col", energy_col),
+                              ("mu", mu)) if v is not None}
+    try:
+        got = read_spectrum(path, **opts)
+    except TypeError as exc:  # options the detected format's reader does not take
+        raise SpectrumError(str(exc).removeprefix(f"{path}: "), source=str(path)) from None
+    spectra = got if isinstance(got, list) else [got]
+    if not include_references:
+        spectra = [s for s in spectra if not s.metadata.get("is_reference_channel")]
+    return spectra

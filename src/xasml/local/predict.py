@@ -667,10 +667,8 @@ def predict_files(files: Sequence[str | Path], task: str, model: str | Path | No
         ±2σ covers 95 % of validation sites; for measured spectra the ``calibration`` record and
         ``warnings``; ``error`` instead when the file could not be used.
     """
-    from xasml.io.reader import read_spectrum
+    from xasml.io.reader import read_spectra
 
-    opts = {k: v for k, v in (("absorbing_element", element), ("edge", edge), ("energy_col", energy_col),
-                              ("mu", mu)) if v is not None}
     bundles: dict[str, ModelBundle] = {}
 
     def bundle_for(el: str) -> ModelBundle:
@@ -679,18 +677,11 @@ def predict_files(files: Sequence[str | Path], task: str, model: str | Path | No
             bundles[key] = ModelBundle.load(find_bundle(task, model, el))
         return bundles[key]
 
-    from xasml.io.reader import detect_format
-
     out = []
     for f in expand_inputs(files):
-        try:
-            try:  # an Athena project's reference ('Ref') groups calibrate its samples; they are not answered
-                extra = {"include_references": False} if detect_format(f) == "athena" else {}
-                got = read_spectrum(f, **opts, **extra)
-            except TypeError:  # the format takes no column options (FEFF, MP documents)
-                got = read_spectrum(f, **{k: v for k, v in opts.items() if k in ("absorbing_element", "edge")})
-            spectra = got if isinstance(got, list) else [got]
-        except (SpectrumError, DataError, OSError, ValueError, TypeError) as exc:
+        try:  # an Athena project's reference ('Ref') groups calibrate its samples; they are not answered
+            spectra = read_spectra(f, element, edge, energy_col, mu, include_references=False)
+        except (SpectrumError, DataError, OSError, ValueError) as exc:
             out.append({"file": str(f), "error": str(exc)})
             continue
         for s in spectra:

@@ -109,7 +109,7 @@ def _read_for_map(args, element: str, edge: str) -> tuple[list, list[str]]:
     from pathlib import Path
 
     from xasml.errors import SpectrumError
-    from xasml.io.reader import read_spectrum
+    from xasml.io.reader import read_spectra
 
     spectra, labels = [], []
     for f in args.files:
@@ -121,17 +121,13 @@ def _read_for_map(args, element: str, edge: str) -> tuple[list, list[str]]:
                 for s in got:
                     labels.append(f"{Path(f).name}#{s.metadata['row']} {args.label_name}={s.metadata[args.label_name]:.4g}")
             else:
-                kw = {k: v for k, v in (("absorbing_element", args.element), ("edge", args.edge)) if v}
-                got = read_spectrum(f, **kw)
-                got = got if isinstance(got, list) else [got]
+                got = read_spectra(f, args.element or None, args.edge or None)
                 if len(got) == 1:
                     labels.append(Path(f).name)
                 else:
                     labels += [f"{Path(f).name}#{s.metadata.get('label') or i}" for i, s in enumerate(got)]
         except XasmlError:
             raise
-        except TypeError as exc:  # reader options a format does not take (e.g. --element for MP JSON)
-            raise SpectrumError(f"{exc}", source=str(f)) from None
         except (OSError, ValueError) as exc:
             raise SpectrumError(f"unreadable ({type(exc).__name__}: {exc})", source=str(f)) from None
         for s in got:

@@ -287,29 +287,16 @@ def measure_file(path: str | Path, absorbing_element: str | None = None, edge: s
     SpectrumError
         From the reader, the checks, the calibration or the normalisation (file named).
     """
-    from xasml.io.reader import read_spectrum
+    from xasml.io.reader import read_spectra
 
-    kwargs: dict[str, Any] = {}
-    if absorbing_element:
-        kwargs["absorbing_element"] = absorbing_element
-    if edge:
-        kwargs["edge"] = edge
-    if energy_col is not None:
-        kwargs["energy_col"] = energy_col
-    if mu is not None:
-        kwargs["mu"] = mu
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        got = read_spectrum(path, **kwargs)
-    spectra = got if isinstance(got, list) else [got]
-    if not include_references:
-        spectra = [s for s in spectra if not s.metadata.get("is_reference_channel")]
+        spectra = read_spectra(path, absorbing_element, edge, energy_col, mu, include_references=include_references)
     ref = reference
     if isinstance(reference, (str, Path)):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            r = read_spectrum(reference, **{k: v for k, v in kwargs.items() if k in ("absorbing_element", "edge")})
-        ref = r[0] if isinstance(r, list) else r
+            ref = read_spectra(reference, absorbing_element, edge)[0]
     out = []
     for s in spectra:
         if s.metadata.get("is_reference_channel") and calibrate != "none":
