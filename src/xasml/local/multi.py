@@ -59,6 +59,11 @@ PAPER_F1 = {"Ti": (0.83, 0.84), "V": (0.86, 0.86), "Cr": (0.87, 0.87), "Mn": (0.
             "Co": (0.85, 0.87), "Ni": (0.87, 0.88), "Cu": (0.86, 0.86)}
 
 
+#: a simulated spectrum whose first point is below this fraction of its maximum starts in its
+#: pre-edge and may be extended flat below it (see spectra_matrix)
+PRE_EDGE_FRACTION = 0.1
+
+
 class MultiConfig(XasmlConfig):
     """Every option of the multi-element run (``xasml local run --elements ...``)."""
 
@@ -165,7 +170,9 @@ def spectra_matrix(frame: pd.DataFrame, cfg: MultiConfig, scales: dict | None = 
         (``normalization="edge-step"``).
     keep : ndarray of bool, shape (n,)
         Rows used: an energy offset is known for their (element, simulation) and they cover the
-        grid to within 1 eV at both ends.
+        grid to within 1 eV at the high end, and at the low end too unless they start in their
+        pre-edge (then they are extended flat, as :func:`~xasml.preprocess.grid.interpolate_mu`
+        with ``fill="edge"`` does at prediction).
     report : dict
         Rows dropped and why.
     """
@@ -185,11 +192,14 @@ def spectra_matrix(frame: pd.DataFrame, cfg: MultiConfig, scales: dict | None = 
             no_offset[f"{el} {sim}"] = no_offset.get(f"{el} {sim}", 0) + 1
             continue
         grid = edge_energy(el, cfg.edge) + rel
-        e = np.asarray(e, float) + off
-        if e[0] > grid[0] + 1.0 or e[-1] < grid[-1] - 1.0:
+        e, mu = np.asarray(e, float) + off, np.asarray(mu, float)
+        # a simulation that starts in its own pre-edge (mu[0] below PRE_EDGE_FRACTION of its
+        # maximum; FEFF starts a few eV below its edge) is extended flat below its first point
+        starts_low = e[0] <= grid[0] + 1.0 or mu[0] <= PRE_EDGE_FRACTION * mu.max()
+        if not starts_low or e[-1] < grid[-1] - 1.0:
             short += 1
             continue
-        rows.append(interpolate_mu(e, np.asarray(mu, float), grid, kind="cubic", fill="edge"))
+        rows.append(interpolate_mu(e, mu, grid, kind="cubic", fill="edge"))
         keep[i] = True
     X = np.asarray(rows) if rows else np.zeros((0, cfg.n_points))
     if cfg.normalization == "max":
