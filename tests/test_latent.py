@@ -15,7 +15,7 @@ import pytest
 from scipy.stats import spearmanr
 from sklearn.exceptions import NotFittedError
 
-from xasml.datasets.format import frame_to_spectra, read_dataset
+from xasml.datasets.format import read_dataset
 
 torch = pytest.importorskip("torch")
 torch.set_num_threads(1)
@@ -33,14 +33,19 @@ def local_dir(test_data):
 
 @pytest.fixture(scope="module")
 def cu(local_dir):
-    """150 real Cu site spectra on one grid; descriptors OS and CN from the labels (the rest unknown)."""
-    from xasml.datasets.local import choose_grid
-    from xasml.preprocess.augment import max_normalize, shifted_resample
+    """150 real Cu site spectra on the calibrated Cu grid (as ``latent fit``: FEFF 9.9.1 energy offset,
+    -3 ... +46.5 eV around the tabulated edge); descriptors OS and CN from the labels (the rest unknown)."""
+    from xasml.local.multi import MultiConfig, spectra_matrix
+    from xasml.preprocess.align import edge_energy
+    from xasml.preprocess.grid import EnergyGrid
 
     frame, _ = read_dataset(local_dir / "cu_sites.parquet", kind="local")
-    spectra = frame_to_spectra(frame)
-    grid, _ = choose_grid(spectra)
-    X = max_normalize(shifted_resample(spectra, grid.energy)).astype(np.float32)
+    frame["simulation"] = "FEFF 9.9.1"  # OmniXAS
+    cfg = MultiConfig(elements=["Cu"])
+    X, keep, _ = spectra_matrix(frame, cfg)
+    assert keep.all()
+    e = edge_energy("Cu", "K") + cfg.rel_grid()
+    grid = EnergyGrid(float(e[0]), float(e[-1]), len(e))
     D = np.full((len(X), len(DESCRIPTORS)), np.nan)
     D[:, 0] = frame["oxidation_state"].astype(float).to_numpy()
     D[:, 1] = frame["coordination_number"].astype(float).to_numpy()
@@ -156,8 +161,11 @@ def _model(fitted, cu, tmp_path):
     X, D, grid = cu
     Z = fitted.transform(X)
     ens = LatentPropertyEnsemble(n_members=4, epochs=30).fit(Z, D[:, :2])
+    from xasml.preprocess.energy_scale import energy_offset
+
     m = LatentModel(rankaae=fitted, properties=ens, element="Cu", edge="K", grid=grid,
-                    reference_mu=X.mean(axis=0), descriptors=list(DESCRIPTORS) + [None])
+                    reference_mu=X.mean(axis=0), descriptors=list(DESCRIPTORS) + [None], alignment="calibrated",
+                    energy_scale={"FEFF 9.9.1": energy_offset("Cu", "FEFF 9.9.1")})
     return m.save(tmp_path / "model")
 
 
@@ -176,7 +184,12 @@ def test_encode_cli_on_feff_and_xdi(fitted, cu, local_dir, tmp_path, capsys):
         assert r["descriptors"] == list(DESCRIPTORS) + [None]
         for t in ("oxidation_state", "coordination_number"):
             assert set(r[t]) == {"prediction", "std"} and np.isfinite(r[t]["prediction"])
-    assert "alignment_shift_eV" in rows[1] and "alignment_shift_eV" not in rows[0]
+    # computed: the simulation's energy offset; measured: calibrated and flattened, never shifted on its own
+    from xasml.preprocess.energy_scale import energy_offset
+
+    assert rows[0]["energy_offset_eV"] == pytest.approx(energy_offset("Cu", "FEFF 9.9.1"))
+    assert "calibration" not in rows[0]
+    assert "calibration" in rows[1] and np.isfinite(rows[1]["e0"]) and "alignment_shift_eV" not in rows[1]
     # a bad file: one error line, the others still encoded, exit status 2
     assert main(["latent", "encode", "--model", str(model), "--json", str(tmp_path / "missing.xdi"), files[0]]) == 2
     out = capsys.readouterr()
@@ -221,3 +234,49 @@ def test_fit_cli_on_real_materials(shared_data, tmp_path):
     mats = {s: {k.rsplit("_", 1)[0] for k in v} for s, v in splits.items()}
     assert not (mats["train"] & mats["test"]) and not (mats["val"] & mats["test"])
     assert json.loads((out / "run.json").read_text())["data_fingerprint"]
+
+
+def test_latent_data_from_site_table_keeps_chemical_shift(test_data):
+    """A site table gives element grids on the calibrated scale (one offset per element and
+    simulation, no per-spectrum alignment) and a split grouped by structure."""
+    from xasml.latent.sites import build_latent_data
+    from xasml.local.multi import MultiConfig, load_sites, spectra_matrix, structure_key
+    from xasml.preprocess.energy_scale import energy_offset
+
+    path = test_data / "local" / "sites_small.parquet"
+    d = build_latent_data([path], ["Ti", "Fe", "Cu"], fractions=(0.6, 0.2, 0.2), dedup_threshold=0.0)
+    assert d.X.shape == (len(d), 100) and d.D.shape == (len(d), len(DESCRIPTORS))
+    assert set(d.elements) == {"Ti", "Fe", "Cu"} and d.energy_scale["Cu"] == {"FEFF 9.9.1": pytest.approx(energy_offset("Cu", "FEFF 9.9.1"))}
+    assert d.grid("Fe").start == pytest.approx(7112.0 - 3.0) and d.grid("Fe").n_points == 100
+    # the rows are exactly the local-structure models' inputs (same energy handling, nothing re-aligned)
+    frame = load_sites([path], ["Ti", "Fe", "Cu"])
+    X, keep, _ = spectra_matrix(frame, MultiConfig(elements=["Ti", "Fe", "Cu"]))
+    ref = {(m, i): x for m, i, x in zip(frame[keep]["material_id"], frame[keep]["absorbing_index"], X)}
+    for m, i, x in zip(d.table["material_id"], d.table["absorbing_index"], d.X):
+        np.testing.assert_allclose(x, ref[(m, i)], atol=1e-6)
+    parts = d.table.groupby(d.table["material_id"].map(structure_key))["split"].nunique()
+    assert (parts == 1).all() and set(d.table["split"]) == {"train", "val", "test"}
+    assert np.isfinite(d.D[:, 1]).all()  # CN known for every labelled site
+
+
+def test_fit_cli_universal_on_site_table(test_data, tmp_path, capsys):
+    """``latent fit --data <site table> --elements ...``: one universal model, one model folder per
+    element, per-element metrics; ``encode --model <run>`` picks the folder of the file's element."""
+    from xasml.cli import main
+
+    out = tmp_path / "run"
+    assert main(["latent", "fit", "--data", str(test_data / "local" / "sites_small.parquet"), "--elements",
+                 "Ti,Mn,Fe,Cu", "--out", str(out), "--epochs", "5", "--members", "2"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["universal"] and set(metrics["test"]["by_element"]) <= {"Ti", "Mn", "Fe", "Cu"}
+    for el, r in metrics["test"]["by_element"].items():
+        assert set(r["spearman"]) == set(DESCRIPTORS) and r["n_materials"] >= 1
+    for el in ("Ti", "Mn", "Fe", "Cu"):
+        meta = json.loads((out / "models" / "latent" / el / "latent.json").read_text())
+        assert meta["elements"] == ["Ti", "Mn", "Fe", "Cu"] and meta["alignment"] == "calibrated"
+    assert not list(out.rglob("*.pkl")) and (out / "splits.json").exists() and (out / "config.json").exists()
+    capsys.readouterr()
+    f = str(test_data / "local" / "mp-361" / "FEFF-XANES" / "000_Cu" / "xmu.dat")
+    assert main(["latent", "encode", "--model", str(out), "--json", f]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["element"] == "Cu" and len(r["latent"]) == 6 and np.isfinite(r["oxidation_state"]["prediction"])

@@ -1,7 +1,8 @@
 """``xasml latent``: RankAAE latent spaces of site spectra (seed 002 §II.C).
 
-* ``xasml latent fit --data PATH --out DIR [--element Cu]``: train a RankAAE and its latent ->
-  (OS, CN) ensemble on a FEFF data folder; writes a run folder (config, versions, data
+* ``xasml latent fit --data PATH --out DIR [--element Cu | --elements Ti,...,Zn]``: train a RankAAE
+  and its latent -> (OS, CN) ensemble on a site table or FEFF data folder (per element, or one
+  universal model with an element code); writes a run folder (config, versions, data
   fingerprint, splits, weights, metrics, report with the latent scan of Figure 6b).
 * ``xasml latent encode [--model DIR] --json FILE...``: latent vector and OS/CN predictions of
   spectrum files (FEFF ``xmu.dat``, measured XDI); without ``--model`` the model shipped for the
@@ -30,8 +31,9 @@ def add_parser(subparsers) -> None:
                                           "oxidation state, coordination number, mean ligand coordination, "
                                           "first-shell radial spread and minimum ligand-ligand distance.")
     sub = p.add_subparsers(dest="latent_command", metavar="ACTION")
-    f = sub.add_parser("fit", help="train a RankAAE and its OS/CN ensemble on a FEFF data folder")
-    f.add_argument("--data", help="FEFF data folder (<material>/FEFF-XANES/<index>_<El>/xmu.dat + POSCAR); "
+    f = sub.add_parser("fit", help="train a RankAAE and its OS/CN ensemble on a site table or FEFF folder")
+    f.add_argument("--data", help="site table (Parquet, `xasml local sites`) or FEFF data folder "
+                                  "(<material>/FEFF-XANES/<index>_<El>/xmu.dat + POSCAR); "
                                   "default $XASML_DATA or ../shared/data/omnixas-cu-feff")
     f.add_argument("--out", help="run folder (default runs/latent-<El>-<timestamp>)")
     f.add_argument("--config", metavar="FILE", help="TOML/JSON config overriding defaults (see --show-config); "
@@ -39,8 +41,10 @@ def add_parser(subparsers) -> None:
     f.add_argument("--show-config", action="store_true",
                    help="print every option with the value the run would use (defaults, --config, options) and "
                         "its description, and exit")
-    f.add_argument("--element", default=None, help="absorbing element (default Cu)")
-    f.add_argument("--labels", help="site label table (Parquet; default: the shipped one, else computed)")
+    f.add_argument("--element", default=None, help="absorbing element of a per-element model (default Cu)")
+    f.add_argument("--elements", default=None, help="universal model over these elements, comma-separated "
+                                                    "(e.g. Ti,V,Cr,Mn,Fe,Co,Ni,Cu,Zn; one-hot element code)")
+    f.add_argument("--labels", help="label table (Parquet) overriding the sites' environment, CN and OS")
     f.add_argument("--epochs", type=int, default=None, help="RankAAE epochs (default: the estimator's)")
     f.add_argument("--rank-weight", type=float, default=None, help="weight of the rank constraint")
     f.add_argument("--members", type=int, default=None, help="networks in the OS/CN ensemble (default 16)")
@@ -70,6 +74,8 @@ def resolve_fit_config(args):
     rankaae = {k: v for k, v in (("epochs", args.epochs), ("rank_weight", args.rank_weight)) if v is not None}
     if rankaae:
         over["rankaae"] = {**cfg.rankaae, **rankaae}
+    if args.elements:
+        over["elements"] = [e.strip() for e in args.elements.split(",") if e.strip()]
     if args.members is not None:
         over["ensemble"] = {**cfg.ensemble, "n_members": args.members}
     return cfg.merged(over, "command line")
@@ -87,7 +93,7 @@ def _fit(args) -> int:
     if args.show_config:
         print(cfg.show())
         return 0
-    out = args.out or default_run_dir(f"latent-{cfg.element}")
+    out = args.out or default_run_dir(f"latent-{'all' if len(cfg.elements) > 1 else cfg.element}")
     fit_latent(cfg, out, overwrite=args.overwrite)
     return 0
 

@@ -1,10 +1,11 @@
 """RankAAE latent models of site spectra: data set, training, evaluation, model folder, encoding.
 
 Method: seed perspective ``../shared/papers/002`` §II.C (Figure 4: RankAAE; Figure 6b: latent
-scan). The data set is that of the local-structure models
-(:func:`xasml.datasets.local.build_local_dataset`: one absolute energy grid per element, spline
-resampling, maximum 1, near-duplicates removed, split train/val/test grouped by material), with
-the descriptors of :mod:`xasml.latent.descriptors` attached. The RankAAE
+scan). The data set is that of the multi-element local-structure models
+(:func:`xasml.latent.sites.build_latent_data`: the site table or a FEFF folder, each element on
+its own grid of the calibrated experimental energy scale, maximum 1, near-duplicates removed,
+split train/val/test grouped by structure), with the descriptors of
+:mod:`xasml.latent.descriptors` attached. The RankAAE
 (:class:`xasml.models.rankaae.RankAAE`) is trained on the training split, its latent dimensions
 0..4 ranked against :data:`~xasml.latent.descriptors.DESCRIPTORS`, dimension 5 free; an
 ensemble (:class:`~xasml.models.rankaae.LatentPropertyEnsemble`) maps latents to oxidation state
@@ -33,20 +34,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from pydantic import Field, model_validator
 
 from xasml.config import XasmlConfig
 from xasml.errors import DataError
-from xasml.latent.descriptors import DESCRIPTORS, GEOMETRIC, compute_descriptors, descriptor_matrix
+from xasml.latent.descriptors import DESCRIPTORS
 from xasml.preprocess.grid import EnergyGrid
 from xasml.utils import atomic_write_json
 
 log = logging.getLogger(__name__)
 
 SHIPPED_DIR = Path(__file__).resolve().parents[1] / "data" / "latent"
-LABELS_DIR = Path(__file__).resolve().parents[1] / "data" / "local"
 #: properties predicted from the latent vector (seed 002 §II.C)
 TARGETS = ("oxidation_state", "coordination_number")
 FORMAT = "xasml.latent.model/1"
@@ -57,83 +56,6 @@ def _say(msg: str) -> None:
 
 
 # -- data -------------------------------------------------------------------------------------
-
-def site_labels(root: str | Path, element: str, sites: pd.DataFrame, labels: str | Path | None = None,
-                cache: str | Path | None = None) -> pd.DataFrame:
-    """Site labels (environment, CN, OS) for ``sites``: a given table, else the shipped one, else computed.
-
-    Parameters
-    ----------
-    root : str or Path
-        Data folder (for messages).
-    element : str
-    sites : pandas.DataFrame
-        From :func:`xasml.datasets.local.discover_sites`.
-    labels : str or Path, optional
-        Parquet label table (:data:`xasml.labels.site.LABEL_COLUMNS`).
-    cache : str or Path, optional
-        Label cache for sites the tables lack (:func:`xasml.labels.site.label_sites`).
-
-    Returns
-    -------
-    pandas.DataFrame
-        Labels of every site that has a structure.
-
-    Raises
-    ------
-    DataError
-        If ``labels`` is given and does not exist.
-    """
-    from xasml.labels.site import label_sites
-
-    if labels is not None and not Path(labels).exists():
-        raise DataError(f"{labels}: label table not found")
-    seed = Path(labels) if labels is not None else LABELS_DIR / f"labels_{element}.parquet"
-    if seed.exists():
-        table = pd.read_parquet(seed)
-        have = set(zip(table["material_id"], table["absorbing_index"].astype(int)))
-        if all((m, int(i)) in have for m, i in zip(sites["material_id"], sites["absorbing_index"])):
-            return table
-    g = sites.groupby("material_id", sort=True).agg(structure_path=("structure_path", "first"),
-                                                   indices=("absorbing_index", list)).reset_index()
-    tasks = [(r.material_id, r.structure_path, r.indices) for r in g.itertuples() if r.structure_path]
-    return label_sites(tasks, cache=cache, seed_cache=seed if seed.exists() else None)
-
-
-def build_latent_dataset(root: str | Path, element: str, labels: pd.DataFrame, descriptor_cache: str | Path | None = None,
-                         seed: int = 0, sites: pd.DataFrame | None = None):
-    """The local-structure data set of ``element`` with the RankAAE descriptors attached.
-
-    Parameters
-    ----------
-    root : str or Path
-        FEFF data folder (``<material>/FEFF-XANES/<index>_<El>/xmu.dat`` + structure).
-    element : str
-    labels : pandas.DataFrame
-        Site labels (see :func:`site_labels`).
-    descriptor_cache : str or Path, optional
-        Parquet cache of the geometric descriptors.
-    seed : int
-        Split seed.
-    sites : pandas.DataFrame, optional
-        :func:`~xasml.datasets.local.discover_sites` output if already computed.
-
-    Returns
-    -------
-    (LocalDataset, ndarray of shape (n_sites, 5))
-        The data set (its ``table`` gains the geometric descriptor columns) and the descriptor
-        matrix in the order of :data:`DESCRIPTORS`, NaN where unknown.
-    """
-    from xasml.datasets.local import build_local_dataset, discover_sites
-
-    sites = discover_sites(root, element) if sites is None else sites
-    ds = build_local_dataset(root, element, labels, seed=seed, sites=sites)
-    desc = compute_descriptors(sites, cache=descriptor_cache)
-    t = ds.table.merge(desc[["material_id", "absorbing_index", *GEOMETRIC]], on=["material_id", "absorbing_index"],
-                       how="left")
-    ds.table = t
-    return ds, descriptor_matrix(t, DESCRIPTORS)
-
 
 # -- model folder -----------------------------------------------------------------------------
 
@@ -150,13 +72,27 @@ class LatentModel:
     grid : EnergyGrid
         Absolute energies (eV) of the input spectra.
     reference_mu : ndarray, shape (n_points,)
-        Mean max-normalised training spectrum (alignment reference of measured spectra).
+        Mean max-normalised training spectrum of :attr:`element` on :attr:`grid`.
     descriptors : list of str or None
         Name aligned with each latent dimension (None: free dimension).
     targets : list of str
     info : dict
         Provenance and metrics.
     path : Path or None
+    alignment : {"calibrated", "area"}
+        How spectra reach the grid. ``"calibrated"`` (models from 2 on): the grid is on the
+        calibrated experimental energy scale; computed spectra get the energy offset of their
+        simulation (:attr:`energy_scale`), measured ones are calibrated with their reference foil
+        and flattened (:func:`xasml.local.predict.prepare_calibrated`, as the oxidation-state
+        models); nothing is aligned per spectrum, so the chemical shift is kept. ``"area"`` (the
+        first Cu model, grid on the FEFF scale): measured spectra area-matched to
+        :attr:`reference_mu` (:func:`xasml.local.predict.prepare_spectra`).
+    energy_scale : dict
+        ``{simulation: offset_eV}`` of the training data (``"calibrated"`` models).
+    elements : list of str or None
+        Universal models: the order of the one-hot element code appended to the spectrum (the
+        RankAAE takes ``n_points + len(elements)`` inputs, the property ensemble
+        ``n_latent + len(elements)``); None for per-element models.
     """
 
     rankaae: Any
@@ -169,6 +105,24 @@ class LatentModel:
     targets: list = field(default_factory=lambda: list(TARGETS))
     info: dict = field(default_factory=dict)
     path: Path | None = None
+    alignment: str = "calibrated"
+    energy_scale: dict = field(default_factory=dict)
+    elements: list | None = None
+
+    def code(self, n: int) -> np.ndarray:
+        """One-hot code of :attr:`element` for ``n`` rows, shape (n, len(elements)); (n, 0) per element."""
+        from xasml.latent.sites import one_hot
+
+        return one_hot(self.element, self.elements, n)
+
+    def inputs(self, X: np.ndarray) -> np.ndarray:
+        """RankAAE input of gridded spectra ``X`` (n, n_points): the element code appended for universal models."""
+        X = np.asarray(X, dtype=np.float32)
+        return np.concatenate([X, self.code(len(X))], axis=1) if self.elements else X
+
+    def decode(self, Z: np.ndarray) -> np.ndarray:
+        """Decoded spectra (n, n_points; maximum-1 scale) of latents ``Z`` (n, n_latent), without the element code."""
+        return self.rankaae.inverse_transform(Z)[:, :int(self.grid.n_points)]
 
     def save(self, path: str | Path) -> Path:
         """Write the model folder (``latent.json``, ``rankaae/``, ``properties/``; JSON + safetensors, no pickle).
@@ -190,7 +144,8 @@ class LatentModel:
         atomic_write_json(path / "latent.json", {
             "format": FORMAT, "element": self.element, "edge": self.edge, "grid": self.grid.to_dict(),
             "reference_mu": [round(float(v), 6) for v in self.reference_mu], "descriptors": self.descriptors,
-            "targets": self.targets, "info": self.info})
+            "targets": self.targets, "info": self.info, "alignment": self.alignment,
+            "energy_scale": self.energy_scale, "elements": self.elements})
         self.path = path
         return path
 
@@ -218,51 +173,75 @@ class LatentModel:
                         grid=EnergyGrid.from_dict(meta["grid"]),
                         reference_mu=np.asarray(meta["reference_mu"], dtype=float),
                         descriptors=list(meta["descriptors"]), targets=list(meta["targets"]),
-                        info=meta.get("info", {}), path=path)
+                        info=meta.get("info", {}), path=path, alignment=str(meta.get("alignment", "area")),
+                        energy_scale={str(k): float(v) for k, v in (meta.get("energy_scale") or {}).items()},
+                        elements=[str(e) for e in meta["elements"]] if meta.get("elements") else None)
         except DataError:
             raise
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise DataError(f"{meta_path}: malformed latent model ({type(exc).__name__}: {exc})") from None
         n = int(model.grid.n_points)
-        if model.reference_mu.shape != (n,) or model.rankaae.n_features_in_ != n:
-            raise DataError(f"{meta_path}: grid ({n} points), reference spectrum ({model.reference_mu.size}) and "
-                            f"network input ({model.rankaae.n_features_in_}) disagree")
+        n_in = n + len(model.elements or [])
+        if model.reference_mu.shape != (n,) or model.rankaae.n_features_in_ != n_in:
+            raise DataError(f"{meta_path}: grid ({n} points), element code ({len(model.elements or [])}), reference "
+                            f"spectrum ({model.reference_mu.size}) and network input ({model.rankaae.n_features_in_}) "
+                            "disagree")
+        if model.alignment not in ("calibrated", "area"):
+            raise DataError(f"{meta_path}: field 'alignment' is {model.alignment!r}; expected 'calibrated' or 'area'")
+        if model.elements is not None and model.element not in model.elements:
+            raise DataError(f"{meta_path}: field 'elements' {model.elements} lacks the model's element {model.element!r}")
         if len(model.descriptors) != int(model.rankaae.n_latent):
             raise DataError(f"{meta_path}: {len(model.descriptors)} descriptor names for {model.rankaae.n_latent} "
                             "latent dimensions")
         return model
 
-    def prepare(self, spectra: Sequence, measured: Sequence[bool] | None = None) -> tuple[np.ndarray, list[dict]]:
-        """Model input of spectra (measured ones background-subtracted, normalised and aligned first).
+    def prepare(self, spectra: Sequence, measured: Sequence[bool] | None = None, calibrate: str = "auto",
+                reference=None) -> tuple[np.ndarray, list[dict]]:
+        """RankAAE input of spectra (see :attr:`alignment`), element code appended for universal models.
 
-        The preprocessing of ``xasml local predict``
-        (:func:`xasml.preprocess.normalize.preprocess_measured` against :attr:`reference_mu`, then
-        cubic resampling on :attr:`grid` and scaling to maximum 1).
+        ``"calibrated"`` models: :func:`xasml.local.predict.prepare_calibrated` (computed
+        spectra shifted by their simulation's offset; measured ones calibrated with their
+        reference foil - ``calibrate``/``reference`` as :func:`xasml.preprocess.calibrate.calibrate`
+        - and flattened, no shift of their own), cubic resampling on :attr:`grid`, maximum 1.
+        ``"area"`` models: :func:`xasml.local.predict.prepare_spectra` (measured spectra
+        area-matched to :attr:`reference_mu`).
 
         Parameters
         ----------
         spectra : sequence of Spectrum
         measured : sequence of bool, optional
             Default: every spectrum not read from FEFF output.
+        calibrate : str
+        reference : Spectrum, optional
+            Reference foil scan of measured spectra.
 
         Returns
         -------
-        X : ndarray, shape (n, n_points)
+        X : ndarray, shape (n, n_points [+ len(elements)])
         records : list of dict
-            Measured-data preprocessing record per spectrum (empty for computed ones).
+            Preprocessing record per spectrum: measured ``calibration``, ``e0`` (eV),
+            ``warnings``; computed ``energy_offset_eV`` (``"calibrated"``); measured ``shift_eV``
+            (``"area"``).
 
         Raises
         ------
         SpectrumError
-            If a spectrum is of another element, or measured preprocessing fails.
+            If a spectrum is of another element, of a simulation whose energy offset the model
+            does not know, or measured preprocessing fails.
         """
-        from xasml.local.predict import prepare_spectra
+        from xasml.local.predict import prepare_calibrated, prepare_spectra
 
-        return prepare_spectra(spectra, self.element, self.edge, self.grid.energy, self.reference_mu, measured,
-                               what="latent model")
+        if self.alignment == "calibrated":
+            X, recs = prepare_calibrated(spectra, self.element, self.edge, self.grid.energy, self.energy_scale,
+                                         measured, calibrate=calibrate, reference=reference, max_normalized=True)
+        else:
+            X, recs = prepare_spectra(spectra, self.element, self.edge, self.grid.energy, self.reference_mu, measured,
+                                      what="latent model")
+        return self.inputs(X), recs
 
     def encode_array(self, X: np.ndarray) -> list[dict]:
-        """Latent vector, descriptor names and (OS, CN) predictions of gridded spectra ``X`` (n, n_points).
+        """Latent vector, descriptor names and (OS, CN) predictions of prepared inputs ``X`` (:meth:`prepare`:
+        n x (n_points [+ len(elements)])).
 
         Returns
         -------
@@ -276,7 +255,7 @@ class LatentModel:
             If the model gives non-finite outputs (corrupt weights).
         """
         Z = self.rankaae.transform(X)
-        mean, std = self.properties.predict(Z, return_std=True)
+        mean, std = self.properties.predict(np.concatenate([Z, self.code(len(Z))], axis=1), return_std=True)
         mean, std = np.atleast_2d(mean.T).T, np.atleast_2d(std.T).T
         if not (np.isfinite(Z).all() and np.isfinite(mean).all() and np.isfinite(std).all()):
             raise DataError(f"{self.path}: the latent model gives non-finite outputs; its weights are corrupt")
@@ -312,6 +291,8 @@ def find_model(element: str | None = None, model: str | Path | None = None) -> P
     if model is not None:
         root = Path(model)
         candidates = [root, root / "models" / "latent", root / "latent"]
+        if element:  # universal runs hold one folder per element
+            candidates += [root / "models" / "latent" / element, root / element]
     else:
         if not element:
             raise DataError("the file does not name its absorbing element; pass --model")
@@ -340,8 +321,10 @@ def encode_files(files: Sequence[str | Path], model: str | Path | None = None) -
     -------
     list of dict
         One per file: ``file``, ``element``, ``latent``, ``descriptors``, ``oxidation_state`` and
-        ``coordination_number`` (``prediction``, ``std``), ``alignment_shift_eV`` for measured
-        spectra; or ``file`` and ``error`` when the file could not be used.
+        ``coordination_number`` (``prediction``, ``std``), and the preprocessing: computed spectra
+        ``energy_offset_eV``, measured ones ``calibration``, ``e0`` (eV) and ``warnings``
+        (``alignment_shift_eV`` with the first, area-aligned Cu model); or ``file`` and ``error``
+        when the file could not be used.
     """
     from xasml.errors import XasmlError
     from xasml.io.reader import read_spectrum
@@ -359,8 +342,11 @@ def encode_files(files: Sequence[str | Path], model: str | Path | None = None) -
             m = cache[p]
             X, recs = m.prepare([s])
             r = {"file": str(f), "element": m.element, **m.encode_array(X)[0]}
-            if recs[0]:
-                r["alignment_shift_eV"] = round(float(recs[0].get("shift_eV", 0.0)), 2)
+            rec = recs[0]
+            if rec and m.alignment == "area":
+                r["alignment_shift_eV"] = round(float(rec.get("shift_eV", 0.0)), 2)
+            elif rec:
+                r.update({k: rec[k] for k in ("calibration", "e0", "energy_offset_eV", "warnings") if k in rec})
             out.append(r)
         except (XasmlError, OSError, ValueError) as exc:
             out.append({"file": str(f), "error": str(exc)})
@@ -394,7 +380,7 @@ def tie_ceiling(d: np.ndarray) -> float:
     return float(spearmanr(z, d).statistic)
 
 
-def latent_metrics(rankaae, X: np.ndarray, D: np.ndarray, names: Sequence[str]) -> dict:
+def latent_metrics(rankaae, X: np.ndarray, D: np.ndarray, names: Sequence[str], n_points: int | None = None) -> dict:
     """Spearman ρ of each constrained dimension with its descriptor, latent correlations, reconstruction error.
 
     Parameters
@@ -405,6 +391,9 @@ def latent_metrics(rankaae, X: np.ndarray, D: np.ndarray, names: Sequence[str]) 
         Descriptors (NaN where unknown), column j for latent dimension j.
     names : sequence of str
         Descriptor names (k).
+    n_points : int, optional
+        Spectrum columns of ``X`` (the reconstruction error leaves out an element code after them);
+        default all.
 
     Returns
     -------
@@ -417,6 +406,8 @@ def latent_metrics(rankaae, X: np.ndarray, D: np.ndarray, names: Sequence[str]) 
 
     Z = rankaae.transform(X)
     R = rankaae.inverse_transform(Z)
+    if n_points is not None:
+        R, X = R[:, :n_points], X[:, :n_points]
     sp = {}
     for j, name in enumerate(names):
         ok = np.isfinite(D[:, j])
@@ -513,7 +504,7 @@ def plot_latent_scan(model: LatentModel, Z_train: np.ndarray, path: str | Path, 
         vals = np.linspace(lo, hi, n_steps)
         Zs = np.tile(zmean, (n_steps, 1))
         Zs[:, k] = vals
-        S = model.rankaae.inverse_transform(Zs)
+        S = model.decode(Zs)
         for i, s in enumerate(S):
             ax.plot(E, s, color=cmap(i / max(n_steps - 1, 1)), lw=1.2)
         name = model.descriptors[k] or "free"
@@ -528,6 +519,11 @@ def plot_latent_scan(model: LatentModel, Z_train: np.ndarray, path: str | Path, 
 
 # -- training ---------------------------------------------------------------------------------
 
+#: RankAAE parameters of ``latent fit`` that differ from the estimator's defaults (chosen on the
+#: Cu validation split, docs/latent.md)
+DEFAULT_RANKAAE = {"rank_weight": 3.0}
+
+
 class LatentConfig(XasmlConfig):
     """Options of ``xasml latent fit`` (every one recorded in the run's ``config.json``).
 
@@ -537,17 +533,30 @@ class LatentConfig(XasmlConfig):
     estimator parameters, checked against the estimators' constructors.
     """
 
-    data: str | None = Field(None, description="FEFF data folder (<material>/FEFF-XANES/<index>_<El>/xmu.dat + "
-                                               "POSCAR); null: $XASML_DATA or ../shared/data/omnixas-cu-feff")
-    element: str = Field("Cu", description="absorbing element")
-    labels: str | None = Field(None, description="site label table (Parquet); null: the shipped "
-                                                 "xasml/data/local/labels_<El>.parquet, else computed")
+    data: str | None = Field(None, description="site table (Parquet, xasml local sites) or FEFF data folder "
+                                               "(<material>/FEFF-XANES/<index>_<El>/xmu.dat + POSCAR/structure.cif); "
+                                               "null: $XASML_DATA or ../shared/data/omnixas-cu-feff")
+    element: str = Field("Cu", description="absorbing element of a per-element model")
+    elements: list[str] = Field(default_factory=list, description="universal model: one RankAAE over these "
+                                "elements, a one-hot element code appended to the spectrum (empty: a per-element "
+                                "model of `element`)")
+    split_fractions: list[float] = Field(default_factory=lambda: [0.7, 0.15, 0.15],
+                                         description="train/val/test fractions of the split grouped by structure")
+    balance_elements: int = Field(400, ge=0, description="universal model: training rows of an element repeated "
+                                                         "towards this many (at most 20x); 0 = off")
+    descriptor_cache: str | None = Field(None, description="Parquet cache of the geometric descriptors to reuse "
+                                                           "(null: <run>/descriptors.parquet)")
+    labels: str | None = Field(None, description="label table (Parquet) whose environment, CN and OS replace "
+                                                 "those of the matching sites; null: the site table's labels (FEFF "
+                                                 "folders: computed and cached, the shipped Cu labels reused)")
     seed: int = Field(0, description="split seed and first model seed")
     candidates: int = Field(1, ge=1, description="RankAAE seeds trained; the one with the best validation score "
                                                  "(mean |rho| of the OS and CN dimensions minus the validation "
                                                  "reconstruction RMSE) is kept")
-    rankaae: dict[str, Any] = Field(default_factory=dict, description="RankAAE parameters (xasml.models.rankaae."
-                                                                      "RankAAE: epochs, rank_weight, n_latent, ...)")
+    rankaae: dict[str, Any] = Field(default_factory=lambda: dict(DEFAULT_RANKAAE),
+                                    description="RankAAE parameters (xasml.models.rankaae.RankAAE: epochs, "
+                                                "rank_weight, n_latent, ...); default rank_weight 3 (chosen on the "
+                                                "Cu validation split)")
     ensemble: dict[str, Any] = Field(default_factory=dict, description="latent -> (OS, CN) ensemble parameters "
                                                                        "(LatentPropertyEnsemble: n_members, ...)")
     n_threads: int = Field(1, ge=1, description="torch threads")
@@ -572,8 +581,62 @@ def _val_score(m: dict) -> float:
     return float(np.mean(rhos) if rhos else 0.0) - m["reconstruction_rmse"]
 
 
+def evaluate(model_ae, ens, data, Xin: np.ndarray, Z: np.ndarray, code: np.ndarray, order: Sequence[str] | None,
+             split: str, n_points: int) -> dict:
+    """Latent and property metrics of one split, pooled and per element.
+
+    Parameters
+    ----------
+    model_ae : RankAAE
+    ens : LatentPropertyEnsemble
+        Fitted on ``[Z, code]`` of the training rows.
+    data : xasml.latent.sites.LatentData
+    Xin : ndarray, shape (n_sites, n_points [+ n_elements])
+        RankAAE inputs of every site.
+    Z : ndarray, shape (n_sites, n_latent)
+    code : ndarray, shape (n_sites, n_elements or 0)
+    order : sequence of str or None
+    split : str
+    n_points : int
+
+    Returns
+    -------
+    dict
+        :func:`latent_metrics` with ``properties`` (:func:`property_metrics`) of the split, and
+        ``by_element``: the same per element (with ``n_materials``).
+    """
+    Ycols = [DESCRIPTORS.index(t) for t in TARGETS]
+    D = data.D
+    elements = data.table["absorbing_element"].to_numpy()
+    F = np.concatenate([Z, code], axis=1)
+
+    def one(mask, train_mask):
+        m = latent_metrics(model_ae, Xin[mask], D[mask], DESCRIPTORS, n_points=n_points)
+        m["properties"] = property_metrics(ens, F[mask], D[mask][:, Ycols], D[train_mask][:, Ycols], TARGETS)
+        return m
+
+    mask = data.mask(split)
+    out = one(mask, data.mask("train"))
+    out["by_element"] = {}
+    for el in data.elements:
+        m_el = mask & (elements == el)
+        if m_el.sum() >= 3:
+            r = one(m_el, data.mask("train", el))
+            r["n_materials"] = int(data.table.loc[m_el, "group"].nunique())
+            out["by_element"][el] = r
+    return out
+
+
 def fit_latent(cfg: LatentConfig, out: str | Path, overwrite: bool = False) -> dict:
     """Build the data set, train RankAAE candidates and the property ensemble, evaluate, report.
+
+    Data: :func:`xasml.latent.sites.build_latent_data` (site table or FEFF folder; calibrated
+    energy scale, element grids relative to the tabulated edge, split grouped by structure).
+    Per-element model (``cfg.elements`` empty): sites of ``cfg.element`` only, written to
+    ``<out>/models/latent/``. Universal model (``cfg.elements``): one RankAAE over all of them
+    with a one-hot element code appended to the spectrum (and to the latent for the ensemble),
+    small elements' training rows repeated (``balance_elements``); one model folder per element,
+    ``<out>/models/latent/<El>/`` (same weights, the element's grid and code).
 
     Parameters
     ----------
@@ -585,16 +648,17 @@ def fit_latent(cfg: LatentConfig, out: str | Path, overwrite: bool = False) -> d
     Returns
     -------
     dict
-        The metrics written to ``<out>/metrics.json``.
+        The metrics written to ``<out>/metrics.json``: per split pooled metrics and ``by_element``.
 
     Raises
     ------
     DataError
-        If the data folder is missing or too small to split by material.
+        If the data are missing or too few to split by structure.
     """
     import torch
 
-    from xasml.datasets.local import discover_sites
+    from xasml.latent.sites import build_latent_data, one_hot
+    from xasml.local.multi import balance_rows
     from xasml.models.rankaae import LatentPropertyEnsemble, RankAAE
     from xasml.runs import RunFolder
     from xasml.utils import fingerprint_files
@@ -604,29 +668,44 @@ def fit_latent(cfg: LatentConfig, out: str | Path, overwrite: bool = False) -> d
         from xasml.local.config import default_data_path
 
         cfg = cfg.model_copy(update={"data": str(default_data_path())})
+    if not Path(cfg.data).exists():
+        raise DataError(f"{cfg.data}: data not found (pass --data: a site table or a FEFF data folder)")
     torch.set_num_threads(int(cfg.n_threads))
-    sites = discover_sites(cfg.data, cfg.element)
+    universal = len(cfg.elements) > 1
+    wanted = list(cfg.elements) if cfg.elements else [cfg.element]
     run = RunFolder(out, cfg.to_dict(), seed=cfg.seed, overwrite=overwrite)
-    labels = site_labels(cfg.data, cfg.element, sites, cfg.labels, cache=run.path / "labels.parquet")
-    ds, D = build_latent_dataset(cfg.data, cfg.element, labels, descriptor_cache=run.path / "descriptors.parquet",
-                                 seed=cfg.seed, sites=sites)
-    structs = [p for p in sites["structure_path"].unique() if p]
-    run.set_data(fingerprint_files(list(sites["xmu_path"]) + structs, root=cfg.data),
-                 {"path": str(cfg.data), "element": cfg.element, **ds.info})
-    run.write_splits({s: sorted(f"{m}_{i:03d}" for m, i, sp in zip(ds.table["material_id"], ds.table["absorbing_index"],
-                                                                   ds.table["split"]) if sp == s)
+    data = build_latent_data([cfg.data], wanted, descriptor_cache=cfg.descriptor_cache or run.path / "descriptors.parquet",
+                             labels=cfg.labels, seed=cfg.seed, fractions=tuple(cfg.split_fractions),
+                             label_cache=run.path / "labels.parquet")
+    order = list(data.elements) if universal else None
+    el = data.table["absorbing_element"].to_numpy()
+    if Path(cfg.data).is_file():
+        fp = fingerprint_files([cfg.data], root=Path(cfg.data).parent)
+    else:
+        structs = [p for p in data.table["structure_path"].unique() if p]
+        fp = fingerprint_files(list(data.table["source"]) + structs, root=cfg.data)
+    run.set_data(fp, {"path": str(cfg.data), "elements": data.elements, **data.info})
+    run.write_splits({s: sorted(f"{m}_{i:03d}" for m, i, sp in zip(data.table["material_id"],
+                                                                   data.table["absorbing_index"],
+                                                                   data.table["split"]) if sp == s)
                       for s in ("train", "val", "test")})
     t_data = time.time() - t_start
-    _say(f"data: {len(ds)} sites, splits {ds.info['split_sizes']}, descriptors known: "
+    D = data.D
+    _say(f"data: {len(data)} sites of {', '.join(data.elements)}, splits {data.info['split_sizes']}, descriptors known: "
          + ", ".join(f"{n} {int(np.isfinite(D[:, j]).sum())}" for j, n in enumerate(DESCRIPTORS)) + f" ({t_data:.0f} s)")
-    masks = {s: ds.split_mask(s) for s in ("train", "val", "test")}
-    X = ds.X.astype(np.float32)
+    code = one_hot(list(el), order)
+    n_points = data.X.shape[1]
+    Xin = np.concatenate([data.X, code], axis=1).astype(np.float32)
+    masks = {s: data.mask(s) for s in ("train", "val", "test")}
+    train_rows = np.flatnonzero(masks["train"])
+    if universal:
+        train_rows = balance_rows(train_rows, el, int(cfg.balance_elements))
     t0 = time.time()
     best, best_score, cand = None, -np.inf, []
     for c in range(max(1, int(cfg.candidates))):
         params = {"n_threads": cfg.n_threads, **cfg.rankaae, "seed": int(cfg.seed) + c}
-        ae = RankAAE(**params).fit(X[masks["train"]], D[masks["train"]])
-        vm = latent_metrics(ae, X[masks["val"]], D[masks["val"]], DESCRIPTORS)
+        ae = RankAAE(**params).fit(Xin[train_rows], D[train_rows])
+        vm = latent_metrics(ae, Xin[masks["val"]], D[masks["val"]], DESCRIPTORS, n_points=n_points)
         score = _val_score(vm)
         cand.append({"seed": params["seed"], "val_score": round(score, 4),
                      "val_spearman": {k: v["rho"] for k, v in vm["spearman"].items()}})
@@ -637,51 +716,72 @@ def fit_latent(cfg: LatentConfig, out: str | Path, overwrite: bool = False) -> d
     t_ae = time.time() - t0
     t0 = time.time()
     Ycols = [DESCRIPTORS.index(t) for t in TARGETS]
-    Z = best.transform(X)
+    Z = best.transform(Xin)
+    F = np.concatenate([Z, code], axis=1)
     ens = LatentPropertyEnsemble(**{"n_threads": cfg.n_threads, "seed": cfg.seed, **cfg.ensemble})
-    ens.fit(Z[masks["train"]], D[masks["train"]][:, Ycols])
+    ens.fit(F[train_rows], D[train_rows][:, Ycols])
     if masks["val"].sum() >= 5:  # spread calibrated on validation materials (never the test split)
         try:
-            ens.calibrate(Z[masks["val"]], D[masks["val"]][:, Ycols])
+            ens.calibrate(F[masks["val"]], D[masks["val"]][:, Ycols])
         except DataError as exc:
             log.warning("ensemble spread not calibrated: %s", exc)
     t_ens = time.time() - t0
-    names = list(DESCRIPTORS) + [None] * (int(best.n_latent) - len(DESCRIPTORS))
-    model = LatentModel(rankaae=best, properties=ens, element=cfg.element, edge="K", grid=ds.grid,
-                        reference_mu=X[masks["train"]].mean(axis=0), descriptors=names)
-    metrics: dict[str, Any] = {"dataset": ds.info, "descriptors": list(DESCRIPTORS), "candidates": cand}
+    metrics: dict[str, Any] = {"dataset": data.info, "descriptors": list(DESCRIPTORS), "candidates": cand,
+                               "universal": universal, "elements": data.elements}
     for s in ("train", "val", "test"):
-        metrics[s] = latent_metrics(best, X[masks[s]], D[masks[s]], DESCRIPTORS)
-        metrics[s]["properties"] = property_metrics(ens, Z[masks[s]], D[masks[s]][:, Ycols],
-                                                    D[masks["train"]][:, Ycols], TARGETS)
+        metrics[s] = evaluate(best, ens, data, Xin, Z, code, order, s, n_points)
     metrics["timing_s"] = {"data": round(t_data, 1), "rankaae": round(t_ae, 1), "ensemble": round(t_ens, 1),
                            "threads": int(cfg.n_threads)}
-    model.info = {k: run.info.get(k) for k in ("xasml_version", "git_revision", "data_fingerprint", "seed")}
-    model.info.update({"test": {k: metrics["test"][k] for k in ("spearman", "reconstruction_mae",
-                                                                "max_abs_offdiag_correlation")},
-                       "test_properties": metrics["test"]["properties"], "n_train": int(masks["train"].sum()),
-                       "data": str(cfg.data)})
-    model.save(run.model_dir("latent"))
+    names = list(DESCRIPTORS) + [None] * (int(best.n_latent) - len(DESCRIPTORS))
+    base_info = {k: run.info.get(k) for k in ("xasml_version", "git_revision", "data_fingerprint", "seed")}
     rep = run.report_dir
-    plot_latent_scan(model, Z[masks["train"]], rep / "latent_scan.png",
-                     title=f"{cfg.element} K-edge RankAAE latent scan (cf. seed 002 Fig. 6b)")
+    for e in data.elements:
+        tr_e = masks["train"] & (el == e)
+        model = LatentModel(rankaae=best, properties=ens, element=e, edge=data.edge, grid=data.grid(e),
+                            reference_mu=data.X[tr_e].mean(axis=0), descriptors=names, alignment="calibrated",
+                            energy_scale=data.energy_scale[e], elements=order)
+        te = metrics["test"]["by_element"].get(e, {})
+        model.info = {**base_info, "test": {k: te[k] for k in ("spearman", "reconstruction_mae",
+                                                                "max_abs_offdiag_correlation", "n",
+                                                                "n_materials") if k in te},
+                      "test_properties": te.get("properties"), "n_train": int(tr_e.sum()), "data": str(cfg.data),
+                      "universal": universal}
+        model.save(run.model_dir("latent") / e if universal else run.model_dir("latent"))
+        plot_latent_scan(model, Z[tr_e], rep / (f"latent_scan_{e}.png" if universal else "latent_scan.png"),
+                         title=f"{e} K-edge RankAAE latent scan (cf. seed 002 Fig. 6b)")
     _write_report(rep / "report.md", cfg, metrics)
     run.write_metrics(metrics)
     run.finish(timings=metrics["timing_s"])
-    t = metrics["test"]
-    _say(f"test ({t['n']} sites): " + " ".join(f"{k}={v['rho']:+.2f}" for k, v in t["spearman"].items())
-         + f"; reconstruction MAE {t['reconstruction_mae']:.4f}; OS MAE {t['properties']['oxidation_state']['mae']:.3f}"
-         f" CN MAE {t['properties']['coordination_number']['mae']:.3f} -> {run.path}")
+    for e, t in metrics["test"]["by_element"].items():
+        _say(f"test {e} ({t['n']} sites, {t['n_materials']} materials): "
+             + " ".join(f"{k}={v['rho']:+.2f}" for k, v in t["spearman"].items())
+             + f"; reconstruction MAE {t['reconstruction_mae']:.4f}; max |corr| {t['max_abs_offdiag_correlation']:.2f}")
+    _say(f"-> {run.path}")
     return metrics
 
 
 def _write_report(path: Path, cfg: LatentConfig, m: dict) -> None:
     t = m["test"]
-    lines = [f"# RankAAE latent space, {cfg.element} K edge", "",
+    kind = f"universal model over {', '.join(m['elements'])}" if m.get("universal") else f"{m['elements'][0]} model"
+    lines = [f"# RankAAE latent space, K edge, {kind}", "",
              "Method: rank-constrained adversarial autoencoder (seed paper 002 §II.C, Figure 4); latent scan as its "
-             "Figure 6b. Test = held-out materials (grouped split), never used for selection.", "",
-             f"Sites: {m['dataset']['split_sizes']}", "",
-             "| latent dim | descriptor | Spearman ρ (val) | Spearman ρ (test) | n (test) |", "|---|---|---|---|---|"]
+             "Figure 6b. Spectra on the calibrated energy scale (one offset per element and simulation), element grid "
+             "relative to the tabulated edge. Test = held-out structures (grouped split), never used for selection.",
+             "", f"Sites: {m['dataset']['split_sizes']}", "",
+             "Spearman ρ of each constrained dimension with its descriptor on the test split (ceiling: the largest ρ "
+             "the ties of the descriptor allow):", "",
+             "| element | sites (materials) | " + " | ".join(f"z{j} {n}" for j, n in enumerate(m["descriptors"]))
+             + " | reconstruction MAE | max latent corr |",
+             "|---|---|" + "---|" * (len(m["descriptors"]) + 2)]
+    for el, r in t["by_element"].items():
+        cells = []
+        for n in m["descriptors"]:
+            v = r["spearman"][n]
+            cells.append(f"{v['rho']:+.2f} (≤{v['rho_max_with_ties']:.2f})" if np.isfinite(v["rho"]) else "—")
+        lines.append(f"| {el} | {r['n']} ({r['n_materials']}) | " + " | ".join(cells)
+                     + f" | {r['reconstruction_mae']:.4f} | {r['max_abs_offdiag_correlation']:.2f} |")
+    lines += ["", "Pooled over elements:", "",
+              "| latent dim | descriptor | Spearman ρ (val) | Spearman ρ (test) | n (test) |", "|---|---|---|---|---|"]
     for j, name in enumerate(m["descriptors"]):
         lines.append(f"| z{j} | {name} | {m['val']['spearman'][name]['rho']:+.3f} | {t['spearman'][name]['rho']:+.3f} "
                      f"| {t['spearman'][name]['n']} |")
@@ -691,5 +791,6 @@ def _write_report(path: Path, cfg: LatentConfig, m: dict) -> None:
               "", "| target | MAE (ensemble) | MAE (predict the mean) | ±2σ coverage | n |", "|---|---|---|---|---|"]
     for k, v in t["properties"].items():
         lines.append(f"| {k} | {v['mae']:.3f} | {v['baseline_mae']:.3f} | {v['coverage_2sigma']:.2f} | {v['n']} |")
-    lines += ["", f"Timing (s): {m['timing_s']}", "", "![latent scan](latent_scan.png)", ""]
+    scans = sorted(p.name for p in path.parent.glob("latent_scan*.png"))
+    lines += ["", f"Timing (s): {m['timing_s']}", ""] + [f"![latent scan]({s})" for s in scans] + [""]
     path.write_text("\n".join(lines), encoding="utf-8")

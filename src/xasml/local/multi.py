@@ -239,8 +239,18 @@ def _noisy(X: np.ndarray, y: np.ndarray, sigma: float, seed: int, n_spec: int) -
     return np.concatenate([X, Xn]), np.concatenate([y, y])
 
 
-def _balance(rows: np.ndarray, elements: np.ndarray, target: int) -> np.ndarray:
-    """Row indices with each element repeated towards ``target`` rows (at most 20x)."""
+def balance_rows(rows: np.ndarray, elements: np.ndarray, target: int) -> np.ndarray:
+    """Row indices with each element's rows repeated towards ``target`` rows (1-20 times): the
+    element balancing of universal models.
+
+    Parameters
+    ----------
+    rows : ndarray of int, shape (n,)
+    elements : ndarray of str, shape (n_all,)
+        Absorbing element of every row of the table ``rows`` index.
+    target : int
+        Rows wanted per element (0: no balancing).
+    """
     if target <= 0 or len(rows) == 0:
         return rows
     out = []
@@ -332,7 +342,7 @@ def cross_validate(data: MultiData, cfg: MultiConfig, log=print) -> dict[str, An
             test = np.where((folds == k) & lab)[0]
             tr = train_all
             t0 = time.time()
-            ub = _balance(tr, data.element, cfg.balance_elements)
+            ub = balance_rows(tr, data.element, cfg.balance_elements)
             uni = fit_task(task, data.X[ub], y[ub], cfg, seed)
             out["seconds"]["universal"] += time.time() - t0
             _store(res["universal"], uni, data.X, test, task)
@@ -454,8 +464,8 @@ def train_and_ship(data: MultiData, cfg: MultiConfig, scores: dict, out: Path, p
         y = data.y[task]
         rows = np.where(lab)[0]
         tr = rows
-        uni = fit_task(task, data.X[_balance(tr, data.element, cfg.balance_elements)],
-                       y[_balance(tr, data.element, cfg.balance_elements)], cfg, seed)
+        uni = fit_task(task, data.X[balance_rows(tr, data.element, cfg.balance_elements)],
+                       y[balance_rows(tr, data.element, cfg.balance_elements)], cfg, seed)
         for el in data.elements_order:
             m = data.element == el
             if m.sum() < cfg.min_sites:
