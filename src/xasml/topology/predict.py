@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from xasml.errors import DataError, SpectrumError
+from xasml.errors import DataError
 
 #: reader options for measured files (``--element``, ``--edge``, ``--energy-col``, ``--mu``)
 READER_OPTIONS = ("absorbing_element", "edge", "energy_col", "mu")
@@ -182,19 +182,75 @@ class TopologyPredictor:
             or holds no edge (:func:`xasml.measure.core.check_measured`), or two files of one
             element are given without ``compound``.
         """
-        from xasml.datasets.topology import (
-            compound_from_spectra,
-            read_topology_compound,
-        )
+        from xasml.datasets.topology import compound_from_spectra
 
         paths = [Path(p) for p in paths]
         if not paths:
             raise DataError("no input: give spectrum files or one compound folder")
+        messages: list[str] = []
+        material_id, inputs, spectra, ignored, stated_formulas = self._gather_inputs(
+            paths, measured, compound, {"absorbing_element": absorbing_element, "edge": edge,
+                                        "energy_col": energy_col, "mu": mu}, group, messages)
+        compound = compound_from_spectra(spectra, material_id=material_id)
+        known = [el for el in compound.elements if el in self.featurizer.grids_]
+        ignored |= set(compound.elements) - set(known)
+        for r in inputs:
+            if r["element"] in ignored and "ignored" not in r:
+                r["ignored"] = "element not in the training data"
+        other_edge = [r for r in inputs if r.get("edge") not in (None, "K")]
+        if known:
+            for r in other_edge:
+                messages.append(f"{r['path']}: {r['element']} {r['edge']} edge ignored; the model uses K-edge spectra")
+        else:
+            if other_edge:
+                r = other_edge[0]
+                raise DataError(f"{r['path']}: {r['element']} {r['edge']} edge; the topology model uses K-edge "
+                                f"spectra (expected K-edge files of the compound's elements; known: "
+                                f"{', '.join(self.elements)})")
+            raise DataError(f"{', '.join(str(p) for p in paths)}: none of the input elements ({', '.join(sorted(ignored)) or 'none'}) is known to the "
+                            f"model; known: {', '.join(self.elements)}")
+        data = self.featurizer.transform([compound])
+        p, thr = self._network_probability(data)
+        used = list(data.elements[0])
+        formula, formula_elements = _resolve_formula(formula, stated_formulas, messages)
+        missing = sorted(set(formula_elements) - set(used) - {"H"}, key=_z) if formula_elements else []
+        atom_type = self.atom_type_probability(sorted(set(used) | set(formula_elements) - {"H"}, key=_z))
+        if missing:
+            messages.append(_missing_edges_message(formula, missing, used, p, atom_type))
+        elif formula is None and len({r["element"] for r in inputs}) == 1 and not paths[0].is_dir():
+            messages.append(f"{used[0]} is the only element given and the compound's formula is unknown (give "
+                            f"--formula, or Sample.formula in the XDI header): if the compound has other elements, "
+                            f"their missing edges leave the network close to the {used[0]} prior; atom-type-only "
+                            f"probability {atom_type['probability']:.3f}")
+        for m in messages:
+            warnings.warn(m, stacklevel=2)
+        return {"probability": p, "topological": bool(p >= thr), "threshold": thr, "elements": used,
+                "elements_ignored": sorted(ignored), "material_id": material_id, "inputs": inputs,
+                "model": str(self.path), "model_name": self.meta.get("model"), "formula": formula,
+                "missing_edges": missing, "atom_type_only": atom_type,
+                "warnings": list(dict.fromkeys(messages))}
+
+    def _gather_inputs(self, paths: list[Path], measured: bool | None, compound: str | None, options: dict,
+                       group: str | None, messages: list[str]) -> tuple[str, list[dict], list, set[str], dict[str, str]]:
+        """The spectra of :meth:`predict_paths`: read, checked and (measured ones) preprocessed.
+
+        Returns
+        -------
+        (material_id, inputs, spectra, ignored, stated_formulas)
+            The compound's name, one record per input spectrum, the spectra the model can use,
+            the elements left out (other edges, unknown elements) and the XDI ``Sample.formula``
+            of each file that states one. Doubts are appended to ``messages``.
+
+        Raises
+        ------
+        DataError, SpectrumError
+            As :meth:`predict_paths`.
+        """
+        from xasml.datasets.topology import read_topology_compound
+
         inputs: list[dict] = []
         spectra = []
         ignored: set[str] = set()
-        messages: list[str] = []
-        options = {"absorbing_element": absorbing_element, "edge": edge, "energy_col": energy_col, "mu": mu}
         stated_formulas: dict[str, str] = {}
         if len(paths) == 1 and paths[0].is_dir():
             sites, meta = read_topology_compound(paths[0])
@@ -244,25 +300,16 @@ class TopologyPredictor:
                         messages.extend(_with_source(w, p) for w in record.get("warnings", []))
                         rec["preprocessing"] = record
                     spectra.append(s)
-        compound = compound_from_spectra(spectra, material_id=material_id)
-        known = [el for el in compound.elements if el in self.featurizer.grids_]
-        ignored |= set(compound.elements) - set(known)
-        for r in inputs:
-            if r["element"] in ignored and "ignored" not in r:
-                r["ignored"] = "element not in the training data"
-        other_edge = [r for r in inputs if r.get("edge") not in (None, "K")]
-        if known:
-            for r in other_edge:
-                messages.append(f"{r['path']}: {r['element']} {r['edge']} edge ignored; the model uses K-edge spectra")
-        else:
-            if other_edge:
-                r = other_edge[0]
-                raise DataError(f"{r['path']}: {r['element']} {r['edge']} edge; the topology model uses K-edge "
-                                f"spectra (expected K-edge files of the compound's elements; known: "
-                                f"{', '.join(self.elements)})")
-            raise DataError(f"{', '.join(str(p) for p in paths)}: none of the input elements ({', '.join(sorted(ignored)) or 'none'}) is known to the "
-                            f"model; known: {', '.join(self.elements)}")
-        data = self.featurizer.transform([compound])
+        return material_id, inputs, spectra, ignored, stated_formulas
+
+    def _network_probability(self, data) -> tuple[float, float]:
+        """(probability of the topological class, threshold) of one featurised compound.
+
+        Raises
+        ------
+        DataError
+            If the model files do not fit together or give a non-finite probability.
+        """
         try:
             p = float(self.model.predict_proba(data)[0, 1])
             thr = float(self.model.threshold_)
@@ -273,24 +320,7 @@ class TopologyPredictor:
         if not (np.isfinite(p) and np.isfinite(thr)):
             raise DataError(f"{self.path}: the model gives a non-finite probability; its weights or topology.json "
                             "are corrupt")
-        used = list(data.elements[0])
-        formula, formula_elements = _resolve_formula(formula, stated_formulas, messages)
-        missing = sorted(set(formula_elements) - set(used) - {"H"}, key=_z) if formula_elements else []
-        atom_type = self.atom_type_probability(sorted(set(used) | set(formula_elements) - {"H"}, key=_z))
-        if missing:
-            messages.append(_missing_edges_message(formula, missing, used, p, atom_type))
-        elif formula is None and len({r["element"] for r in inputs}) == 1 and not paths[0].is_dir():
-            messages.append(f"{used[0]} is the only element given and the compound's formula is unknown (give "
-                            f"--formula, or Sample.formula in the XDI header): if the compound has other elements, "
-                            f"their missing edges leave the network close to the {used[0]} prior; atom-type-only "
-                            f"probability {atom_type['probability']:.3f}")
-        for m in messages:
-            warnings.warn(m, stacklevel=2)
-        return {"probability": p, "topological": bool(p >= thr), "threshold": thr, "elements": used,
-                "elements_ignored": sorted(ignored), "material_id": material_id, "inputs": inputs,
-                "model": str(self.path), "model_name": self.meta.get("model"), "formula": formula,
-                "missing_edges": missing, "atom_type_only": atom_type,
-                "warnings": list(dict.fromkeys(messages))}
+        return p, thr
 
     def atom_type_probability(self, elements: Sequence[str]) -> dict:
         """The atom-type-only baseline (paper: SVM-type) for a compound of ``elements``.
