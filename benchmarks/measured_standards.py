@@ -15,7 +15,12 @@ predict_files), three ways:
   element's standards together, then the model.
 
 Score: the fraction of same-element pairs with different true oxidation states that come out in
-the right order. These standards are for development (nothing is trained or tuned on them).
+the right order. These standards are for development (nothing is trained on them; the energy
+offsets and the choice between the alignments of the geometry tasks use them). Environment and
+coordination number are scored on the GEOMETRY standards (one kind of absorbing site each) with
+the shipped bundles and with each alignment for measured spectra: ``calibrated`` (the calibrated
+energy scale, as for the oxidation state) or ``measured-area`` (area-matched to the model's mean
+training spectrum).
 Writes benchmarks/results/measured_standards/{results.json, table.md}.
 """
 from __future__ import annotations
@@ -44,6 +49,56 @@ STANDARDS = {
     "Cu": {"Cu_Foil_rt_2016Foils": 0, "Cu2S_13K_01": 1, "CuO_tenorite_13K_01": 2, "Cu_azurite_13K_01": 2},
     "Ni": {"Ni_metal_rt_01": 0, "NiOH2_rt_01": 2, "Ni2O3_rt_01": 3},
 }
+
+#: (element, file stem) -> (ChemEnv environment, coordination number) of compounds with one kind of
+#: absorbing site, from their crystal structures (mixed-site Mn3O4/Fe3O4/hopeite, NiS of unknown polymorph,
+#: Cu2S and metals left out)
+GEOMETRY = {
+    ("V", "VO"): ("O:6", 6), ("V", "V2O3"): ("O:6", 6), ("V", "VO2"): ("O:6", 6), ("V", "V2O5"): ("S:5", 5),
+    ("Cr", "cr2o3_rt_001"): ("O:6", 6), ("Cr", "cro2_rt_001"): ("O:6", 6), ("Cr", "k2cro4_rt_001"): ("T:4", 4),
+    ("Cr", "k2cr2o7_rt_001"): ("T:4", 4), ("Cr", "na2cro4_rt_001"): ("T:4", 4),
+    ("Mn", "MnO_rt_01"): ("O:6", 6), ("Mn", "Mn2O3_rt_01"): ("O:6", 6), ("Mn", "MnO2_rt_01"): ("O:6", 6),
+    ("Fe", "FeO_rt_01"): ("O:6", 6), ("Fe", "Fe2O3_rt_01"): ("O:6", 6), ("Fe", "Hansel2001_goethite_xanes_003"): ("O:6", 6),
+    ("Fe", "Hansel2001_siderite_xanes_001"): ("O:6", 6), ("Fe", "FeS2_rt_01"): ("O:6", 6),
+    ("Ni", "NiOH2_rt_01"): ("O:6", 6),
+    ("Cu", "CuO_tenorite_13K_01"): ("S:4", 4), ("Cu", "Cu_azurite_13K_01"): ("S:4", 4),
+    ("Zn", "ZnO"): ("T:4", 4), ("Zn", "Chorover13BM_Zn_sphalerite_rt_01"): ("T:4", 4), ("Zn", "zn_znse_rt"): ("T:4", 4),
+    ("Zn", "Chorover13BM_Zn_smithsonite_rt_01"): ("O:6", 6), ("Zn", "Chorover13BM_ZnC2O4_rt_01"): ("O:6", 6),
+}
+
+
+def geometry_scores(lib: Path, model: str | None, alignment: str | None = None) -> dict:
+    """Environment and CN of the GEOMETRY standards through ``xasml local predict``'s path.
+
+    ``alignment`` overrides the bundles' own (``"calibrated"`` or ``"measured-area"``), to compare the two.
+    """
+    from xasml.io.reader import read_spectrum
+    from xasml.local.predict import ModelBundle, find_bundle
+
+    rows = []
+    bundles = {}
+    for (el, stem), (env, cn) in GEOMETRY.items():
+        s = read_spectrum(lib / el / f"{stem}.xdi", absorbing_element=el, edge="K")
+        row = {"element": el, "file": stem, "environment": env, "cn": cn}
+        for task in ("coordination", "cn"):
+            if (el, task) not in bundles:
+                b = ModelBundle.load(find_bundle(task, model, el))
+                b.alignment = alignment or b.alignment
+                bundles[el, task] = b
+            key = "predicted_environment" if task == "coordination" else "predicted_cn"
+            try:
+                r = bundles[el, task].predict([s])[0]
+                row[key] = r["prediction"] if task == "coordination" else [r["prediction"], r["std"]]
+            except Exception as exc:  # noqa: BLE001 - a benchmark reports, it does not stop
+                row[key] = None
+                row[f"{task}_error"] = str(exc)[:200]
+        rows.append(row)
+    ok = [r for r in rows if r["predicted_environment"] is not None]
+    cns = [r for r in rows if r["predicted_cn"] is not None]
+    return {"alignment": alignment or "shipped", "rows": rows,
+            "environment_accuracy": round(sum(r["predicted_environment"] == r["environment"] for r in ok) / max(len(ok), 1), 3),
+            "cn_mae": round(float(np.mean([abs(r["predicted_cn"][0] - r["cn"]) for r in cns])) if cns else float("nan"), 3),
+            "n": len(rows)}
 
 
 def pair_order(true: list[float], pred: list[float]) -> tuple[int, int]:
@@ -113,11 +168,27 @@ def main() -> int:
             cal += f" ({r['calibration_shift_eV']:+.2f} eV)"
         lines.append(f"| {r['element']} | {r['file']} | {r['true']:g} | {fmt(r['calibrated'])} | {cal} | "
                      f"{fmt(r['uncalibrated'])} | {fmt(r['calibrated + SDM'])} |")
+    geometry = {how: geometry_scores(lib, args.model, None if how == "shipped" else how)
+                for how in ("shipped", "calibrated", "measured-area")}
+    lines += ["", "Environment and CN of standards with one kind of site (true from their structures):", "",
+              "| element | file | true env / CN | " + " | ".join(f"{h}: env, CN" for h in geometry) + " |",
+              "|---|---|---|" + "---|" * len(geometry)]
+    for i, r in enumerate(geometry["shipped"]["rows"]):
+        cells = []
+        for g in geometry.values():
+            x = g["rows"][i]
+            pc = x["predicted_cn"]
+            cells.append(f"{x['predicted_environment'] or '-'}, " + ("-" if pc is None else f"{pc[0]:.1f} ± {pc[1]:.1f}"))
+        lines.append(f"| {r['element']} | {r['file']} | {r['environment']} / {r['cn']} | " + " | ".join(cells) + " |")
+    lines.append("")
+    lines.append("Environment accuracy / CN MAE: " + "; ".join(f"{h} {g['environment_accuracy']:.2f} / {g['cn_mae']:.2f}"
+                                                          for h, g in geometry.items()))
     lines.append("")
     lines.append("Pairs in the right order: " + "; ".join(f"{h} {a}/{b} ({a / b:.0%})" for h, (a, b) in tot.items() if b))
     atomic_write_text(Path(args.out) / "table.md", "\n".join(lines) + "\n")
     atomic_write_json(Path(args.out) / "results.json", {"model": args.model or "shipped", "rows": rows,
                                                         "pairs": summary, "total": tot, "n_motifs": args.n_motifs,
+                                                        "geometry": geometry,
                                                         "seconds": round(time.time() - t0, 1)})
     print("\n".join(lines))
     return 0

@@ -72,6 +72,33 @@ def test_match_offset_finds_a_known_shift_of_a_simulated_spectrum():
     assert r > 0.99
 
 
+def test_metals_have_their_own_energy_scale():
+    from xasml.preprocess.energy_scale import energy_offset, energy_scales, scale_key
+
+    assert scale_key("FEFF10 v0", "Co2") == "FEFF10 v0 metal"
+    assert scale_key("FEFF10 v0", "NiAl") == "FEFF10 v0 metal"
+    assert scale_key("FEFF10 v0", "Fe2O3") == "FEFF10 v0"
+    assert scale_key("FEFF10 v0", "Cr3Si") == "FEFF10 v0"
+    assert scale_key("FEFF10 v0", None) == "FEFF10 v0"
+    assert scale_key("FEFF10 v0 metal", "Fe") == "FEFF10 v0 metal"
+    data = json.loads((ROOT / "src" / "xasml" / "data" / "local" / "energy_scales.json").read_text())
+    sc = energy_scales()
+    assert sc["FEFF10 v0 metal"]["Fe"] == pytest.approx(data["offsets"]["FEFF10 v0"]["Fe"]["offset_foil_eV"])
+    # FEFF10 v0 puts a metal's edge several eV away from the insulators' (relative to experiment)
+    assert energy_offset("Fe", "FEFF10 v0") - energy_offset("Fe", "FEFF10 v0 metal") > 5
+
+
+def test_a_structure_of_metals_only_is_neutral():
+    from pymatgen.core import Lattice, Structure
+
+    from xasml.labels.site import oxidation_states
+
+    fe = Structure(Lattice.cubic(2.87), ["Fe", "Fe"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    assert oxidation_states(fe) == ([0, 0], "ok")
+    nial = Structure(Lattice.cubic(2.887), ["Ni", "Al"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    assert oxidation_states(nial) == ([0, 0], "ok")
+
+
 def test_foil_offset_puts_the_simulated_fe_foil_on_the_tabulated_edge():
     from xasml.io.feff import read_feff_xmu
     from xasml.preprocess.align import edge_energy
@@ -172,7 +199,7 @@ def test_run_scores_every_regime_per_element_and_ships_bundles(multi_run):
         for task in ("coordination", "cn", "oxidation"):
             meta = json.loads((out / "models" / el / task / "bundle.json").read_text())
             # oxidation on the calibrated scale; geometry tasks area-match measured spectra
-            assert meta["alignment"] == ("calibrated" if task == "oxidation" else "measured-area")
+            assert meta["alignment"] == "calibrated"  # every task on the calibrated scale (geometry_alignment)
             assert meta["elements"] == ["Ti", "Mn", "Fe", "Cu"]
             assert meta["info"]["regime"] in ("per-element", "universal", "fine-tuned")
             assert (out / "models" / el / task / "training_spectra.npz").exists()
@@ -191,7 +218,7 @@ def test_predict_picks_the_model_of_the_files_element(multi_run, capsys):
     assert res[0]["absorbing_element"] == "Cu" and np.isfinite(res[0]["prediction"])
     assert res[0]["calibration"]["method"] == "reference-channel" and "out_of_domain" in res[0]
     geo = predict_files([CUO_XDI], "coordination", models)[0]
-    assert "alignment_shift_eV" in geo and geo["calibration"]["method"] == "reference-channel"
+    assert "alignment_shift_eV" not in geo and geo["calibration"]["method"] == "reference-channel"  # calibrated scale
     code = main(["local", "predict", "--task", "oxidation", "--model", str(models), "--element", "Cu", "--edge", "K",
                  "--calibrate", "none", "--json", str(CUO_XDI)])
     rec = json.loads(capsys.readouterr().out.strip().splitlines()[-1])

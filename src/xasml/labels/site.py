@@ -140,9 +140,12 @@ def oxidation_states(structure, timeout: float | None = 30.0, max_permutations: 
     -------
     (list of int or None, str)
         The valences (one per site) and ``"ok"``, or ``None`` and ``"unknown: <reason>"``.
+        A structure of metals only (a foil, an intermetallic) is 0 everywhere, without the analysis.
     """
     from pymatgen.analysis.bond_valence import BVAnalyzer
 
+    if all(el.is_metal for el in structure.composition.elements):  # a metal or intermetallic: neutral sites
+        return [0] * len(structure), "ok"
     try:
         with _time_limit(timeout), warnings.catch_warnings():
             warnings.simplefilter("ignore")

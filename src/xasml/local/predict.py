@@ -516,8 +516,9 @@ def prepare_calibrated(spectra: Sequence, element: str, edge: str, energy: np.nd
 def _metal_like(flat_spectrum, e0: float, element: str, edge: str) -> str | None:
     """A warning when a measured spectrum looks metallic: its edge within 2 eV of the element's
     tabulated (metal-foil) edge and no white line (flattened maximum below 1.2 within 40 eV above
-    e0). The local-structure models hold no metallic sites, so such a spectrum is outside what
-    they know (measured Cu foil: T:4 with p = 1.0). Cu(I) sulfides also match: the warning says
+    e0). The local-structure models know metals from one simulated foil per element (oxidation
+    state 0, CN 12 for fcc/hcp; no metal packing among the environment classes), so such a
+    spectrum is at the edge of what they know. Cu(I) sulfides also match: the warning says
     metallic *or* low-valent."""
     from xasml.preprocess.align import edge_energy
 
@@ -529,12 +530,14 @@ def _metal_like(flat_spectrum, e0: float, element: str, edge: str) -> str | None
     d = e0 - edge_energy(element, edge)
     if abs(d) < 2.0 and float(m[w].max()) < 1.2:
         return (f"looks metallic or low-valent (edge {d:+.1f} eV from the {element} foil's, no white line): the "
-                "models were trained on compounds without metallic sites, so this answer is an extrapolation")
+                "models know metals from one simulated foil per element and no metal packing among the "
+                "environments, so this answer is uncertain")
     return None
 
 
 def _simulation_of(spectrum) -> tuple[str, list[str]]:
-    """(simulation tag, warnings) of a computed spectrum (see :func:`prepare_calibrated`)."""
+    """(energy-scale key, warnings) of a computed spectrum (see :func:`prepare_calibrated`): the
+    simulation tag, with ``" metal"`` for a structure of metals only (``material.json`` formula)."""
     from xasml.datasets.sites import simulation_tag
 
     meta = None
@@ -545,11 +548,14 @@ def _simulation_of(spectrum) -> tuple[str, list[str]]:
                 meta = json.loads(p.read_text())
             except (OSError, json.JSONDecodeError):
                 meta = None
+    from xasml.preprocess.energy_scale import scale_key
+
     tag = simulation_tag(meta, spectrum.metadata.get("feff_version"))
+    formula = (meta or {}).get("formula")
     if tag.startswith("FEFF 10"):
-        return "FEFF10 v0", [f"{spectrum.source}: FEFF10 output without its settings (material.json); taken as "
-                             "the v0 settings of the training data"]
-    return tag, []
+        return scale_key("FEFF10 v0", formula), [f"{spectrum.source}: FEFF10 output without its settings "
+                                                 "(material.json); taken as the v0 settings of the training data"]
+    return scale_key(tag, formula), []
 
 
 def _read_training_spectra(path: Path) -> np.ndarray | None:

@@ -181,9 +181,46 @@ def _load_scales(path: str) -> dict:
 
 
 def energy_scales(path: str | Path | None = None) -> dict[str, dict[str, float]]:
-    """Every shipped offset: ``{simulation: {element: offset_eV}}`` (eV to add to simulated energies)."""
+    """Every shipped offset: ``{simulation: {element: offset_eV}}`` (eV to add to simulated energies).
+
+    Metals get their own scale, ``"<simulation> metal"`` (:func:`scale_key`): the simulated foil's
+    first inflection on the tabulated edge (``offset_foil_eV``), since FEFF10 v0 places metal edges
+    4-11 eV away from insulator edges relative to experiment.
+    """
     data = _load_scales(str(path or SCALES_PATH))
-    return {sim: {el: float(v["offset_eV"]) for el, v in els.items()} for sim, els in data["offsets"].items()}
+    out = {sim: {el: float(v["offset_eV"]) for el, v in els.items()} for sim, els in data["offsets"].items()}
+    for sim, els in data["offsets"].items():
+        metal = {el: float(v["offset_foil_eV"]) for el, v in els.items() if "offset_foil_eV" in v}
+        if metal:
+            out[sim + METAL_SUFFIX] = metal
+    return out
+
+
+#: suffix of the energy-scale key of metallic structures (see :func:`scale_key`)
+METAL_SUFFIX = " metal"
+
+
+def scale_key(simulation: str, formula: str | None) -> str:
+    """The energy-scale key of a simulated spectrum: its simulation (code and settings), with
+    :data:`METAL_SUFFIX` for a structure of metals only (a foil, an intermetallic), whose energy
+    scale differs (the element's metal-foil offset).
+
+    Parameters
+    ----------
+    simulation : str
+        E.g. ``"FEFF10 v0"`` (:func:`xasml.datasets.sites.simulation_tag`).
+    formula : str or None
+        The structure's formula (``"Fe"``, ``"NiAl"``, ``"Fe2O3"``); None or unparsable: not a metal.
+    """
+    if not formula or simulation.endswith(METAL_SUFFIX):
+        return simulation
+    from pymatgen.core import Composition
+
+    try:
+        metallic = all(el.is_metal for el in Composition(str(formula)).elements)
+    except (ValueError, KeyError):
+        return simulation
+    return simulation + METAL_SUFFIX if metallic else simulation
 
 
 def energy_offset(element: str, simulation: str, scales: Mapping[str, Mapping[str, float]] | None = None) -> float:
