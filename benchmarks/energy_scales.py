@@ -4,7 +4,8 @@
 
 FEFF10 v0 (the settings of the feff10-*-v0 sets):
 1. standards: measured compounds of the XAS Data Library (calibrated with their reference
-   channel where they have one) whose structures are in the simulated sets (STANDARDS below),
+   channel where they have one), and the Ti reference of the Zn-Ti-O film, whose structures are
+   in the simulated sets (STANDARDS below),
    each matched to the simulated structure's multiplicity-weighted spectrum by correlating the
    flattened spectra (xasml.preprocess.energy_scale.match_offset); per element the median;
 2. foils: the simulated metal (data/feff10-foils.parquet, scripts/make_foils.py) with its first
@@ -41,6 +42,9 @@ MEASURED_FOILS = {"Co": "Co/co_metal_rt.xdi", "Cu": "Cu/Cu_Foil_rt_2016Foils.xdi
 #: measured standard (XAS Data Library file stem) -> simulated structure of the same compound (FEFF10 v0
 #: folder key in feff10-local-v0 / feff10-topology-v0), matched by reduced formula (and polymorph)
 STANDARDS = {
+    # the Ti4+ reference measured with the Zn-Ti-O film (tizn-film/ti_ref.csv; its pre-edge peaks at
+    # 4968.6/4971.6/4974.0 eV sit where calibrated TiO2's do), against both simulated TiO2 polymorphs
+    "Ti": [("@tizn-film/ti_ref.csv", "amcsd-10735-Ti"), ("@tizn-film/ti_ref.csv", "amcsd-5160-Ti")],
     "V": [("V2O5", "amcsd-94-V"), ("VO2", "amcsd-74-V"), ("V2O3", "amcsd-10595-V")],
     "Cr": [("cr2o3_rt_001", "amcsd-10596"), ("k2cro4_rt_001", "amcsd-9457-Cr")],
     "Mn": [("MnO_rt_01", "amcsd-7528-Mn"), ("Mn3O4_rt_01", "amcsd-2024-Mn"), ("MnO2_rt_01", "amcsd-10565-Mn"),
@@ -112,9 +116,17 @@ def main() -> int:
     from xasml.preprocess.align import edge_energy
 
     def standard(el, stem, folder):
-        meas, rec = normalized_measured(read_xdi(lib / el / f"{stem}.xdi"))
+        if stem.startswith("@"):  # a column file of the experimental data folder (energy, mu)
+            from xasml.io.reader import read_spectra
+
+            name = stem[1:]
+            raw = read_spectra(shared / "experimental" / name, el, "K", "energy", "mu")[0]
+        else:
+            name = f"{el}/{stem}.xdi"
+            raw = read_xdi(lib / name)
+        meas, rec = normalized_measured(raw)
         off, r = match_offset(site_average(folder, el), meas, edge_energy(el, "K"))
-        return {"file": f"{el}/{stem}.xdi", "structure": folder.name, "offset_eV": round(off, 2),
+        return {"file": name, "structure": folder.name, "offset_eV": round(off, 2),
                 "correlation": round(r, 3), "calibration": rec["calibration"]["method"]}
 
     sim_roots = [shared / "feff10-local-v0", shared / "feff10-topology-v0"]

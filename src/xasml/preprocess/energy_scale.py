@@ -26,9 +26,10 @@ Reference compounds (issue 9 §4), in order of preference:
 * the element's **metal foil** simulated with the same settings: its first inflection put on the
   tabulated edge. FEFF10 v0 places a metal's edge far from an insulator's (Fermi level of
   non-self-consistent potentials): its foil rule gives offsets 4-11 eV lower than the standards of
-  the same element (about 8 eV for V-Fe, 4-6 eV for Ni-Zn). So an element without standards
-  (Ti, Co) takes its foil offset plus that difference interpolated in Z; the foil-only offsets
-  are kept in the table for comparison (``benchmarks/results/energy_scales/foils.png``).
+  the same element (about 7-11 eV for Ti-Fe, 4-6 eV for Ni-Zn). So an element without
+  standards (Co) takes its foil offset plus that difference interpolated in Z; the foil offsets
+  are the scale of structures of metals only (:func:`scale_key`;
+  ``benchmarks/results/energy_scales/foils.png``).
 
 The fitted offsets ship in ``xasml/data/local/energy_scales.json`` (made by
 ``benchmarks/energy_scales.py`` from the XAS Data Library standards, the simulated sets and
