@@ -57,8 +57,7 @@ def main() -> int:
             rng = np.random.default_rng(0)
             b.training_spectra = b.training_spectra[np.sort(rng.choice(len(b.training_spectra), args.max_spectra,
                                                                        replace=False))]
-        # geometry tasks: measured spectra area-matched (their answer should not hang on the energy scale)
-        b.alignment = "calibrated" if task == "oxidation" else "measured-area"
+        # the bundle keeps the alignment it was trained with (MultiConfig.geometry_alignment)
         dst = args.dest / el / task
         if dst.exists():
             shutil.rmtree(dst)

@@ -271,3 +271,15 @@ def test_too_few_environments_skip_the_classifier_with_a_warning(tmp_path):
     assert "oxidation_mae" in m["scores"]["Fe"]["universal"] and "macro_f1" not in m["scores"]["Fe"]["universal"]
     assert not (tmp_path / "run" / "models" / "Fe" / "coordination").exists()
     assert (tmp_path / "run" / "models" / "Fe" / "oxidation" / "bundle.json").exists()
+
+
+def test_the_fine_tuned_regime_is_shipped_when_within_tolerance_of_the_best():
+    from xasml.local.multi import _best_regime
+
+    scores = {"Cu": {"per-element": {"macro_f1": 0.642, "oxidation_mae": 0.20},
+                     "universal": {"macro_f1": 0.627, "oxidation_mae": 0.23},
+                     "fine-tuned": {"macro_f1": 0.640, "oxidation_mae": 0.23}}}
+    assert _best_regime(scores, "Cu", "coordination") == "per-element"
+    assert _best_regime(scores, "Cu", "coordination", tolerance=0.02) == "fine-tuned"
+    # an MAE 15 % worse is not within 2 %
+    assert _best_regime(scores, "Cu", "oxidation", tolerance=0.02) == "per-element"

@@ -178,6 +178,9 @@ class ModelBundle:
         if self.normalization not in ("max", "edge-step"):
             raise DataError(f"{meta_path}: field 'normalization' is {self.normalization!r}; expected 'max' or "
                             "'edge-step'")
+        if not isinstance(self.info, dict):
+            raise DataError(f"{meta_path}: field 'info' is {type(self.info).__name__}; expected an object "
+                            "(provenance, energy scale)")
         if self.alignment not in ALIGNMENTS:
             raise DataError(f"{meta_path}: field 'alignment' is {self.alignment!r}; expected one of "
                             f"{', '.join(ALIGNMENTS)}")
