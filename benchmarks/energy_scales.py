@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from xasml.io.feff import read_feff_compound  # noqa: E402
 from xasml.io.xdi import read_xdi  # noqa: E402
-from xasml.preprocess.energy_scale import SCALES_PATH, foil_offset, match_offset  # noqa: E402
+from xasml.preprocess.energy_scale import SCALES_PATH, foil_offset, match_offset, match_simulations  # noqa: E402
 from xasml.simulate.pack import feff_root  # noqa: E402
 from xasml.spectrum import element_average  # noqa: E402
 from xasml.utils import atomic_write_json  # noqa: E402
@@ -163,12 +163,8 @@ def main() -> int:
     k10, mp = CU_PAIRS[0]
     s10 = site_average(next(r / "FEFF10" / k10 for r in topo if (r / "FEFF10" / k10).exists()), "Cu")
     s9 = site_average(shared / "omnixas-cu-feff" / "FEFF" / "Cu" / mp, "Cu")
-    grid = np.arange(edge_energy("Cu", "K") - 5.0, edge_energy("Cu", "K") + 30.0, 0.05)
-    ref9 = np.interp(grid, s9.energy + off9, s9.mu, left=s9.mu[0])
-    shifts = np.arange(-20.0, 10.0, 0.05)
-    rs = [np.corrcoef(np.interp(grid - o, s10.energy, s10.mu, left=s10.mu[0]), ref9)[0, 1] for o in shifts]
-    chain = {"pair": f"{k10} = {mp} (CuBi2O4)", "offset_eV": round(float(shifts[int(np.argmax(rs))]), 2),
-             "correlation": round(float(np.max(rs)), 3)}
+    off10, r10 = match_simulations(s10, s9, off9, edge_energy("Cu", "K"))
+    chain = {"pair": f"{k10} = {mp} (CuBi2O4)", "offset_eV": round(off10, 2), "correlation": round(r10, 3)}
     print(f"FEFF 9.9.1 Cu: offset {off9:+6.2f} eV (standards {stds9}); FEFF10 v0 Cu through it: {chain}")
     if not v0["Cu"]["standards"]:
         v0["Cu"]["offset_eV"] = chain["offset_eV"]

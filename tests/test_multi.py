@@ -99,6 +99,18 @@ def test_a_structure_of_metals_only_is_neutral():
     assert oxidation_states(nial) == ([0, 0], "ok")
 
 
+def test_match_simulations_chains_one_code_to_another():
+    from xasml.io.feff import read_feff_xmu
+    from xasml.preprocess.energy_scale import match_simulations
+    from xasml.simulate.pack import feff_root
+
+    foil = feff_root(ROOT / "data" / "feff10-foils.parquet") / "FEFF10" / "Fe-foil" / "FEFF-XANES" / "000_Fe" / "xmu.dat"
+    sim = read_feff_xmu(foil, absorbing_element="Fe")
+    other = sim.replace(energy=sim.energy + 3.0)  # "another code" 3 eV higher
+    off, r = match_simulations(other, sim, -9.0, float(sim.energy[0]) + 5.0)
+    assert off == pytest.approx(-12.0, abs=0.06) and r > 0.999
+
+
 def test_foil_offset_puts_the_simulated_fe_foil_on_the_tabulated_edge():
     from xasml.io.feff import read_feff_xmu
     from xasml.preprocess.align import edge_energy

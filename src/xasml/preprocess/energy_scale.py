@@ -106,12 +106,45 @@ def match_offset(simulated, measured, e_ref: float, step: float = 0.05,
     m = np.gradient(m, grid) if mode == "derivative" else m
     if not np.isfinite(m).all():
         raise DataError(f"{measured.source}: the measured spectrum does not cover {grid[0]:.0f}-{grid[-1]:.0f} eV")
-    e = np.asarray(simulated.energy, float)
     # The simulated mu is compared as computed (FEFF normalises it to the embedded atom's edge
     # step), not through larch's pre_edge: a simulation covers ~-10...+60 eV, too little for
     # pre-edge and post-edge lines (the fits bend the spectrum into a hump of height 3-100 and
     # the matches reach r 0.03-0.6 at offsets 4-10 eV off). Pearson r is blind to the scale
     # and constant that a proper edge-step normalisation would change.
+    return _best_offset(grid, m, simulated, step, mode)
+
+
+def match_simulations(simulated, reference, reference_offset: float, e_ref: float, step: float = 0.05,
+                      window: tuple[float, float] = (-5.0, 30.0)) -> tuple[float, float]:
+    """Energy offset (eV) of one simulation code's spectrum against another code's spectrum of the
+    same structure whose offset is known: chains a code without standards to one with them.
+
+    Parameters
+    ----------
+    simulated, reference : Spectrum
+        The same site or structure computed by two codes (μ as computed).
+    reference_offset : float
+        eV that put ``reference`` on the experimental scale.
+    e_ref, step, window :
+        As in :func:`match_offset`.
+
+    Returns
+    -------
+    (offset, correlation)
+        eV to add to ``simulated``'s energies, and the Pearson r of the two μ at that offset.
+    """
+    grid = np.arange(e_ref + window[0], e_ref + window[1], step)
+    mu = np.asarray(reference.mu, float)
+    ref = np.interp(grid, np.asarray(reference.energy, float) + reference_offset, mu, left=mu[0], right=np.nan)
+    if not np.isfinite(ref).all():
+        raise DataError(f"{reference.source}: the reference simulation does not cover {grid[0]:.0f}-{grid[-1]:.0f} eV")
+    return _best_offset(grid, ref, simulated, step, "norm")
+
+
+def _best_offset(grid: np.ndarray, target: np.ndarray, simulated, step: float, mode: str) -> tuple[float, float]:
+    """The offset within ±``MAX_OFFSET`` (eV, resolution ``step``) that maximises the Pearson r of
+    the simulated μ shifted by it with ``target`` on ``grid`` (or of their derivatives)."""
+    e = np.asarray(simulated.energy, float)
     norm = np.asarray(simulated.mu, float)
     offsets = np.arange(-MAX_OFFSET, MAX_OFFSET + step / 2, step)
     # simulated norm at grid - offset for every offset: one interpolation of an (n_off, n_grid) array
@@ -125,7 +158,7 @@ def match_offset(simulated, measured, e_ref: float, step: float = 0.05,
     if not ok.any():
         raise DataError(f"{simulated.source}: the simulated spectrum does not cover {grid[0]:.0f}-{grid[-1]:.0f} eV")
     Sc = S - S.mean(axis=1, keepdims=True)
-    mc = m - m.mean()
+    mc = target - target.mean()
     r = (Sc @ mc) / (np.linalg.norm(Sc, axis=1) * np.linalg.norm(mc) + 1e-30)
     r[~ok] = -np.inf
     i = int(np.argmax(r))
