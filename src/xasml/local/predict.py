@@ -82,9 +82,10 @@ class ModelBundle:
         flattened and used on their own energies, keeping the chemical shift (oxidation state);
         computed spectra get the energy offset of their simulation (``info["energy_scale"]``,
         :mod:`xasml.preprocess.energy_scale`). ``"measured-area"``: computed spectra as
-        ``"calibrated"``, measured spectra area-matched to ``reference_mu`` (the geometry tasks,
-        environment and CN, whose answers should not hang on the simulation's energy scale: on
-        the calibrated scale a 1 eV error turns measured CuO from S:4 into T:4).
+        ``"calibrated"``, measured spectra area-matched to ``reference_mu`` (an option for the
+        geometry tasks, ``MultiConfig.geometry_alignment``; the shipped models use
+        ``"calibrated"`` for every task, which gave the better environments and CNs of measured
+        standards once the energy scale was corrected).
     """
 
     task: str
@@ -519,8 +520,8 @@ def prepare_calibrated(spectra: Sequence, element: str, edge: str, energy: np.nd
 def _metal_like(flat_spectrum, e0: float, element: str, edge: str) -> str | None:
     """A warning when a measured spectrum looks metallic: its edge within 2 eV of the element's
     tabulated (metal-foil) edge and no white line (flattened maximum below 1.2 within 40 eV above
-    e0). The local-structure models know metals from one simulated foil per element (oxidation
-    state 0, CN 12 for fcc/hcp; no metal packing among the environment classes), so such a
+    e0). The local-structure models know metals from a few simulated foils and alloys per element
+    (oxidation state 0, CN 12 for close packings; no metal packing among the environment classes), so such a
     spectrum is at the edge of what they know. Cu(I) sulfides also match: the warning says
     metallic *or* low-valent."""
     from xasml.preprocess.align import edge_energy
@@ -533,7 +534,7 @@ def _metal_like(flat_spectrum, e0: float, element: str, edge: str) -> str | None
     d = e0 - edge_energy(element, edge)
     if abs(d) < 2.0 and float(m[w].max()) < 1.2:
         return (f"looks metallic or low-valent (edge {d:+.1f} eV from the {element} foil's, no white line): the "
-                "models know metals from one simulated foil per element and no metal packing among the "
+                "models know metals from a few simulated foils and alloys per element and no metal packing among the "
                 "environments, so this answer is uncertain")
     return None
 
