@@ -78,7 +78,7 @@ def plot_foils(foils: Path, lib: Path, v0: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from xasml.preprocess.align import edge_energy
+    from xasml.edges import edge_energy
     from xasml.preprocess.calibrate import calibrate
     from xasml.preprocess.normalize import pre_edge
 
@@ -113,7 +113,7 @@ def main() -> int:
     foils = feff_root(args.foils)
     lib = shared / "experimental" / "xas-data-library" / "data"
     from xasml.measure.core import normalized_measured
-    from xasml.preprocess.align import edge_energy
+    from xasml.edges import edge_energy
 
     def standard(el, stem, folder):
         if stem.startswith("@"):  # a column file of the experimental data folder (energy, mu)

@@ -50,7 +50,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from xasml.io.xdi import read_xdi
-    from xasml.preprocess.align import edge_energy
+    from xasml.edges import edge_energy
     from xasml.preprocess.normalize import pre_edge, pre_edge_batch
 
     root = Path(args.data_root) / "experimental" / "xas-data-library" / "data"

@@ -36,7 +36,7 @@ def cu(local_dir):
     """150 real Cu site spectra on the calibrated Cu grid (as ``latent fit``: FEFF 9.9.1 energy offset,
     -3 ... +46.5 eV around the tabulated edge); descriptors OS and CN from the labels (the rest unknown)."""
     from xasml.local.multi import MultiConfig, spectra_matrix
-    from xasml.preprocess.align import edge_energy
+    from xasml.edges import edge_energy
     from xasml.preprocess.grid import EnergyGrid
 
     frame, _ = read_dataset(local_dir / "cu_sites.parquet", kind="local")

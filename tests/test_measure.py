@@ -12,7 +12,7 @@ from xasml.cli import main
 from xasml.errors import SpectrumError
 from xasml.io.xdi import read_xdi
 from xasml.measure import check_edge, measure_file
-from xasml.preprocess.align import edge_energy
+from xasml.edges import edge_energy
 from xasml.preprocess.calibrate import calibrate, reference_channel
 
 KEYS = {"file", "label", "absorbing_element", "edge", "n_points", "e0", "edge_step", "warnings", "calibration"}

@@ -166,7 +166,7 @@ def test_fetch_errors(monkeypatch, tmp_path, capsys):
 
 def test_rfxas_sample(test_data):
     from xasml.io import read_rfxas_csv
-    from xasml.preprocess.align import edge_energy
+    from xasml.edges import edge_energy
 
     rows = read_rfxas_csv(test_data / "io" / "rfxas_sample.csv")
     assert [lab["xas_id"] for _, lab in rows] == ["mp-25620-V", "mp-1692-Cu", "mp-306-B", "mp-25620-V"]

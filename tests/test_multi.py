@@ -113,7 +113,7 @@ def test_match_simulations_chains_one_code_to_another():
 
 def test_foil_offset_puts_the_simulated_fe_foil_on_the_tabulated_edge():
     from xasml.io.feff import read_feff_xmu
-    from xasml.preprocess.align import edge_energy
+    from xasml.edges import edge_energy
     from xasml.preprocess.energy_scale import energy_offset, foil_offset
     from xasml.preprocess.normalize import find_e0
     from xasml.simulate.pack import feff_root

@@ -13,8 +13,8 @@ import pytest
 from xasml.errors import SpectrumError
 from xasml.io.feff import read_feff_compound, read_feff_xmu
 from xasml.io.xdi import read_xdi
-from xasml.preprocess.align import (align_to_reference, edge_energy, estimate_shift, identify_edge,
-                                    shift_to_tabulated_edge)
+from xasml.edges import edge_energy, element_edge_from_text, identify_edge
+from xasml.preprocess.align import align_to_reference, estimate_shift, shift_to_tabulated_edge
 from xasml.preprocess.normalize import (ArctanFit, area_matching_shift, arctan_area, arctan_step, find_e0,
                                         fit_arctan_edge, pre_edge, pre_edge_batch, preprocess_measured)
 from xasml.spectrum import element_average
@@ -260,3 +260,11 @@ def test_record_is_json_serialisable(cu_foil, feff_cu):
     _, rec = preprocess_measured(cu_foil, feff_cu.energy, feff_cu.mu)
     assert rec["warnings"] == []
     assert json.loads(json.dumps(rec))["shift_eV"] == rec["shift_eV"]
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("Fe_K.xdi", ("Fe", "K")), ("sno2_l3.dat", ("Sn", "L3")), ("data/Cu K-edge foil.dat", ("Cu", "K")),
+    ("FE-K.txt", ("Fe", "K")), ("APS12BM_2019.dat", (None, None)), ("fe.060", (None, None)),
+])
+def test_element_edge_from_text(name, expected):
+    assert element_edge_from_text(name) == expected

@@ -21,7 +21,7 @@ import numpy as np
 from xasml.descriptors.wacsf import WACSF, site_environment, structure_environment
 from xasml.errors import DataError
 from xasml.spectrum import atomic_number
-from xasml.preprocess.align import edge_energy
+from xasml.edges import edge_energy
 from xasml.preprocess.broaden import Broadening
 from xasml.utils import fingerprint_arrays, progress
 

@@ -27,7 +27,7 @@ from xasml.errors import DataError
 from xasml.evaluation.spectra_metrics import error_summary, peak_metrics, percentage_error
 from xasml.forward.config import load_config, model_params
 from xasml.forward.data import ForwardDataset, load_forward_data
-from xasml.preprocess.align import edge_energy
+from xasml.edges import edge_energy
 from xasml.preprocess.broaden import Broadening
 from xasml.runs import RunFolder
 from xasml.utils import seed_everything

@@ -526,7 +526,7 @@ def read_athena(path: str | Path, absorbing_element: str | None = None, edge: st
         Everything :func:`read_athena_project` raises; also when no μ(E) group remains or the
         absorber cannot be determined.
     """
-    from xasml.preprocess.align import identify_edge
+    from xasml.edges import identify_edge
 
     proj = read_athena_project(path)
     src = proj.path

@@ -383,7 +383,7 @@ def read_columns(path: str | Path, energy_col: str | int | None = None, mu: str 
         Everything :func:`read_column_table` raises; unknown columns, unsafe or invalid
         expressions, μ not finite, too few points, or an absorber that cannot be identified.
     """
-    from xasml.preprocess.align import identify_edge
+    from xasml.edges import identify_edge
     from xasml.preprocess.normalize import find_e0
 
     cf = read_column_table(path)

@@ -79,7 +79,7 @@ def read_spectrum_matrix(path: str | Path, absorbing_element: str, edge: str = "
         Naming the file (and line): unreadable numbers, rows of different lengths, fewer than 2
         rows, non-finite energies or absorption, or no block of columns at the element's edge.
     """
-    from xasml.preprocess.align import edge_energy
+    from xasml.edges import edge_energy
 
     src = str(path)
     element = normalize_element(absorbing_element, source=src)

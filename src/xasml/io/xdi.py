@@ -698,7 +698,7 @@ def read_xdi(path: str | Path, absorbing_element: str | None = None, edge: str |
 def _element_and_edge(xdi: XDIFile, energy: np.ndarray, mu: np.ndarray, element: str | None,
                       edge: str | None, msgs: list[str]) -> tuple[str, str]:
     """Element and edge from the arguments, the header, or (with a warning) from the data."""
-    from xasml.preprocess.align import identify_edge
+    from xasml.edges import identify_edge
     from xasml.preprocess.normalize import find_e0
 
     src = xdi.path

@@ -100,7 +100,7 @@ class LatentData:
 
     def grid(self, element: str) -> EnergyGrid:
         """Absolute grid (eV, calibrated scale) of ``element``."""
-        from xasml.preprocess.align import edge_energy
+        from xasml.edges import edge_energy
 
         e = edge_energy(element, self.edge) + self.rel_grid
         return EnergyGrid(float(e[0]), float(e[-1]), len(e))

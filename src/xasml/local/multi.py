@@ -194,7 +194,7 @@ def spectra_matrix(frame: pd.DataFrame, cfg: MultiConfig, scales: dict | None = 
     report : dict
         Rows dropped and why.
     """
-    from xasml.preprocess.align import edge_energy
+    from xasml.edges import edge_energy
     from xasml.preprocess.augment import max_normalize
     from xasml.preprocess.energy_scale import energy_scales
     from xasml.preprocess.grid import interpolate_mu
@@ -478,7 +478,7 @@ def train_and_ship(data: MultiData, cfg: MultiConfig, scores: dict, out: Path, p
     with the better cross-validated score (our own folds; no test set is involved).
     """
     from xasml.local.predict import ModelBundle
-    from xasml.preprocess.align import edge_energy
+    from xasml.edges import edge_energy
     from xasml.preprocess.energy_scale import energy_scales
     from xasml.preprocess.grid import EnergyGrid
 

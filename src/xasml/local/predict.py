@@ -524,7 +524,7 @@ def _metal_like(flat_spectrum, e0: float, element: str, edge: str) -> str | None
     (oxidation state 0, CN 12 for close packings; no metal packing among the environment classes), so such a
     spectrum is at the edge of what they know. Cu(I) sulfides also match: the warning says
     metallic *or* low-valent."""
-    from xasml.preprocess.align import edge_energy
+    from xasml.edges import edge_energy
 
     e = np.asarray(flat_spectrum.energy, float)
     m = np.asarray(flat_spectrum.mu, float)

@@ -40,7 +40,7 @@ def check_scan_range(spectrum) -> float:
         Naming the file, when the scan ends more than :data:`SCAN_EDGE_MARGIN` eV below the
         tabulated edge of the stated element and edge, or starts as far above it.
     """
-    from xasml.preprocess.align import edge_energy
+    from xasml.edges import edge_energy
 
     e = spectrum.energy
     el, ed = spectrum.absorbing_element, spectrum.edge

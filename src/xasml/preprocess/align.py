@@ -4,9 +4,8 @@ Measured spectra are often calibrated a few eV (some beamline files tens of eV) 
 tabulated edge, and computed spectra (FEFF, FDMNES, VASP) carry their own absolute offsets.
 Two tools are offered:
 
-* :func:`edge_energy` / :func:`identify_edge`: the tabulated edge energies of xraydb
-  (Elam, Ravel & Sieber, Radiat. Phys. Chem. 63, 121 (2002)), to check or correct a
-  calibration (:func:`shift_to_tabulated_edge`).
+* :func:`shift_to_tabulated_edge`: move a spectrum so its e0 sits at the tabulated edge of
+  :mod:`xasml.edges` (the one edge table, over xraydb).
 * :func:`estimate_shift` / :func:`align_to_reference`: the shift that maximises the
   normalised cross-correlation of the smoothed derivatives dμ/dE of a spectrum and a reference.
   Derivatives are used because they are insensitive to the background and to the edge-step
@@ -18,120 +17,12 @@ The area-matching alignment of Andrejevic et al. (2022) is in
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 import numpy as np
 
+from xasml.edges import edge_energy
 from xasml.errors import SpectrumError
 
-__all__ = ["edge_energy", "identify_edge", "estimate_shift", "align_to_reference", "shift_to_tabulated_edge"]
-
-_MAIN_EDGES = ("K", "L3")
-_ALL_EDGES = ("K", "L1", "L2", "L3", "M1", "M2", "M3", "M4", "M5")
-
-
-def edge_energy(element: str, edge: str = "K") -> float:
-    """Tabulated absorption-edge energy (eV) from xraydb.
-
-    Parameters
-    ----------
-    element : str
-        Chemical symbol, e.g. ``"Cu"``.
-    edge : str
-        Edge name, e.g. ``"K"``, ``"L3"``.
-
-    Returns
-    -------
-    float
-        Edge energy in eV (Cu K: 8979.0).
-
-    Raises
-    ------
-    SpectrumError
-        If the element or edge is unknown to xraydb.
-    """
-    import xraydb
-
-    from xasml.spectrum import normalize_element
-
-    el = normalize_element(element)
-    edges = xraydb.xray_edges(el)
-    key = str(edge).strip().upper()
-    if key not in edges:
-        raise SpectrumError(f"xraydb has no {key} edge for {el}; known: {', '.join(edges)}", field="edge")
-    return float(edges[key].energy)
-
-
-@lru_cache(maxsize=1)
-def _edge_table() -> tuple[tuple[str, str, float], ...]:
-    import xraydb
-
-    rows = []
-    for z in range(3, 99):
-        sym = xraydb.atomic_symbol(z)
-        for name, e in xraydb.xray_edges(sym).items():
-            if name in _ALL_EDGES and e.energy > 0:
-                rows.append((sym, name, float(e.energy)))
-    return tuple(rows)
-
-
-def identify_edge(e0: float, element: str | None = None, edge: str | None = None,
-                  tolerance: float = 100.0) -> tuple[str, str, float]:
-    """The tabulated absorption edge of an observed edge energy.
-
-    Without constraints this is ``xraydb.guess_edge`` (which prefers the K and L3 edges that are
-    usually measured); with ``element`` and/or ``edge`` given, the nearest tabulated edge among
-    those allowed.
-
-    Parameters
-    ----------
-    e0 : float
-        Observed edge energy, eV.
-    element : str, optional
-        Restrict to this element.
-    edge : str, optional
-        Restrict to this edge (``"L"`` means L3, ``"M"`` means M5).
-    tolerance : float
-        Largest accepted distance (eV) between ``e0`` and the tabulated edge.
-
-    Returns
-    -------
-    (element, edge, energy)
-        Symbol, edge name and tabulated energy (eV).
-
-    Raises
-    ------
-    ValueError
-        If no tabulated edge lies within ``tolerance`` of ``e0``.
-    """
-    generic = {"L": "L3", "M": "M5"}
-    if edge is not None:
-        edge = generic.get(edge.upper(), edge.upper())
-    if element is None and edge is None:
-        # xraydb's heuristic (K and L3 first, then other edges) names 271 of the 274 edges of the XAS
-        # Data Library files right from their larch e0, where nearest-K/L3-first named 264
-        import xraydb
-
-        el, ed = xraydb.guess_edge(float(e0))
-        best = (el, ed, edge_energy(el, ed))
-        if abs(best[2] - e0) > tolerance:
-            raise ValueError(f"nearest tabulated edge {el} {ed} ({best[2]:.1f} eV) is {abs(best[2] - e0):.1f} eV "
-                             f"from e0 = {e0:.1f} eV (tolerance {tolerance} eV)")
-        return best
-    table = _edge_table()
-    cands = [r for r in table if (element is None or r[0] == element) and (edge is None or r[1] == edge)]
-    if element is None and edge is None:
-        main = [r for r in cands if r[1] in _MAIN_EDGES and abs(r[2] - e0) <= tolerance]
-        if main:
-            cands = main
-    if not cands:
-        raise ValueError(f"no tabulated edge for element={element}, edge={edge}")
-    best = min(cands, key=lambda r: abs(r[2] - e0))
-    if abs(best[2] - e0) > tolerance:
-        raise ValueError(f"nearest tabulated edge {best[0]} {best[1]} ({best[2]:.1f} eV) is "
-                         f"{abs(best[2] - e0):.1f} eV from e0 = {e0:.1f} eV (tolerance {tolerance} eV)")
-    return best
-
+__all__ = ["estimate_shift", "align_to_reference", "shift_to_tabulated_edge"]
 
 def _smoothed_derivative(energy: np.ndarray, mu: np.ndarray, grid: np.ndarray, smooth: float) -> np.ndarray:
     from scipy.ndimage import gaussian_filter1d

@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from xasml.errors import DataError
-from xasml.preprocess.align import edge_energy
+from xasml.edges import edge_energy
 
 __all__ = ["core_hole_width", "lorentzian_kernel", "lorentzian_broaden", "arctan_width",
            "arctan_broaden", "arctan_postbroaden", "Broadening"]

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from xasml.errors import SpectrumError
-from xasml.preprocess.align import edge_energy
+from xasml.edges import edge_energy
 
 __all__ = ["Calibration", "calibrate", "reference_channel", "CALIBRATION_METHODS", "MAX_CALIBRATION_SHIFT"]
 

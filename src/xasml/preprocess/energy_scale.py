@@ -184,7 +184,7 @@ def foil_offset(simulated_foil, element: str, edge: str = "K", measured_foil=Non
         whole-derivative match, a diagnostic),
         ``simulated_e0_eV``, ``tabulated_e0_eV``, ``method``.
     """
-    from xasml.preprocess.align import edge_energy
+    from xasml.edges import edge_energy
     from xasml.preprocess.normalize import find_e0
 
     e_tab = float(edge_energy(element, edge))
