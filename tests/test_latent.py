@@ -35,13 +35,13 @@ def local_dir(test_data):
 def cu(local_dir):
     """150 real Cu site spectra on the calibrated Cu grid (as ``latent fit``: FEFF 9.9.1 energy offset,
     -3 ... +46.5 eV around the tabulated edge); descriptors OS and CN from the labels (the rest unknown)."""
-    from xasml.local.multi import MultiConfig, spectra_matrix
+    from xasml.datasets.sites import SiteGrid, spectra_matrix
     from xasml.edges import edge_energy
     from xasml.preprocess.grid import EnergyGrid
 
     frame, _ = read_dataset(local_dir / "cu_sites.parquet", kind="local")
     frame["simulation"] = "FEFF 9.9.1"  # OmniXAS
-    cfg = MultiConfig(elements=["Cu"])
+    cfg = SiteGrid()
     X, keep, _ = spectra_matrix(frame, cfg)
     assert keep.all()
     e = edge_energy("Cu", "K") + cfg.rel_grid()
@@ -240,7 +240,7 @@ def test_latent_data_from_site_table_keeps_chemical_shift(test_data):
     """A site table gives element grids on the calibrated scale (one offset per element and
     simulation, no per-spectrum alignment) and a split grouped by structure."""
     from xasml.latent.sites import build_latent_data
-    from xasml.local.multi import MultiConfig, load_sites, spectra_matrix, structure_key
+    from xasml.datasets.sites import SiteGrid, load_sites, spectra_matrix, structure_key
     from xasml.preprocess.energy_scale import energy_offset
 
     path = test_data / "local" / "sites_small.parquet"
@@ -250,7 +250,7 @@ def test_latent_data_from_site_table_keeps_chemical_shift(test_data):
     assert d.grid("Fe").start == pytest.approx(7112.0 - 3.0) and d.grid("Fe").n_points == 100
     # the rows are exactly the local-structure models' inputs (same energy handling, nothing re-aligned)
     frame = load_sites([path], ["Ti", "Fe", "Cu"])
-    X, keep, _ = spectra_matrix(frame, MultiConfig(elements=["Ti", "Fe", "Cu"]))
+    X, keep, _ = spectra_matrix(frame, SiteGrid())
     ref = {(m, i): x for m, i, x in zip(frame[keep]["material_id"], frame[keep]["absorbing_index"], X)}
     for m, i, x in zip(d.table["material_id"], d.table["absorbing_index"], d.X):
         np.testing.assert_allclose(x, ref[(m, i)], atol=1e-6)

@@ -132,7 +132,7 @@ def test_foil_offset_puts_the_simulated_fe_foil_on_the_tabulated_edge():
 # -- data --------------------------------------------------------------------------------------
 
 def test_structure_key_joins_one_structure_across_absorbers_and_sets():
-    from xasml.local.multi import structure_key
+    from xasml.datasets.sites import structure_key
 
     assert structure_key("amcsd-123-Fe") == structure_key("amcsd-123") == "amcsd-123"
     assert structure_key("mp-1692") == "mp-1692"
@@ -219,7 +219,8 @@ def test_run_scores_every_regime_per_element_and_ships_bundles(multi_run):
 
 def test_predict_picks_the_model_of_the_files_element(multi_run, capsys):
     from xasml.cli import main
-    from xasml.local.predict import find_bundle, predict_files
+    from xasml.models.bundle import find_bundle
+    from xasml.local.predict import predict_files
 
     out, _ = multi_run
     models = out / "models"
@@ -239,7 +240,7 @@ def test_predict_picks_the_model_of_the_files_element(multi_run, capsys):
 
 
 def test_a_computed_spectrum_gets_its_simulations_offset(multi_run):
-    from xasml.local.predict import ModelBundle
+    from xasml.models.bundle import ModelBundle
     from xasml.spectrum import Spectrum
 
     out, _ = multi_run

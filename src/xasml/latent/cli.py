@@ -84,7 +84,7 @@ def resolve_fit_config(args):
 def _fit(args) -> int:
     """``xasml latent fit``."""
     from xasml.latent.model import fit_latent
-    from xasml.local.config import default_data_path
+    from xasml.datasets.sites import default_data_path
     from xasml.runs import default_run_dir
 
     cfg = resolve_fit_config(args)

@@ -83,10 +83,10 @@ class LatentModel:
         How spectra reach the grid. ``"calibrated"`` (models from 2 on): the grid is on the
         calibrated experimental energy scale; computed spectra get the energy offset of their
         simulation (:attr:`energy_scale`), measured ones are calibrated with their reference foil
-        and flattened (:func:`xasml.local.predict.prepare_calibrated`, as the oxidation-state
+        and flattened (:func:`xasml.preprocess.calibrated.prepare_calibrated`, as the oxidation-state
         models); nothing is aligned per spectrum, so the chemical shift is kept. ``"area"`` (the
         first Cu model, grid on the FEFF scale): measured spectra area-matched to
-        :attr:`reference_mu` (:func:`xasml.local.predict.prepare_spectra`).
+        :attr:`reference_mu` (:func:`xasml.preprocess.calibrated.prepare_spectra`).
     energy_scale : dict
         ``{simulation: offset_eV}`` of the training data (``"calibrated"`` models).
     elements : list of str or None
@@ -199,11 +199,11 @@ class LatentModel:
                 reference=None) -> tuple[np.ndarray, list[dict]]:
         """RankAAE input of spectra (see :attr:`alignment`), element code appended for universal models.
 
-        ``"calibrated"`` models: :func:`xasml.local.predict.prepare_calibrated` (computed
+        ``"calibrated"`` models: :func:`xasml.preprocess.calibrated.prepare_calibrated` (computed
         spectra shifted by their simulation's offset; measured ones calibrated with their
         reference foil - ``calibrate``/``reference`` as :func:`xasml.preprocess.calibrate.calibrate`
         - and flattened, no shift of their own), cubic resampling on :attr:`grid`, maximum 1.
-        ``"area"`` models: :func:`xasml.local.predict.prepare_spectra` (measured spectra
+        ``"area"`` models: :func:`xasml.preprocess.calibrated.prepare_spectra` (measured spectra
         area-matched to :attr:`reference_mu`).
 
         Parameters
@@ -229,7 +229,7 @@ class LatentModel:
             If a spectrum is of another element, of a simulation whose energy offset the model
             does not know, or measured preprocessing fails.
         """
-        from xasml.local.predict import prepare_calibrated, prepare_spectra
+        from xasml.preprocess.calibrated import prepare_calibrated, prepare_spectra
 
         if self.alignment == "calibrated":
             X, recs = prepare_calibrated(spectra, self.element, self.edge, self.grid.energy, self.energy_scale,
@@ -658,14 +658,14 @@ def fit_latent(cfg: LatentConfig, out: str | Path, overwrite: bool = False) -> d
     import torch
 
     from xasml.latent.sites import build_latent_data, one_hot
-    from xasml.local.multi import balance_rows
+    from xasml.datasets.sites import balance_rows
     from xasml.models.rankaae import LatentPropertyEnsemble, RankAAE
     from xasml.runs import RunFolder
     from xasml.utils import fingerprint_files
 
     t_start = time.time()
     if cfg.data is None:
-        from xasml.local.config import default_data_path
+        from xasml.datasets.sites import default_data_path
 
         cfg = cfg.model_copy(update={"data": str(default_data_path())})
     if not Path(cfg.data).exists():

@@ -225,7 +225,7 @@ def _predict(args) -> int:
 def _label(args) -> int:
     from xasml.datasets.local import discover_sites
     from xasml.labels.site import label_sites, summarize_labels
-    from xasml.local.config import default_data_path
+    from xasml.datasets.sites import default_data_path
 
     data = args.data or default_data_path()
     sites = discover_sites(data, args.element)
