@@ -24,8 +24,11 @@ from __future__ import annotations
 #: None where the phase is no simple packing (alpha-Mn: 58 atoms per cubic cell, four site types)
 METAL_LATTICE = {"Ti": "hcp", "V": "bcc", "Cr": "bcc", "Mn": None, "Fe": "bcc", "Co": "hcp", "Ni": "fcc",
                  "Cu": "fcc", "Zn": "hcp"}
-#: nearest-neighbour coordination number of each lattice (bcc: the 8 first neighbours)
-LATTICE_CN = {"bcc": 8, "fcc": 12, "hcp": 12}
+#: coordination number of each lattice in the convention of the training labels (ChemEnv,
+#: neighbours within 1.2 x the nearest distance, :mod:`xasml.labels.site`): fcc and hcp 12; bcc 14,
+#: its 8 nearest and 6 second neighbours at 1.155 x that distance (ChemEnv labels the simulated V,
+#: Cr and Fe foils UNKNOWN:14, so no bcc CN reached the CN models' training)
+LATTICE_CN = {"bcc": 14, "fcc": 12, "hcp": 12}
 #: a coordination-number answer within this of the lattice's is kept for a metal
 CN_TOLERANCE = 2.0
 
