@@ -207,6 +207,31 @@ def test_shipped_cu_model_encodes(local_dir, capsys):
     assert main(["latent", "encode", "--json", f]) == 0
     r = json.loads(capsys.readouterr().out)
     assert len(r["latent"]) == 6 and r["descriptors"][-1] is None and r["element"] == "Cu"
+    assert r["latent_in_range"] is True and r["shipped_elements"] == ["Cu"]  # a training-like FEFF spectrum
+
+
+def test_measured_cu_metal_latent_is_flagged_outside_the_training_range(test_data, local_dir, capsys):
+    """Issue 16 item 5: a measured Cu metal spectrum encoded to latents far outside anything the model
+    was trained on (OS -11 +- 28, CN 63 +- 48 with ``warnings: []``); now flagged, with the dimensions
+    named, in JSON and in plain text. CuO, a compound like the training data, is not flagged."""
+    from xasml.cli import main
+    from xasml.latent.model import SHIPPED_DIR
+
+    if not (SHIPPED_DIR / "Cu" / "latent.json").exists():
+        pytest.skip("no shipped Cu latent model")
+    metal, cuo = test_data / "io" / "xdi" / "cu_metal_rt.xdi", local_dir / "CuO_tenorite_13K_01.xdi"
+    assert main(["latent", "encode", "--json", str(metal), str(cuo)]) == 0
+    m, c = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert m["latent_in_range"] is False and m["latent_out_of_range"]
+    for b in m["latent_out_of_range"]:
+        v = m["latent"][b["dimension"]]
+        assert v < b["training_min"] or v > b["training_max"]
+    assert any(w.startswith("latent outside the training range of the Cu model") for w in m["warnings"])
+    assert c["latent_in_range"] is True and c["latent_out_of_range"] == [] and c["targets_out_of_range"] == []
+    assert not any("training range" in w for w in c["warnings"])
+    assert main(["latent", "encode", str(metal)]) == 0
+    text = capsys.readouterr().out
+    assert "[OUT OF TRAINING RANGE]" in text and "  warning: latent outside the training range" in text
 
 
 def test_fit_cli_on_real_materials(shared_data, tmp_path):
@@ -234,6 +259,9 @@ def test_fit_cli_on_real_materials(shared_data, tmp_path):
     mats = {s: {k.rsplit("_", 1)[0] for k in v} for s, v in splits.items()}
     assert not (mats["train"] & mats["test"]) and not (mats["val"] & mats["test"])
     assert json.loads((out / "run.json").read_text())["data_fingerprint"]
+    tr = json.loads((out / "models" / "latent" / "latent.json").read_text())["training_range"]
+    assert len(tr["latent_min"]) == len(tr["latent_max"]) == 6 and tr["source"].startswith("training split")
+    assert all(lo <= hi for lo, hi in zip(tr["latent_min"], tr["latent_max"]))
 
 
 def test_latent_data_from_site_table_keeps_chemical_shift(test_data):

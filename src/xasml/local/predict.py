@@ -9,7 +9,13 @@ from pathlib import Path
 from typing import Sequence
 
 from xasml.errors import DataError, SpectrumError
-from xasml.models.bundle import ModelBundle, find_bundle
+from xasml.models.bundle import TASKS, ModelBundle, find_bundle
+
+
+#: ``--task all``: every task, in this order
+ALL = "all"
+#: keys shared by the tasks of one spectrum (top level of a ``--task all`` result)
+_SHARED = ("calibration", "e0", "metal_evidence")
 
 
 def predict_files(files: Sequence[str | Path], task: str, model: str | Path | None = None,
@@ -18,14 +24,16 @@ def predict_files(files: Sequence[str | Path], task: str, model: str | Path | No
     """Predict ``task`` for spectrum files (FEFF ``xmu.dat``, XDI, Athena, column files).
 
     The model is ``model``, or the one shipped for the spectrum's absorbing element (``element``
-    when the file does not say; :func:`find_bundle`).
+    when the file does not say; :func:`find_bundle`). Metallic measured spectra get "metal" or an
+    abstention instead of a ligand environment (:func:`xasml.local.metal.apply_metal_evidence`).
 
     Parameters
     ----------
     files : sequence of path
         Spectrum files, or folders (every FEFF ``xmu.dat`` and XDI file in them, see
         :func:`expand_inputs`). An Athena project gives one result per group.
-    task : {"coordination", "cn", "oxidation"}
+    task : {"coordination", "cn", "oxidation", "all"}
+        ``"all"``: the three tasks in one result per spectrum.
     model : path, optional
         See :func:`find_bundle`.
     element, edge : str, optional
@@ -38,21 +46,29 @@ def predict_files(files: Sequence[str | Path], task: str, model: str | Path | No
     Returns
     -------
     list of dict
-        One per spectrum: ``file``, ``absorbing_element``, ``prediction``, and
-        ``probabilities`` (class -> probability) and ``environment_name`` (ChemEnv's name of the
-        predicted symbol) for classification, or ``std`` for regression: the standard
-        deviation of the ensemble members times the factor calibrated on validation data so that
-        ±2σ covers 95 % of validation sites; for measured spectra the ``calibration`` record and
-        ``warnings``; ``error`` instead when the file could not be used.
+        One per spectrum: ``file``, ``absorbing_element``, ``status`` (``"ok"``, ``"metal"`` or
+        ``"abstained"``), ``prediction`` (null when abstained), and ``probabilities`` (class ->
+        probability) and ``environment_name`` (ChemEnv's name of the predicted symbol) for
+        classification, or ``std`` for regression: the standard deviation of the ensemble members
+        times the factor calibrated on validation data so that ±2σ covers 95 % of validation
+        sites; for measured spectra the ``calibration`` record, ``warnings`` and
+        ``metal_evidence`` when the spectrum looks metallic; ``error`` instead when the file could
+        not be used. With ``task="all"``: ``coordination``, ``cn`` and ``oxidation`` hold the
+        per-task results (or their ``error``), and ``calibration``, ``e0``, ``metal_evidence``
+        and ``warnings`` (of every task, once each) sit at the top.
     """
     from xasml.io.reader import read_spectra
+    from xasml.local.metal import apply_metal_evidence
 
-    bundles: dict[str, ModelBundle] = {}
+    tasks = list(TASKS) if task == ALL else [task]
+    if task != ALL and task not in TASKS:
+        raise DataError(f"unknown task {task!r}; expected one of {', '.join(TASKS)} or {ALL}")
+    bundles: dict[tuple[str, str], ModelBundle] = {}
 
-    def bundle_for(el: str) -> ModelBundle:
-        key = el if model is None else "given"
+    def bundle_for(t: str, el: str) -> ModelBundle:
+        key = (t, el if model is None else "given")
         if key not in bundles:
-            bundles[key] = ModelBundle.load(find_bundle(task, model, el))
+            bundles[key] = ModelBundle.load(find_bundle(t, model, el))
         return bundles[key]
 
     out = []
@@ -64,13 +80,38 @@ def predict_files(files: Sequence[str | Path], task: str, model: str | Path | No
             continue
         for s in spectra:
             name = str(f) if len(spectra) == 1 else f"{f}:{s.metadata.get('label') or s.material_id}"
-            try:
-                b = bundle_for(s.absorbing_element)
-                res = b.predict([s], calibrate=calibrate, reference=reference)[0]
-                out.append({"file": name, "absorbing_element": s.absorbing_element, **res})
-            except (SpectrumError, DataError, OSError, ValueError) as exc:
-                out.append({"file": name, "error": str(exc)})
+            head = {"file": name, "absorbing_element": s.absorbing_element}
+            per_task = {}
+            for t in tasks:
+                try:
+                    res = bundle_for(t, s.absorbing_element).predict([s], calibrate=calibrate, reference=reference)[0]
+                    per_task[t] = apply_metal_evidence({**head, **res}, t)
+                except (SpectrumError, DataError, OSError, ValueError) as exc:
+                    per_task[t] = {**head, "error": str(exc)}
+            if task != ALL:
+                out.append(per_task[task])
+            else:
+                out.append(_merge_tasks(head, per_task))
     return out
+
+
+def _merge_tasks(head: dict, per_task: dict[str, dict]) -> dict:
+    """One ``--task all`` result from the per-task results of a spectrum (see :func:`predict_files`)."""
+    if all("error" in r for r in per_task.values()):
+        return {**head, "error": next(iter(per_task.values()))["error"]}
+    merged: dict = dict(head)
+    warnings: list[str] = []
+    for t, r in per_task.items():
+        r = dict(r)
+        for k in _SHARED:
+            if k in r:
+                merged.setdefault(k, r.pop(k))
+        for w in r.pop("warnings", []):
+            if w not in warnings:
+                warnings.append(w)
+        merged[t] = {k: v for k, v in r.items() if k not in head}
+    merged["warnings"] = warnings
+    return merged
 
 
 def expand_inputs(paths: Sequence[str | Path]) -> list[Path]:

@@ -331,7 +331,8 @@ class ModelBundle:
             if rec and self.alignment == "area":
                 o["alignment_shift_eV"] = round(float(rec.get("shift_eV", 0.0)), 2)
             elif rec:
-                o.update({k: rec[k] for k in ("calibration", "energy_offset_eV", "e0", "alignment_shift_eV", "warnings")
+                o.update({k: rec[k] for k in ("calibration", "energy_offset_eV", "e0", "alignment_shift_eV", "warnings",
+                                                "metal_evidence")
                           if k in rec})
                 if ood is not None and "calibration" in rec:
                     o["out_of_domain"] = round(float(ood[i]), 2)

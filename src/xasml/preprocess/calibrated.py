@@ -75,14 +75,16 @@ def prepare_calibrated(spectra: Sequence, element: str, edge: str, energy: np.nd
         if meas:
             s, rec = normalized_measured(s, calibrate=calibrate, reference=reference)
             warns = list(rec.get("warnings", []))
-            metal = _metal_like(s, float(rec["e0"]), element, edge)
+            metal = metal_evidence(s, float(rec["e0"]), element, edge)
             if metal:
-                warns.append(f"{s.source}: {metal}")
+                warns.append(f"{s.source}: {metal['message']}")
             if rec["calibration"]["method"] == "none":
                 warns.append(f"{s.source}: no reference foil (reference channel or --reference): the energies are "
                              "taken as calibrated; 1 eV of calibration error moves the oxidation state by about "
                              "0.3-0.5")
             out_rec = {"calibration": rec["calibration"], "e0": round(float(rec["e0"]), 2), "warnings": warns}
+            if metal:
+                out_rec["metal_evidence"] = {k: v for k, v in metal.items() if k != "message"}
             if align_to is not None:
                 from xasml.preprocess.normalize import preprocess_measured
 
@@ -172,13 +174,49 @@ def is_computed(spectrum) -> bool:
     return bool(spectrum.metadata.get("feff_version")) or "e_fermi_rel" in spectrum.metadata
 
 
-def _metal_like(flat_spectrum, e0: float, element: str, edge: str) -> str | None:
-    """A warning when a measured spectrum looks metallic: its edge within 2 eV of the element's
-    tabulated (metal-foil) edge and no white line (flattened maximum below 1.2 within 40 eV above
-    e0). The local-structure models know metals from a few simulated foils and alloys per element
-    (oxidation state 0, CN 12 for close packings; no metal packing among the environment classes), so such a
-    spectrum is at the edge of what they know. Cu(I) sulfides also match: the warning says
-    metallic *or* low-valent."""
+#: metal evidence: the edge (e0) within this many eV of the element's tabulated (metal-foil) edge energy
+METAL_EDGE_TOLERANCE = 2.0
+#: ... and the flattened spectrum below this within 40 eV above e0 (no white line; measured foils
+#: V-Zn of the XAS Data Library: 1.01-1.22, their oxides 1.12-2.11 with the edge 3-18 eV higher)
+METAL_MAX_FLAT = 1.25
+#: ... and, for "metal" rather than "metal or low-valent", the flattened spectrum below this 3 eV
+#: above e0 (a slow rise through the 1s->4p shoulder: measured foils 0.31-0.48; Cu2S 0.65)
+METAL_RISE_FLAT = 0.6
+
+
+def metal_evidence(flat_spectrum, e0: float, element: str, edge: str) -> dict | None:
+    """Whether a measured spectrum looks metallic, and how strongly.
+
+    The criteria are read off measured spectra, not fitted to a model: the edge of a metal foil
+    sits at the element's tabulated edge energy (which is defined by the foil; Bearden & Burr,
+    Rev. Mod. Phys. 39, 125 (1967), as tabulated by xraydb), and a metal has no white line (no
+    unoccupied d/p states piled up by ligands). On the calibrated flattened spectrum:
+
+    * ``"metal-or-low-valent"``: ``|e0 - edge energy| <= METAL_EDGE_TOLERANCE`` and the
+      flattened maximum within 40 eV above e0 below ``METAL_MAX_FLAT``. Cu(I) sulfides (Cu2S)
+      also match;
+    * ``"metal"``: in addition a slow rise (flattened value 3 eV above e0 below
+      ``METAL_RISE_FLAT``), which separates the measured 3d foils (0.31-0.48) from Cu2S (0.65);
+      for Zn the first two criteria suffice, as every Zn compound is Zn(II) with a white line (the
+      Zn foils of the XAS Data Library: maximum 1.19-1.22, ZnS 1.37, ZnO 2.11).
+
+    Parameters
+    ----------
+    flat_spectrum : Spectrum
+        Calibrated, flattened measured spectrum (``mu`` = larch's ``flat``; energies in eV).
+    e0 : float
+        Edge energy of the spectrum, eV (calibrated).
+    element, edge : str
+        Absorbing element and edge (``"K"``).
+
+    Returns
+    -------
+    dict or None
+        None when the spectrum does not look metallic; else ``strength`` (``"metal"`` or
+        ``"metal-or-low-valent"``), ``edge_shift_eV`` (e0 minus the tabulated edge energy),
+        ``max_flat`` (flattened maximum within 40 eV), ``flat_at_3eV`` and ``message`` (the
+        warning text).
+    """
     from xasml.edges import edge_energy
 
     e = np.asarray(flat_spectrum.energy, float)
@@ -187,11 +225,17 @@ def _metal_like(flat_spectrum, e0: float, element: str, edge: str) -> str | None
     if not w.any():
         return None
     d = e0 - edge_energy(element, edge)
-    if abs(d) < 2.0 and float(m[w].max()) < 1.2:
-        return (f"looks metallic or low-valent (edge {d:+.1f} eV from the {element} foil's, no white line): the "
-                "models know metals from a few simulated foils and alloys per element and no metal packing among the "
-                "environments, so this answer is uncertain")
-    return None
+    top = float(m[w].max())
+    if abs(d) > METAL_EDGE_TOLERANCE or top >= METAL_MAX_FLAT:
+        return None
+    rise = float(np.interp(e0 + 3.0, e, m))
+    strong = rise < METAL_RISE_FLAT or element == "Zn"
+    what = "looks metallic" if strong else "looks metallic or low-valent"
+    return {"strength": "metal" if strong else "metal-or-low-valent", "edge_shift_eV": round(float(d), 2),
+            "max_flat": round(top, 3), "flat_at_3eV": round(rise, 3),
+            "message": (f"{what} (edge {d:+.1f} eV from the {element} foil's, no white line, flattened mu "
+                        f"{rise:.2f} 3 eV above the edge): the environment classes hold no metal packing and the "
+                        "models know metals from a few simulated foils and alloys per element")}
 
 
 def _simulation_of(spectrum) -> tuple[str, list[str]]:
