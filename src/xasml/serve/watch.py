@@ -34,7 +34,7 @@ def is_candidate(path: str | Path, root: str | Path) -> bool:
     bool
     """
     try:
-        rel = Path(path).resolve().relative_to(Path(root).resolve())
+        rel = Path(os.path.abspath(path)).relative_to(Path(root).resolve())  # links are judged by the service
     except ValueError:
         return False
     if any(part.startswith((".", "_")) for part in rel.parts) or not rel.parts:
