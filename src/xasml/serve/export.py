@@ -76,7 +76,8 @@ def athena_project_text(groups: list[dict[str, Any]]) -> str:
     (2005); the ``# Athena project file`` layout): ``$old_group``, ``@args`` (label,
     ``bkg_e0``, ``bkg_pre1``, ``bkg_pre2``, ``bkg_nor1``, ``bkg_nor2``, ``bkg_nnorm``,
     ``bkg_z``, ``fft_edge``, ``is_xmu``), ``@x`` (energy, eV) and ``@y`` (μ), then
-    ``[record]``; so Athena opens it with the normalisation chosen on the page.
+    ``[record]``; so Athena opens it with the normalisation chosen on the page. Athena counts
+    the post-edge polynomial's terms (``bkg_nnorm`` = larch's degree ``nnorm`` + 1).
 
     Parameters
     ----------
@@ -98,7 +99,7 @@ def athena_project_text(groups: list[dict[str, Any]]) -> str:
         name = f"xasml{i:04d}"
         args = {"label": g["label"], "group": name, "datatype": "xmu", "is_xmu": 1, "is_chi": 0,
                 "bkg_e0": g["e0"], "bkg_pre1": g["pre1"], "bkg_pre2": g["pre2"], "bkg_nor1": g["norm1"],
-                "bkg_nor2": g["norm2"], "bkg_nnorm": g["nnorm"], "bkg_z": g["absorbing_element"],
+                "bkg_nor2": g["norm2"], "bkg_nnorm": int(g["nnorm"]) + 1, "bkg_z": g["absorbing_element"],
                 "fft_edge": g["edge"], "bkg_eshift": 0, "bkg_flatten": 1}
         lines.append(f"$old_group = {_perl_str(name)};")
         lines.append("@args = (" + ",".join(f"{_perl_str(k)},{_perl_str(v)}" for k, v in args.items()) + ");")
