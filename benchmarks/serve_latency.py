@@ -155,7 +155,9 @@ def main(argv=None) -> int:
                       "max": round(float(lat.max()), 3), "min": round(float(lat.min()), 3)},
         "analysis_s": {"median": round(float(np.median(analysis)), 4),
                        "p95": round(float(np.percentile(analysis, 95)), 4), "max": round(float(analysis.max()), 4)},
-        "results": {"ok": statuses.count("ok"), "error": statuses.count("error"), "missing": args.n - len(statuses)},
+        "results": {"ok": statuses.count("ok"), "error": statuses.count("error"), "missing": args.n - len(statuses),
+                    "errors": [{"file": n, "error": by_name[n]["result"].get("error")} for n in names
+                               if n in by_name and by_name[n]["status"] == "error"]},
         "target": "median and p95 latency < 2 s on 2 cores",
         "meets_target": bool(np.median(lat) < 2 and np.percentile(lat, 95) < 2),
         "server_startup_s": round(startup_s, 2),

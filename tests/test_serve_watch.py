@@ -5,7 +5,6 @@ their answer and the bad ones with their one-line error; a restart neither repea
 from __future__ import annotations
 
 import shutil
-import threading
 import time
 from pathlib import Path
 

@@ -207,6 +207,10 @@ class Analyzer:
                 self._bundles[key] = ModelBundle.load(path)
         return self._bundles[key]
 
+    def loaded_elements(self) -> list[str]:
+        """Elements with at least one model loaded."""
+        return sorted({el for (_, el), b in self._bundles.items() if b is not None})
+
     def warm_up(self, elements: list[str] | None = None, tasks=("oxidation", "cn", "coordination")) -> list[str]:
         """Load the models of ``elements`` (default: every shipped element) now rather than on the first file.
 

@@ -161,8 +161,12 @@ class ServeService:
         if self.config.watch is not None:
             from xasml.serve.watch import FolderWatcher
 
-            self.watcher = FolderWatcher(self.config.watch, lambda p: self.submit_file("watch", p),
-                                         settle=self.config.settle).start()
+            def on_complete(p: Path) -> None:
+                if p.resolve() == self.store_dir or self.store_dir in p.resolve().parents:
+                    return  # a store kept inside the watched folder is not analysed
+                self.submit_file("watch", p)
+
+            self.watcher = FolderWatcher(self.config.watch, on_complete, settle=self.config.settle).start()
         if self.config.tiled:
             from xasml.serve.tiled import TiledFeed
 
@@ -256,8 +260,10 @@ class ServeService:
             p = self.allowed(path)
             ident = entry_path or str(p)
             try:
-                key = file_key(p)
-                size = p.stat().st_size
+                st = p.stat()
+                size = st.st_size
+                # a file over the size limit is not read, not even to hash it
+                key = file_key(p) if size <= self.config.max_upload_bytes else f"{size}:{st.st_mtime_ns}:-"
             except OSError as exc:
                 if origin == "watch":  # gone before it was read (renamed, deleted): nothing to show
                     return None
@@ -413,7 +419,7 @@ class ServeService:
             "store": str(self.store_dir),
             "references": sorted(self.analyzer.references),
             "reference_errors": self.reference_errors,
-            "models": sorted({el for (t, el), b in self.analyzer._bundles.items() if b is not None}),
+            "models": self.analyzer.loaded_elements(),
             "entries": self.store.count(),
             "limits": {"max_upload_bytes": self.config.max_upload_bytes,
                        "max_upload_files": self.config.max_upload_files, "max_uploads": self.config.max_uploads},

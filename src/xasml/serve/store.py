@@ -160,7 +160,7 @@ class ResultStore:
         """Every entry, oldest first (see :meth:`get`)."""
         with self._lock:
             rows = self._db.execute("SELECT id, origin, path, name, key, status, options, "
-                                    f"{'result' if with_result else quote_null()}, updated, analyses "
+                                    f"{'result' if with_result else _NO_RESULT}, updated, analyses "
                                     "FROM entries ORDER BY id").fetchall()
         return [_entry(r) for r in rows]
 
@@ -172,9 +172,8 @@ class ResultStore:
             return int(self._db.execute("SELECT COUNT(*) FROM entries WHERE origin = ?", (origin,)).fetchone()[0])
 
 
-def quote_null() -> str:
-    """SQL for an empty result column (listing entries without their results)."""
-    return "'{}'"
+#: SQL for an empty result column (listing entries without their results)
+_NO_RESULT = "'{}'"
 
 
 def _entry(row) -> dict[str, Any]:

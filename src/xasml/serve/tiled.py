@@ -175,7 +175,7 @@ class TiledFeed:
             Without the ``tiled`` client (extra ``serve``).
         """
         try:
-            import tiled.client  # noqa: F401
+            import tiled.client  # noqa: F401 - only to fail early with the extra named
         except ImportError:
             raise MissingExtraError("tiled", "serve") from None
         self._thread = threading.Thread(target=self._run, name="xasml-tiled", daemon=True)
