@@ -173,7 +173,7 @@ class Analyzer:
     references : dict, optional
         Reference foil scans by name (``Spectrum``), offered to the page as calibration choices.
     model : str or Path, optional
-        A model folder for :func:`xasml.local.predict.find_bundle` (default: the shipped models).
+        A model folder for :func:`xasml.models.bundle.find_bundle` (default: the shipped models).
 
     Notes
     -----
@@ -195,7 +195,7 @@ class Analyzer:
         DataError
             For a model folder that is found but unreadable.
         """
-        from xasml.local.predict import ModelBundle, find_bundle
+        from xasml.models.bundle import ModelBundle, find_bundle
 
         key = (task, element)
         if key not in self._bundles:
@@ -219,7 +219,7 @@ class Analyzer:
         list of str
             The elements with an oxidation-state model.
         """
-        from xasml.local.predict import shipped_elements
+        from xasml.models.bundle import shipped_elements
 
         elements = elements or shipped_elements("oxidation")
         with self._lock:
@@ -336,12 +336,14 @@ class Analyzer:
                        "norm": _curve(r.norm[idx]), "flat": _curve(r.flat[idx])},
             "answers": {}, "answer_errors": {},
         }
+        from xasml.local.metal import apply_metal_evidence
+
         flat = cal_spec.replace(energy=r.energy, mu=r.flat, kind="norm")
         for task in opts.tasks:
             try:
                 b = self.bundle(task, s.absorbing_element)
                 if b is None:
-                    from xasml.local.predict import shipped_elements
+                    from xasml.models.bundle import shipped_elements
 
                     result["answer_errors"][task] = (f"no {task} model for {s.absorbing_element} (models shipped for "
                                                      f"{', '.join(shipped_elements(task))})")
@@ -349,7 +351,8 @@ class Analyzer:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     ans, X = self._predict(b, s, flat, result, opts, reference)
-                result["answers"][task] = ans
+                # the metal rule of `xasml local predict` (metallic spectra: "metal" or an abstention)
+                result["answers"][task] = apply_metal_evidence(ans, task)
                 if task == "oxidation" and X is not None:
                     result["model_input"] = {"energy": _curve(b.grid.energy), "x": _curve(X[0])}
             except (XasmlError, OSError, ValueError) as exc:
