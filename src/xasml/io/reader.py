@@ -29,7 +29,7 @@ from xasml.spectrum import Spectrum
 __all__ = ["detect_format", "read_spectra", "read_spectrum"]
 
 _FEFF_HEADER = re.compile(r"^#\s*omega\s+e\s+k\s+mu\s+mu0\s+chi\b", re.IGNORECASE)
-_HEAD_BYTES = 16384
+_HEAD_BYTES = 65536
 
 
 def detect_format(path: str | Path) -> str:
@@ -89,9 +89,17 @@ def detect_format(path: str | Path) -> str:
         return "feff"
     from xasml.io.columns import _is_number_line
 
-    body = [ln for ln in lines[:-1] if ln.strip() and not ln.strip().startswith(("#", "%", "!"))]
+    from xasml.io.headers import COMMENT_CHARS
+
+    body = [ln for ln in (lines[:-1] if len(head) == _HEAD_BYTES else lines)
+            if ln.strip() and not ln.strip().startswith(COMMENT_CHARS)]
     if body and sum(_is_number_line(ln) for ln in body[:20]) >= min(3, len(body)):
         return "columns"
+    run = 0
+    for ln in body:  # beamline files with text headers (SSRL, Photon Factory, X-DAC): a table further down
+        run = run + 1 if _is_number_line(ln) else 0
+        if run >= 3:
+            return "columns"
     first = lines[0].strip()[:60] if lines else ""
     raise SpectrumError(
         "unknown spectrum format: expected XDI (first line '# XDI/1.0 ...'), FEFF xmu.dat (a header "

@@ -384,6 +384,11 @@ def read_xdi_table(path: str | Path) -> XDIFile:
             if state == "fields" and re.fullmatch(r"/{3,}", body):
                 state = "comments"
                 continue
+            if state == "fields" and re.fullmatch(r"/{3,}.*", body):
+                # e.g. '///  Users Comments  ///' (Epics StepScan files): the comment separator, leniently
+                _warn(msgs, src, f"comment separator line {body[:40]!r} is not a bare '///': taken as one", lineno)
+                state = "comments"
+                continue
             if state == "fields":
                 if not body:
                     continue
