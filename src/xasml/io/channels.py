@@ -30,7 +30,7 @@ __all__ = ["channel_role", "edge_strength", "choose_mu", "MuChoice", "EDGE_STREN
 #: the roles a channel can have
 ROLES = ("energy", "i0", "it", "iref", "if", "ey", "mu", "mu_ref", "norm", "deriv", "k", "chi", "time")
 #: below this :func:`edge_strength` a channel is called flat (no absorption edge)
-EDGE_STRENGTH_MIN = 8.0
+EDGE_STRENGTH_MIN = 20.0
 
 _WHOLE = {
     "i0": {"i0", "io", "i_0", "izero", "mon", "monitor", "ion0", "ic0", "i0ch", "imon"},

@@ -622,8 +622,8 @@ def read_columns(path: str | Path, energy_col: str | int | None = None, mu: str 
         if choice is not None:
             mu_src, mu_mode, mu_reason, ref_src = choice.expression, choice.mode, choice.reason, choice.reference
             if choice.mode == "reference":
-                msgs.append(f"{src}: no sample channel shows an edge; mu is the reference channel {mu_src} "
-                            f"({choice.reason})")
+                msgs.append(f"{src}: no sample channel shows an absorption edge; mu is the reference channel "
+                            f"{mu_src} (see mu_reason)")
         elif len(other) == 1:
             mu_src = next(iter(other))
             mu_mode, mu_reason = "only-column", "the only column besides the energy"

@@ -122,7 +122,7 @@ def read_spectrum(path: str | Path, **kwargs: Any) -> Spectrum | list[Spectrum]:
         ``multiplicity``, ``column``), :func:`~xasml.io.athena.read_athena`
         (``absorbing_element``, ``edge``, ``include_references``) or
         :func:`~xasml.io.columns.read_columns` (``energy_col``, ``mu``, ``absorbing_element``,
-        ``edge``). ``energy_col``/``mu`` given for an XDI file read it as columns. MP
+        ``edge``, ``scan``). ``energy_col``/``mu`` given for an XDI file read it as columns. MP
         documents take none.
 
     Returns
@@ -140,19 +140,19 @@ def read_spectrum(path: str | Path, **kwargs: Any) -> Spectrum | list[Spectrum]:
         For keyword arguments the detected format's reader does not take.
     """
     fmt = detect_format(path)
-    column_opts = {k: kwargs[k] for k in ("energy_col", "mu") if kwargs.get(k) is not None}
+    column_opts = {k: kwargs[k] for k in ("energy_col", "mu", "scan") if kwargs.get(k) is not None}
     if fmt == "athena":
         from xasml.io.athena import read_athena
 
         if column_opts:
             raise TypeError(f"{path}: Athena projects take no column options, got {sorted(column_opts)}")
-        return read_athena(path, **{k: v for k, v in kwargs.items() if k not in ("energy_col", "mu")})
+        return read_athena(path, **{k: v for k, v in kwargs.items() if k not in ("energy_col", "mu", "scan")})
     if fmt == "columns" or (fmt == "xdi" and column_opts):
         from xasml.io.columns import read_columns
 
         return read_columns(path, **{k: v for k, v in kwargs.items() if k in ("energy_col", "mu", "absorbing_element",
-                                                                              "edge")})
-    kwargs = {k: v for k, v in kwargs.items() if k not in ("energy_col", "mu")}
+                                                                              "edge", "scan")})
+    kwargs = {k: v for k, v in kwargs.items() if k not in ("energy_col", "mu", "scan")}
     if fmt == "xdi":
         from xasml.io.xdi import read_xdi
 
@@ -177,7 +177,7 @@ def read_spectrum(path: str | Path, **kwargs: Any) -> Spectrum | list[Spectrum]:
 
 def read_spectra(path: str | Path, absorbing_element: str | None = None, edge: str | None = None,
                  energy_col: str | int | None = None, mu: str | int | None = None,
-                 include_references: bool = True) -> list[Spectrum]:
+                 include_references: bool = True, scan: str | int | None = None) -> list[Spectrum]:
     """Every spectrum of a file, read with the options of the commands that read measured files
     (``--element``, ``--edge``, ``--energy-col``, ``--mu``; :func:`read_spectrum` does the work).
 
@@ -192,6 +192,8 @@ def read_spectra(path: str | Path, absorbing_element: str | None = None, edge: s
         expression of the channels such as ``ln(i0/it)``).
     include_references : bool
         Keep an Athena project's reference-channel groups (``metadata["is_reference_channel"]``).
+    scan : str or int, optional
+        SPEC column files with several ``#S`` scans: which one (default the last).
 
     Returns
     -------
@@ -204,7 +206,7 @@ def read_spectra(path: str | Path, absorbing_element: str | None = None, edge: s
         Naming the file: what the format's reader raises, and options the format does not take.
     """
     opts = {k: v for k, v in (("absorbing_element", absorbing_element), ("edge", edge), ("energy_col", energy_col),
-                              ("mu", mu)) if v is not None}
+                              ("mu", mu), ("scan", scan)) if v is not None}
     try:
         got = read_spectrum(path, **opts)
     except TypeError as exc:  # options the detected format's reader does not take

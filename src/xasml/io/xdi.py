@@ -684,9 +684,12 @@ def read_xdi(path: str | Path, absorbing_element: str | None = None, edge: str |
         _warn(msgs, src, f"{where}: points sorted by energy"
                          f"{f' and {ndup} repeated energies averaged' if ndup else ''}", int(xdi.data_lines[i + 1]))
 
+    nwarn = len(msgs)
     element, edge_name = _element_and_edge(xdi, energy, mu, absorbing_element, edge, msgs)
+    from_data = len(msgs) > nwarn and "identified from the data" in msgs[-1]
     metadata = {
         "format": "xdi",
+        "element_source": "option" if absorbing_element is not None else ("data" if from_data else "header"),
         "xdi_version": xdi.version,
         "applications": xdi.applications,
         "mu_source": mu_source,
