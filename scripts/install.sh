@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TORCH_VERSION=2.13.0
-EXTRAS='test,umap,simulate'
+EXTRAS='test,umap,simulate,hdf5'
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi

@@ -165,3 +165,75 @@ def test_spec_scans_and_cli_json(beamline):
 def test_mu_expression_and_energy_column_take_the_header_names(beamline):
     s = _read(beamline / "APS13ID_2019.dat", mu="ln(i0/i1)", energy_col="energy")
     assert s.metadata["mu_source"] == "ln(i0/i1)" and s.metadata["mu_mode"] == "option"
+
+
+def _h5_from(beamline, path, layout):
+    """A small HDF5 scan file built from the real X-DAC Fe foil scan fe.060 (energy, i0, it)."""
+    h5py = pytest.importorskip("h5py")
+    from xasml.io.columns import read_column_table
+
+    t = read_column_table(beamline / "fe.060")
+    e, i0, it = t.data["energy"], t.data["i0"], t.data["it"]
+    with h5py.File(path, "w") as f:
+        if layout == "bliss":
+            f.attrs["creator"] = "Bliss"
+        for k, scale in (("1.1", 0.5), ("2.1", 1.0)):
+            entry = f.create_group(k)
+            entry.attrs["NX_class"] = "NXentry"
+            entry["title"] = f"contscan.motor energy 6.91 7.9 {e.size}"
+            inst = entry.create_group("instrument")
+            inst.attrs["NX_class"] = "NXinstrument"
+            if layout == "soleil":
+                src = inst.create_group("source")
+                src.attrs["NX_class"] = "NXsource"
+                src["name"] = b"SOLEIL"
+            if layout == "nexus":
+                for name, arr, cls, key in (("energy", e, "NXpositioner", "value"), ("i0", i0, "NXdetector", "data"),
+                                            ("it", it * scale, "NXdetector", "data")):
+                    g = inst.create_group(name)
+                    g.attrs["NX_class"] = cls
+                    g[key] = arr
+            else:
+                meas = entry.create_group("measurement" if layout == "bliss" else "scan_data")
+                meas["energy_enc"] = e / 1000.0  # keV, as BLISS encoders write it
+                meas["I0"] = i0
+                meas["It"] = it * scale
+                meas["image"] = np.zeros((e.size, 2, 2))  # 2-D data is skipped
+    return path
+
+
+@pytest.mark.parametrize("layout", ["bliss", "soleil", "nexus"])
+def test_hdf5_nexus_scans_read_like_columns(beamline, tmp_path, layout):
+    path = _h5_from(beamline, tmp_path / f"scan_{layout}.h5", layout)
+    assert detect_format(path) == "hdf5"
+    s = _read(path)
+    m = s.metadata
+    assert m["convention"] == {"bliss": "nexus-bliss", "soleil": "nexus-soleil", "nexus": "nexus"}[layout]
+    assert m["scan"] == "2.1" and any("choose another with --scan" in w for w in m["warnings"])
+    assert m["mu_source"] == "ln(i0/it)" and (s.absorbing_element, s.edge) == ("Fe", "K")
+    ref = _read(beamline / "fe.060")
+    np.testing.assert_allclose(s.energy, ref.energy, rtol=1e-9)
+    np.testing.assert_allclose(s.mu, ref.mu, rtol=1e-9)
+    first = _read(path, scan="1.1")
+    assert first.metadata["scan"] == "1.1"
+    with pytest.raises(SpectrumError, match="no scan '9.1' in the file: its scans are 1.1, 2.1"):
+        _read(path, scan="9.1")
+
+
+def test_hdf5_damage_is_one_clean_line(beamline, tmp_path):
+    path = _h5_from(beamline, tmp_path / "scan.h5", "bliss")
+    raw = bytearray(path.read_bytes())
+    bad = tmp_path / "cut.h5"
+    bad.write_bytes(bytes(raw[: len(raw) // 3]))
+    with pytest.raises(SpectrumError, match=r"cut\.h5: (not a readable HDF5 file|corrupt or unreadable)"):
+        _read(bad)
+
+
+def test_extension_does_not_matter(beamline, tmp_path):
+    """Demeter's standards (``.stan``) and numbered scans (``.001``) are beamline column files."""
+    for ext in (".stan", ".001"):
+        f = tmp_path / f"fe{ext}"
+        f.write_bytes((beamline / "fe.060").read_bytes())
+        s = _read(f)
+        assert (s.metadata["convention"], s.absorbing_element, s.metadata["mu_source"]) == ("nsls-xdac", "Fe",
+                                                                                            "ln(i0/it)")

@@ -535,7 +535,8 @@ def read_columns(path: str | Path, energy_col: str | int | None = None, mu: str 
         ``sno2_l3``), the header's edge energy (``E0``, ``E_edge``), and last the data
         (xraydb's edge table at the measured e0, with a warning).
     scan : str or int, optional
-        SPEC files with several ``#S`` scans: the scan number (default the last).
+        SPEC files with several ``#S`` scans: the scan number; HDF5/NeXus files
+        (:mod:`xasml.io.nexus`, read here too): the entry name or 1-based position. Default the last.
 
     Returns
     -------
@@ -557,7 +558,9 @@ def read_columns(path: str | Path, energy_col: str | int | None = None, mu: str 
     from xasml.io.channels import channel_role, choose_mu
     from xasml.preprocess.normalize import find_e0
 
-    cf = read_column_table(path, scan=scan)
+    from xasml.io.nexus import is_hdf5, read_nexus_table
+
+    cf = read_nexus_table(path, scan=scan) if is_hdf5(path) else read_column_table(path, scan=scan)
     src = cf.path
     msgs = cf.warnings
     names = cf.columns

@@ -10,6 +10,8 @@ Recognised formats (file extensions are not trusted: the XAS Data Library has ``
   :func:`xasml.io.mp.read_mp_xas_document`.
 * **Athena project** — ``# Athena project file`` first (plain or gzipped), or a JSON project
   with ``_____header`` keys → :func:`xasml.io.athena.read_athena` (a list, one per group).
+* **HDF5/NeXus** — the HDF5 signature → :func:`xasml.io.nexus.read_nexus_table` (BLISS, SOLEIL and
+  generic NeXus scans), then the column reader's μ choice (:func:`xasml.io.columns.read_columns`).
 * **Plain columns** — anything else whose data lines are numbers (any separator, comma
   decimals, ``#`` headers or none, larch/Athena ``.xmu``/``.nor`` exports) →
   :func:`xasml.io.columns.read_columns`. XDI files read with column options (``energy_col``,
@@ -33,7 +35,7 @@ _HEAD_BYTES = 65536
 
 
 def detect_format(path: str | Path) -> str:
-    """Return ``"xdi"``, ``"feff"``, ``"mp"``, ``"athena"`` or ``"columns"`` for a spectrum file, by its content.
+    """Return ``"xdi"``, ``"feff"``, ``"mp"``, ``"athena"``, ``"hdf5"`` or ``"columns"`` for a spectrum file, by its content.
 
     Parameters
     ----------
@@ -71,6 +73,10 @@ def detect_format(path: str | Path) -> str:
         if head.lstrip().startswith(b"# Athena project file") or b'"_____header' in head[:400]:
             return "athena"
         raise SpectrumError("gzipped file that is not an Athena project: unzip it first", source=src)
+    from xasml.io.nexus import HDF5_SIGNATURE
+
+    if head.startswith(HDF5_SIGNATURE):
+        return "hdf5"
     if b"\0" in head:
         raise SpectrumError("binary file: expected a text spectrum file (XDI, FEFF xmu.dat or MP JSON)",
                             source=src)
@@ -147,7 +153,7 @@ def read_spectrum(path: str | Path, **kwargs: Any) -> Spectrum | list[Spectrum]:
         if column_opts:
             raise TypeError(f"{path}: Athena projects take no column options, got {sorted(column_opts)}")
         return read_athena(path, **{k: v for k, v in kwargs.items() if k not in ("energy_col", "mu", "scan")})
-    if fmt == "columns" or (fmt == "xdi" and column_opts):
+    if fmt in ("columns", "hdf5") or (fmt == "xdi" and column_opts):
         from xasml.io.columns import read_columns
 
         return read_columns(path, **{k: v for k, v in kwargs.items() if k in ("energy_col", "mu", "absorbing_element",
