@@ -350,5 +350,6 @@ def choose_mu(columns: list[str], data: dict[str, np.ndarray], energy: np.ndarra
     if passed and "not finite" in passed[0] and all("not finite" in p for p in passed):
         expr, mode, why = cands[0]  # the caller reports where it is not finite
         return MuChoice(expression=expr, mode=mode, reason=why, reference=ref_ok, strength=0.0)
-    raise SpectrumError("no channel shows an absorption edge: " + "; ".join(passed) + "; give --mu (a column or an "
+    shown = [p if len(p) <= 100 else p[:97] + "..." for p in passed[:6]]
+    raise SpectrumError("no channel shows an absorption edge: " + "; ".join(shown) + "; give --mu (a column or an "
                         "expression such as ln(i0/it))", source=source, field="mu")

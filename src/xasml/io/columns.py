@@ -363,7 +363,7 @@ def evaluate_expression(expr: str, columns: dict[str, np.ndarray], source: str |
             return float(node.value)
         if isinstance(node, ast.Name):
             if node.id not in env:
-                raise SpectrumError(f"unknown column {node.id[:40]!r} in {expr[:60]!r}; columns are {', '.join(columns)}",
+                raise SpectrumError(f"unknown column {node.id[:40]!r} in {expr[:60]!r}; columns are {names_list(list(columns))}",
                                     source=source, field="mu")
             return np.asarray(env[node.id], dtype=float)
         if isinstance(node, ast.BinOp) and type(node.op) in ops:
@@ -393,7 +393,7 @@ def _column(cf: ColumnFile, spec: str | int, what: str) -> tuple[np.ndarray, str
         j = int(spec)
         if not 1 <= j <= len(cf.columns):
             raise SpectrumError(f"{what} column {j} out of range: the file has {len(cf.columns)} columns "
-                                f"({', '.join(cf.columns)}); indices count from 1", source=cf.path, field=what)
+                                f"({names_list(cf.columns)}); indices count from 1", source=cf.path, field=what)
         name = cf.columns[j - 1]
         return cf.data[name], name
     return evaluate_expression(str(spec), cf.data, cf.path), str(spec)
@@ -427,6 +427,12 @@ def _energy_column(cf: ColumnFile, roles: dict[str, str | None]) -> str:
             if word in n:
                 return n
     return ener[0] if ener else names[0]
+
+
+def names_list(names: list[str], most: int = 24) -> str:
+    """Column names for a one-line message: each cut to 30 characters, at most ``most`` of them."""
+    shown = [n if len(n) <= 30 else n[:27] + "..." for n in names[:most]]
+    return ", ".join(shown) + (f", ... ({len(names)} columns)" if len(names) > most else "")
 
 
 def _number(text: str | None) -> float | None:
@@ -473,8 +479,12 @@ def _absorber_from_file(cf: ColumnFile, absorbing_element: str | None, edge: str
         else:
             msgs.append(f"{src}: header edge {hed!r} is not an edge name; ignored")
     if el is None or ed is None:  # a header line such as '# Cu K-edge foil', then the file name
-        for text, where in [(c, "header") for c in cf.comments if len(c) < 200] + [(Path(src).name, "file name")]:
+        lines = [h.strip().lstrip("#;!%*<").strip() for h in cf.header_lines if not re.match(r"\s*#[LOPGNS]", h)]
+        texts = [(h, "header") for h in lines if h and len(h) < 200 and len(h.split()) <= 12]
+        for text, where in texts + [(Path(src).name, "file name")]:
             tel, ted = element_edge_from_text(text)
+            if tel in ("H", "He"):  # 'H K L' diffractometer labels, not an absorber
+                continue
             if tel is not None and (el is None or tel == el):
                 if el is None:
                     el, el_src = tel, where
@@ -568,10 +578,10 @@ def read_columns(path: str | Path, energy_col: str | int | None = None, mu: str 
     roles.update(cf.info.roles if cf.info is not None else {})
     present = {r for r in roles.values() if r}
     if mu is None and {"k", "chi"} <= present and "energy" not in present:
-        raise SpectrumError(f"a chi(k) file (columns {', '.join(names)}): EXAFS chi(k), not mu(E); xasml reads mu(E) "
+        raise SpectrumError(f"a chi(k) file (columns {names_list(names)}): EXAFS chi(k), not mu(E); xasml reads mu(E) "
                             "spectra: read the mu(E) file it was made from", source=src, field="mu")
     if mu is None and "deriv" in present and not present & {"mu", "i0", "norm"}:
-        raise SpectrumError(f"a derivative export (columns {', '.join(names)}): d mu/dE, not mu(E); read the mu(E) "
+        raise SpectrumError(f"a derivative export (columns {names_list(names)}): d mu/dE, not mu(E); read the mu(E) "
                             "file it was made from, or give --mu", source=src, field="mu")
     if energy_col is None:
         ename = _energy_column(cf, roles)
@@ -585,7 +595,7 @@ def read_columns(path: str | Path, energy_col: str | int | None = None, mu: str 
     if units == "deg" or (units is None and looks_angle):
         d = _dspacing(cf)
         if d is None:
-            raise SpectrumError(f"column {ename!r} holds monochromator angles (degrees) and the header gives no "
+            raise SpectrumError(f"column {ename[:40]!r} holds monochromator angles (degrees) and the header gives no "
                                 "d-spacing to convert them to energies; give the energy column (--energy-col) "
                                 "of a file that has one", source=src, field="energy")
         with np.errstate(all="ignore"):
@@ -595,7 +605,7 @@ def read_columns(path: str | Path, energy_col: str | int | None = None, mu: str 
         energy = energy * 1000.0
         energy_source = f"{ename} (keV{' per the header' if units == 'keV' else ', inferred'})"
         if units != "keV":
-            msgs.append(f"{src}: energy column {ename!r} has values below 200: taken as keV")
+            msgs.append(f"{src}: energy column {ename[:40]!r} has values below 200: taken as keV")
     elif np.nanmin(energy) < 0:
         fields = cf.info.fields if cf.info is not None else {}
         e_edge = _number(fields.get("E_edge")) if fields.get("E_edge") else None
@@ -632,7 +642,7 @@ def read_columns(path: str | Path, energy_col: str | int | None = None, mu: str 
             mu_mode, mu_reason = "only-column", "the only column besides the energy"
         else:
             raise SpectrumError(f"which column is mu? no channel name says (no i0 with it/if, no mu/xmu); columns are "
-                                f"{', '.join(names)}: give --mu (a name, a 1-based index or an expression such as "
+                                f"{names_list(names)}: give --mu (a name, a 1-based index or an expression such as "
                                 "ln(i0/it))", source=src, field="mu")
         mu_arr = evaluate_expression(mu_src, cf.data, src)
     else:
@@ -641,12 +651,12 @@ def read_columns(path: str | Path, energy_col: str | int | None = None, mu: str 
     lines = cf.data_lines
     bad = np.flatnonzero(~np.isfinite(mu_arr))
     if bad.size:
-        raise SpectrumError(f"mu = {mu_src} is not finite at {bad.size} point(s) (zero or negative intensity?)",
+        raise SpectrumError(f"mu = {mu_src[:80]} is not finite at {bad.size} point(s) (zero or negative intensity?)",
                             source=src, line=int(lines[bad[0]]), field="mu")
     if energy.size < 5:
         raise SpectrumError(f"only {energy.size} data points", source=src, field="energy")
     if not np.all(np.isfinite(energy)):
-        raise SpectrumError(f"energy column {ename!r} is not finite everywhere", source=src, field="energy")
+        raise SpectrumError(f"energy column {ename[:40]!r} is not finite everywhere", source=src, field="energy")
     chans = {k: v for k, v in cf.data.items()}
     step = np.diff(energy)
     if np.all(step < 0):

@@ -272,10 +272,10 @@ def _data_row(tokens: list[str], src: str, lineno: int) -> list[float]:
         try:
             v = float(tok)
         except ValueError:
-            raise SpectrumError(f"value {tok!r} in column {j + 1} is not a number", source=src,
+            raise SpectrumError(f"value {tok[:40]!r} in column {j + 1} is not a number", source=src,
                                 line=lineno) from None
         if not math.isfinite(v):
-            raise SpectrumError(f"value {tok!r} in column {j + 1} is not finite (NaN and inf are "
+            raise SpectrumError(f"value {tok[:40]!r} in column {j + 1} is not finite (NaN and inf are "
                                 "not allowed in XDI)", source=src, line=lineno)
         values.append(v)
     return values
