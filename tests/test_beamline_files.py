@@ -237,3 +237,25 @@ def test_extension_does_not_matter(beamline, tmp_path):
         s = _read(f)
         assert (s.metadata["convention"], s.absorbing_element, s.metadata["mu_source"]) == ("nsls-xdac", "Fe",
                                                                                             "ln(i0/it)")
+
+
+def test_old_epics_scan_layout(test_data):
+    s = _read(test_data / "io" / "beamline" / "epics_scan_fe.001")
+    assert (s.metadata["convention"], s.metadata["columns"], s.metadata["mu_source"]) == \
+        ("epics-scan", ["mono_energy", "i0", "it"], "ln(i0/it)")
+    assert (s.absorbing_element, s.edge) == ("Fe", "K")
+
+
+def test_derivative_and_normalised_exports(beamline, tmp_path):
+    """What is not mu(E) is said: a derivative export is refused, a normalised one read as kind 'norm'."""
+    t = _read(beamline / "sno2_l3.dat")
+    d = tmp_path / "sno2_l3_deriv.dat"
+    d.write_text("# energy dmude\n" + "".join(f"{e:.4f} {g:.6g}\n" for e, g in zip(t.energy, np.gradient(t.mu, t.energy))))
+    with pytest.raises(SpectrumError, match=r"a derivative export \(columns energy, dmude\): d mu/dE, not mu\(E\)"):
+        _read(d)
+    n = tmp_path / "sno2_l3.nor"
+    step = t.mu[-20:].mean() - t.mu[:10].mean()
+    n.write_text("# energy norm\n" + "".join(f"{e:.4f} {(m - t.mu[:10].mean()) / step:.6g}\n"
+                                              for e, m in zip(t.energy, t.mu)))
+    s = _read(n)
+    assert (s.kind, s.metadata["mu_mode"], s.absorbing_element, s.edge) == ("norm", "normalized", "Sn", "L3")
