@@ -553,7 +553,8 @@ def read_columns(path: str | Path, energy_col: str | int | None = None, mu: str 
     Spectrum
         ``metadata``: ``format`` ("columns"), ``convention``, ``columns``, ``roles``,
         ``energy_source``, ``mu_source``, ``mu_mode``, ``mu_reason``, ``element_source``,
-        ``edge_source``, ``reference_source``, ``scan``, ``header``, ``separator``, ``decimal``,
+        ``edge_source``, ``reference_source`` (when μ was chosen here: the reference channel with
+        an edge, or None), ``scan``, ``header``, ``separator``, ``decimal``,
         ``channels`` (all columns, for calibration with a reference channel) and ``warnings``.
 
     Raises
@@ -689,10 +690,12 @@ def read_columns(path: str | Path, energy_col: str | int | None = None, mu: str 
     meta = {"format": "columns", "convention": cf.convention, "columns": names,
             "roles": {c: r for c, r in roles.items() if r}, "energy_source": energy_source, "mu_source": mu_src,
             "mu_mode": mu_mode, "mu_reason": mu_reason, "element_source": el_src, "edge_source": ed_src,
-            "reference_source": ref_src, "scan": cf.scan, "header": dict(cf.header), "separator": cf.separator,
+            "scan": cf.scan, "header": dict(cf.header), "separator": cf.separator,
             "decimal": cf.decimal, "channels": chans, "comments": cf.comments, "warnings": list(msgs)}
     if stated_e0 is not None:
         meta["stated_e0"] = stated_e0
+    if mu is None:  # the reference channel the mu choice found with an edge (None: none has one)
+        meta["reference_source"] = ref_src
     kind = "norm" if mu_mode == "normalized" else "mu"
     return Spectrum(energy=energy, mu=mu_arr, absorbing_element=el, edge=ed, source=src, kind=kind,
                     material_id=_header_get(cf, "sample.name", "sample", "label", "title"), metadata=meta)
