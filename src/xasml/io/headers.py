@@ -359,6 +359,18 @@ def _last_line(header: list[str], ncol: int) -> HeaderInfo | None:
             return None
         if len(words) == ncol:
             return HeaderInfo(labels=unique_labels(words, ncol), convention="last-line")
+        if ":" not in body and "=" not in body and len(words) >= 2:
+            # larch pads missing names with colN and drops extra ones; taken only when the words are
+            # channel names (the XAS vocabulary knows one), not a sentence
+            from xasml.io.channels import channel_role
+
+            labels = unique_labels(words, ncol)
+            if sum(channel_role(w) is not None for w in labels[: min(len(words), ncol)]) >= 2:
+                info = HeaderInfo(labels=labels, convention="last-line")
+                info.warnings.append(f"the last header line names {len(words)} columns, the data have {ncol}: "
+                                     + ("names past the data dropped" if len(words) > ncol else
+                                        f"col{len(words) + 1}.. named by position"))
+                return info
         return None  # a sentence or a key: value line, not names
     return None
 
