@@ -25,7 +25,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["channel_role", "edge_strength", "choose_mu", "MuChoice", "EDGE_STRENGTH_MIN", "ROLES"]
+__all__ = ["channel_role", "edge_strength", "choose_mu", "fluorescence_element", "MuChoice", "EDGE_STRENGTH_MIN",
+           "ROLES"]
 
 #: the roles a channel can have
 ROLES = ("energy", "i0", "it", "iref", "if", "ey", "mu", "mu_ref", "norm", "deriv", "k", "chi", "time")
@@ -73,13 +74,24 @@ def _words(name: str) -> list[str]:
 
 
 def fluorescence_element(name: str) -> str | None:
-    """The element of a fluorescence-window channel (``mn_ka_mca1``, ``xmap4_aska_sum``,
-    ``d1_alka_corr``), or None."""
+    """The element of a fluorescence-window channel.
+
+    Parameters
+    ----------
+    name : str
+        Normalised channel name (``mn_ka_mca1``, ``xmap4_aska_sum``, ``d1_alka_corr_c13``).
+
+    Returns
+    -------
+    str or None
+        The element symbol (``"Mn"``, ``"As"``, ``"Al"``), or None when the name names no
+        element's emission line (Kα, Kβ, Lα, Lβ, Mα).
+    """
     words = _words(name)
     syms = _symbols()
     for i, w in enumerate(words):
         m = re.fullmatch(rf"([a-z]{{1,2}}){_LINE}", w)
-        if m and m.group(1) in syms and not (w in ("k", "l") and True):
+        if m and m.group(1) in syms:
             return syms[m.group(1)]
         if w in syms and i + 1 < len(words) and re.fullmatch(_LINE, words[i + 1]):
             return syms[w]
@@ -209,7 +221,7 @@ def _ordered(roles: dict[str, str], role: str) -> list[str]:
     return [c for c, r in roles.items() if r == role]
 
 
-def candidates(columns: list[str], roles: dict[str, str], element: str | None,
+def _candidates(columns: list[str], roles: dict[str, str], element: str | None,
                energy_range: tuple[float, float] | None) -> tuple[list[tuple[str, str, str]], list[str], str]:
     """μ candidates ``(expression, mode, why)`` in order of preference, the reference-channel
     expressions, and a note on how i0/it/iref were assigned."""
@@ -315,7 +327,7 @@ def choose_mu(columns: list[str], data: dict[str, np.ndarray], energy: np.ndarra
     from xasml.io.columns import evaluate_expression
 
     rng = (float(np.nanmin(energy)), float(np.nanmax(energy))) if energy.size else None
-    cands, refs, _ = candidates(columns, roles, element, rng)
+    cands, refs, _ = _candidates(columns, roles, element, rng)
     if not cands:
         return None
     passed: list[str] = []

@@ -128,6 +128,25 @@ def _to_float(tok: str, dec: str) -> float:
     return float(tok)
 
 
+def _numbers(s: str) -> tuple[list[float], str, str] | None:
+    """The values, separator and decimal mark of a stripped line of numbers; None for any other line."""
+    if "," not in s and ";" not in s and "\t" not in s:
+        try:
+            vals = [float(t) for t in s.split()]
+        except ValueError:
+            return None
+        return (vals, "whitespace", ".") if vals else None
+    sep, dec = _detect(s)
+    toks = _split(s, sep)
+    if sep != "whitespace" and toks and toks[0] == "":
+        toks = toks[1:]
+    try:
+        vals = [_to_float(t, dec) for t in toks]
+    except ValueError:
+        return None
+    return (vals, sep, dec) if vals else None
+
+
 def _is_number_line(line: str) -> bool:
     s = line.strip()
     if not s:
@@ -222,7 +241,7 @@ def read_column_table(path: str | Path, scan: str | int | None = None) -> Column
         raise SpectrumError(f"--scan {scan} given but the file has no SPEC '#S' scans", source=src, field="scan")
 
     # the data block: the last run of numeric lines (comment lines inside it are skipped)
-    run: list[tuple[int, list[str]]] = []
+    run: list[tuple[int, list[float]]] = []
     start_idx = None
     sep = dec = None
     last_run: tuple[list, int | None, str | None, str | None] | None = None
@@ -230,22 +249,20 @@ def read_column_table(path: str | Path, scan: str | int | None = None) -> Column
         s = line.strip().strip("\x1a")
         if not s or s.startswith(COMMENT_CHARS):
             continue
-        if _is_number_line(s):
+        got = _numbers(s)
+        if got is not None:
+            vals, lsep, ldec = got
             if not run:
-                sep, dec = _detect(s)
+                sep, dec = lsep, ldec
                 start_idx = idx
-            toks = [t for t in _split(s, sep)]
-            if sep != "whitespace":
-                toks = [t for t in toks if t != ""] if not run else toks
-            if run and len(toks) != len(run[0][1]):
-                if len(toks) > len(run[0][1]) and len(run) < 3:  # numbers in the header, then the table
+            elif len(vals) != len(run[0][1]):
+                if len(vals) > len(run[0][1]) and len(run) < 3:  # numbers in the header, then the table
                     run, start_idx = [], idx
-                    sep, dec = _detect(s)
-                    toks = [t for t in _split(s, sep) if t != ""]
+                    sep, dec = lsep, ldec
                 else:
-                    raise SpectrumError(f"data line has {len(toks)} columns, expected {len(run[0][1])} like the "
+                    raise SpectrumError(f"data line has {len(vals)} columns, expected {len(run[0][1])} like the "
                                         "first data line", source=src, line=lineno)
-            run.append((lineno, toks))
+            run.append((lineno, vals))
             continue
         if run and _first_is_number(s):  # a data row with a value that is not a number
             toks = _split(s, sep or "whitespace")
@@ -269,16 +286,7 @@ def read_column_table(path: str | Path, scan: str | int | None = None) -> Column
     if footer:
         msgs.append(f"{src}: text after the data table (from line {end_line + 1}) ignored")
     ncol = len(run[0][1])
-    rows = []
-    for lineno, toks in run:
-        vals = []
-        for j, t in enumerate(toks):
-            try:
-                vals.append(_to_float(t, dec))
-            except ValueError:
-                raise SpectrumError(f"value {t[:40]!r} in column {j + 1} is not a number", source=src,
-                                    line=lineno) from None
-        rows.append(vals)
+    rows = [vals for _, vals in run]
     arr = np.asarray(rows, dtype=float)
     header_lines = [ln for _, ln in numbered[:start_idx]]
     comments: list[str] = []
