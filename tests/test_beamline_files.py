@@ -259,3 +259,24 @@ def test_derivative_and_normalised_exports(beamline, tmp_path):
                                               for e, m in zip(t.energy, t.mu)))
     s = _read(n)
     assert (s.kind, s.metadata["mu_mode"], s.absorbing_element, s.edge) == ("norm", "normalized", "Sn", "L3")
+
+
+def test_dilute_sample_takes_the_clearly_better_fluorescence(test_data, tmp_path):
+    """A dilute sample: a weak edge in transmission and a clear one in fluorescence (counts drawn from
+    the real Cu foil of the ISS-style file: the transmission absorbs 0.08 of the foil's mu, the
+    fluorescence counts follow it)."""
+    from xasml.io.columns import read_column_table
+
+    t = read_column_table(test_data / "measure" / "iss_calibration_cu.dat")
+    e, i0, it, ir = (t.data[k] for k in ("energy", "i0", "it", "ir"))
+    mu = np.log(it / ir) - np.log(it / ir).min()
+    rng = np.random.default_rng(1)
+    it2 = rng.poisson(it * np.exp(-0.08 * mu)).astype(float)
+    iff = rng.poisson(2.0 * i0 * (mu + 0.05)).astype(float)
+    f = tmp_path / "dilute_cu.dat"
+    f.write_text("# Element.symbol: Cu\n# Element.edge: K\n# energy i0 it iff\n"
+                 + "".join(f"{a:.4f} {b:.1f} {c:.1f} {d:.1f}\n" for a, b, c, d in zip(e, i0, it2, iff)))
+    s = _read(f)
+    assert s.metadata["mu_source"] == "iff/i0" and s.metadata["mu_mode"] == "fluorescence"
+    assert "clearer than the transmission ln(i0/it)" in s.metadata["mu_reason"]
+    assert _read(f, mu="ln(i0/it)").metadata["mu_source"] == "ln(i0/it)"  # the user's choice stands

@@ -15,7 +15,9 @@ matched whole, or as ``_``-separated words (``i0_keithley1_c4`` is an ``i0``); a
 ``if/i0`` (the absorber's fluorescence window when the channels are per element), electron
 yield ``ey/i0``, a normalised column, and last the reference channel (``mu_ref`` or
 ``ln(it/iref)``), and takes the first whose values are finite and show an absorption edge
-(:func:`edge_strength`): a flat channel is never taken when another has an edge.
+(:func:`edge_strength`): a flat channel is never taken when another has an edge. A transmission
+edge is set aside for a fluorescence channel whose edge is over :data:`DOMINANCE` times clearer (a
+dilute sample measured in fluorescence).
 """
 
 from __future__ import annotations
@@ -293,6 +295,26 @@ def _edge_in_range(el: str, rng: tuple[float, float]) -> bool:
     return any(rng[0] < edges[k].energy < rng[1] for k in ("K", "L3") if k in edges)
 
 
+#: a fluorescence channel whose edge strength is this many times the transmission's is taken instead
+DOMINANCE = 5.0
+
+
+def _clearly_better_fluorescence(cands, data, energy, source, strength: float):
+    from xasml.io.columns import evaluate_expression
+
+    for expr, mode, why in cands:
+        if mode != "fluorescence":
+            continue
+        with np.errstate(all="ignore"):
+            v = evaluate_expression(expr, data, source)
+        if not np.all(np.isfinite(v)):
+            continue
+        s = edge_strength(energy, v)[0]
+        if s >= EDGE_STRENGTH_MIN and s > DOMINANCE * strength:
+            return expr, mode, why, s
+    return None
+
+
 def choose_mu(columns: list[str], data: dict[str, np.ndarray], energy: np.ndarray, roles: dict[str, str],
               element: str | None = None, source: str | None = None) -> MuChoice | None:
     """The μ of a column file when the user does not say: the first candidate (see the module
@@ -352,6 +374,15 @@ def choose_mu(columns: list[str], data: dict[str, np.ndarray], energy: np.ndarra
             if mode in ("stored", "normalized"):
                 flat_stored.append((s, expr, mode, why))
             continue
+        if mode == "transmission":
+            # a dilute sample measured in fluorescence shows a weak edge in transmission too: the
+            # fluorescence is taken when its edge is far clearer (DOMINANCE times the strength)
+            better = _clearly_better_fluorescence(cands, data, energy, source, s)
+            if better is not None:
+                f_expr, f_mode, f_why, f_s = better
+                reason = (f"{f_why}; its edge (strength {f_s:.0f}) is over {DOMINANCE:g}x clearer than the "
+                          f"transmission {expr}'s ({s:.0f})" + (f"; passed over: {'; '.join(passed)}" if passed else ""))
+                return MuChoice(expression=f_expr, mode=f_mode, reason=reason, reference=ref_ok, strength=f_s)
         reason = why + (f"; passed over: {'; '.join(passed)}" if passed else "")
         return MuChoice(expression=expr, mode=mode, reason=reason, reference=ref_ok if mode != "reference" else expr,
                         strength=s)
