@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TORCH_VERSION=2.13.0
-EXTRAS='test,umap,simulate,serve'
+EXTRAS='test,umap,simulate,serve,hdf5'
 # The browser test of `xasml serve` drives Debian's chromium through chromedriver (no browser
 # download at test time): install them when missing and we may (root with apt); elsewhere the
 # test skips and says why.

@@ -63,8 +63,8 @@ def test_larch_export_xmu(test_data):
     s = read_spectrum(path)
     assert s.metadata["columns"] == ["energy", "mu", "norm", "flat"]
     assert s.metadata["mu_source"] == "mu"
-    assert (s.absorbing_element, s.edge) == ("Cu", "K")  # identified from the data, with a warning
-    assert any("identified from the data" in w for w in s.metadata["warnings"])
+    assert (s.absorbing_element, s.edge) == ("Cu", "K")  # from the header's e0 = 8977.58
+    assert s.metadata["element_source"] == "header (edge energy 8977.6 eV)"
     norm = read_columns(path, mu="flat", absorbing_element="Cu", edge="K")
     post = (norm.energy > 9100) & (norm.energy < 9400)
     assert np.mean(norm.mu[post]) == pytest.approx(1.0, abs=0.05)  # larch's flattened spectrum

@@ -11,6 +11,14 @@ Usage::
     /work/larchenv/bin/python scripts/larch/larch_reference.py xasdl /tmp/xasdl.npz tests/data/measure/larch_xasdl.json
     /work/larchenv/bin/python scripts/larch/larch_reference.py athena ../shared/data/experimental/athena-projects \
         tests/data/measure/larch_athena.json
+
+* ``beamline``: larch ``read_ascii`` of every beamline column file (``read_fdmnes`` for FDMNES
+  output): the channel names (``array_labels``), ``energy_column``/``energy_units``/
+  ``mono_dspace`` where larch's beamline guess sets them, and larch ``pre_edge`` e0 on the μ that
+  xasml chose (``dump_beamline_choices.py``), rebuilt from larch's own arrays::
+
+    /work/larchenv/bin/python scripts/larch/larch_reference.py beamline /tmp/beamline_choices.json \
+        ../shared/data/experimental/beamline-files tests/data/measure/larch_beamline.json
 """
 
 from __future__ import annotations
@@ -80,5 +88,57 @@ def athena(folder: str, out: str) -> None:
     print(f"{len(rows)} projects -> {out}")
 
 
+def beamline(choices: str, folder: str, out: str) -> None:
+    import larch
+    from larch import Group
+    from larch.io import read_ascii, read_fdmnes
+    from larch.xafs import pre_edge
+
+    picks = json.loads(Path(choices).read_text())
+    rows = {}
+    for name, pick in sorted(picks.items()):
+        f = Path(folder) / name
+        fdmnes = "fdmnes" in f.read_text(errors="replace").splitlines()[0].lower()
+        g = read_fdmnes(str(f)) if fdmnes else read_ascii(str(f))
+        row = {"array_labels": list(g.array_labels), "n_points": int(g.data.shape[1]),
+               "energy_units": getattr(g, "energy_units", "eV"), "energy_column": getattr(g, "energy_column", 1),
+               "mono_dspace": getattr(g, "mono_dspace", None)}
+        if "error" in pick:
+            row["xasml_error"] = pick["error"]
+            rows[name] = row
+            continue
+        # the energy: larch's column at xasml's index, in larch's units
+        e = np.asarray(g.data[pick["energy_index"] - 1], dtype=float)
+        src = pick["energy_source"]
+        if fdmnes:
+            e = np.asarray(g.energy, dtype=float)  # read_fdmnes adds E_edge
+        elif "keV" in src:
+            e = e * 1000.0
+        elif "angle" in src:
+            e = 12398.419843320026 / (2.0 * g.mono_dspace * np.sin(np.radians(e)))
+        # the mu: xasml's expression on larch's arrays (names xasml and larch share), else not recorded
+        env = {lab: np.asarray(g.data[i], dtype=float) for i, lab in enumerate(g.array_labels)}
+        if fdmnes:
+            env["xanes"] = np.asarray(g.data[1], dtype=float)
+        env.update(ln=np.log, log=np.log, exp=np.exp)
+        try:
+            mu = np.asarray(eval(pick["mu_source"], {"__builtins__": {}}, env), dtype=float)  # noqa: S307 - own fixture
+        except NameError as exc:
+            row["mu_error"] = f"xasml's mu {pick['mu_source']!r} uses names larch does not give: {exc}"
+            rows[name] = row
+            continue
+        order = np.argsort(e, kind="stable")
+        e, mu = e[order], mu[order]
+        keep = np.concatenate(([True], np.diff(e) > 0))
+        grp = Group(energy=e[keep], mu=mu[keep])
+        pre_edge(grp)
+        row.update(mu_source=pick["mu_source"], e0=float(grp.e0), edge_step=float(grp.edge_step))
+        rows[name] = row
+    meta = {"larch_version": larch.__version__,
+            "what": "larch read_ascii (read_fdmnes) names; pre_edge e0 on xasml's mu rebuilt from larch arrays"}
+    Path(out).write_text(json.dumps({"meta": meta, "files": rows}, indent=1, sort_keys=True, default=str))
+    print(f"{len(rows)} files -> {out}")
+
+
 if __name__ == "__main__":
-    {"xasdl": xasdl, "athena": athena}[sys.argv[1]](*sys.argv[2:])
+    {"xasdl": xasdl, "athena": athena, "beamline": beamline}[sys.argv[1]](*sys.argv[2:])

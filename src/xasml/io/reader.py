@@ -10,6 +10,8 @@ Recognised formats (file extensions are not trusted: the XAS Data Library has ``
   :func:`xasml.io.mp.read_mp_xas_document`.
 * **Athena project** — ``# Athena project file`` first (plain or gzipped), or a JSON project
   with ``_____header`` keys → :func:`xasml.io.athena.read_athena` (a list, one per group).
+* **HDF5/NeXus** — the HDF5 signature → :func:`xasml.io.nexus.read_nexus_table` (BLISS, SOLEIL and
+  generic NeXus scans), then the column reader's μ choice (:func:`xasml.io.columns.read_columns`).
 * **Plain columns** — anything else whose data lines are numbers (any separator, comma
   decimals, ``#`` headers or none, larch/Athena ``.xmu``/``.nor`` exports) →
   :func:`xasml.io.columns.read_columns`. XDI files read with column options (``energy_col``,
@@ -29,11 +31,11 @@ from xasml.spectrum import Spectrum
 __all__ = ["detect_format", "read_spectra", "read_spectrum"]
 
 _FEFF_HEADER = re.compile(r"^#\s*omega\s+e\s+k\s+mu\s+mu0\s+chi\b", re.IGNORECASE)
-_HEAD_BYTES = 16384
+_HEAD_BYTES = 65536
 
 
 def detect_format(path: str | Path) -> str:
-    """Return ``"xdi"``, ``"feff"``, ``"mp"``, ``"athena"`` or ``"columns"`` for a spectrum file, by its content.
+    """Return ``"xdi"``, ``"feff"``, ``"mp"``, ``"athena"``, ``"hdf5"`` or ``"columns"`` for a spectrum file, by its content.
 
     Parameters
     ----------
@@ -71,6 +73,10 @@ def detect_format(path: str | Path) -> str:
         if head.lstrip().startswith(b"# Athena project file") or b'"_____header' in head[:400]:
             return "athena"
         raise SpectrumError("gzipped file that is not an Athena project: unzip it first", source=src)
+    from xasml.io.nexus import HDF5_SIGNATURE
+
+    if head.startswith(HDF5_SIGNATURE):
+        return "hdf5"
     if b"\0" in head:
         raise SpectrumError("binary file: expected a text spectrum file (XDI, FEFF xmu.dat or MP JSON)",
                             source=src)
@@ -89,9 +95,17 @@ def detect_format(path: str | Path) -> str:
         return "feff"
     from xasml.io.columns import _is_number_line
 
-    body = [ln for ln in lines[:-1] if ln.strip() and not ln.strip().startswith(("#", "%", "!"))]
+    from xasml.io.headers import COMMENT_CHARS
+
+    body = [ln for ln in (lines[:-1] if len(head) == _HEAD_BYTES else lines)
+            if ln.strip() and not ln.strip().startswith(COMMENT_CHARS)]
     if body and sum(_is_number_line(ln) for ln in body[:20]) >= min(3, len(body)):
         return "columns"
+    run = 0
+    for ln in body:  # beamline files with text headers (SSRL, Photon Factory, X-DAC): a table further down
+        run = run + 1 if _is_number_line(ln) else 0
+        if run >= 3:
+            return "columns"
     first = lines[0].strip()[:60] if lines else ""
     raise SpectrumError(
         "unknown spectrum format: expected XDI (first line '# XDI/1.0 ...'), FEFF xmu.dat (a header "
@@ -114,7 +128,7 @@ def read_spectrum(path: str | Path, **kwargs: Any) -> Spectrum | list[Spectrum]:
         ``multiplicity``, ``column``), :func:`~xasml.io.athena.read_athena`
         (``absorbing_element``, ``edge``, ``include_references``) or
         :func:`~xasml.io.columns.read_columns` (``energy_col``, ``mu``, ``absorbing_element``,
-        ``edge``). ``energy_col``/``mu`` given for an XDI file read it as columns. MP
+        ``edge``, ``scan``). ``energy_col``/``mu`` given for an XDI file read it as columns. MP
         documents take none.
 
     Returns
@@ -132,19 +146,19 @@ def read_spectrum(path: str | Path, **kwargs: Any) -> Spectrum | list[Spectrum]:
         For keyword arguments the detected format's reader does not take.
     """
     fmt = detect_format(path)
-    column_opts = {k: kwargs[k] for k in ("energy_col", "mu") if kwargs.get(k) is not None}
+    column_opts = {k: kwargs[k] for k in ("energy_col", "mu", "scan") if kwargs.get(k) is not None}
     if fmt == "athena":
         from xasml.io.athena import read_athena
 
         if column_opts:
             raise TypeError(f"{path}: Athena projects take no column options, got {sorted(column_opts)}")
-        return read_athena(path, **{k: v for k, v in kwargs.items() if k not in ("energy_col", "mu")})
-    if fmt == "columns" or (fmt == "xdi" and column_opts):
+        return read_athena(path, **{k: v for k, v in kwargs.items() if k not in ("energy_col", "mu", "scan")})
+    if fmt in ("columns", "hdf5") or (fmt == "xdi" and column_opts):
         from xasml.io.columns import read_columns
 
         return read_columns(path, **{k: v for k, v in kwargs.items() if k in ("energy_col", "mu", "absorbing_element",
-                                                                              "edge")})
-    kwargs = {k: v for k, v in kwargs.items() if k not in ("energy_col", "mu")}
+                                                                              "edge", "scan")})
+    kwargs = {k: v for k, v in kwargs.items() if k not in ("energy_col", "mu", "scan")}
     if fmt == "xdi":
         from xasml.io.xdi import read_xdi
 
@@ -169,7 +183,7 @@ def read_spectrum(path: str | Path, **kwargs: Any) -> Spectrum | list[Spectrum]:
 
 def read_spectra(path: str | Path, absorbing_element: str | None = None, edge: str | None = None,
                  energy_col: str | int | None = None, mu: str | int | None = None,
-                 include_references: bool = True) -> list[Spectrum]:
+                 include_references: bool = True, scan: str | int | None = None) -> list[Spectrum]:
     """Every spectrum of a file, read with the options of the commands that read measured files
     (``--element``, ``--edge``, ``--energy-col``, ``--mu``; :func:`read_spectrum` does the work).
 
@@ -184,6 +198,8 @@ def read_spectra(path: str | Path, absorbing_element: str | None = None, edge: s
         expression of the channels such as ``ln(i0/it)``).
     include_references : bool
         Keep an Athena project's reference-channel groups (``metadata["is_reference_channel"]``).
+    scan : str or int, optional
+        SPEC column files with several ``#S`` scans: which one (default the last).
 
     Returns
     -------
@@ -196,7 +212,7 @@ def read_spectra(path: str | Path, absorbing_element: str | None = None, edge: s
         Naming the file: what the format's reader raises, and options the format does not take.
     """
     opts = {k: v for k, v in (("absorbing_element", absorbing_element), ("edge", edge), ("energy_col", energy_col),
-                              ("mu", mu)) if v is not None}
+                              ("mu", mu), ("scan", scan)) if v is not None}
     try:
         got = read_spectrum(path, **opts)
     except TypeError as exc:  # options the detected format's reader does not take

@@ -272,10 +272,10 @@ def _data_row(tokens: list[str], src: str, lineno: int) -> list[float]:
         try:
             v = float(tok)
         except ValueError:
-            raise SpectrumError(f"value {tok!r} in column {j + 1} is not a number", source=src,
+            raise SpectrumError(f"value {tok[:40]!r} in column {j + 1} is not a number", source=src,
                                 line=lineno) from None
         if not math.isfinite(v):
-            raise SpectrumError(f"value {tok!r} in column {j + 1} is not finite (NaN and inf are "
+            raise SpectrumError(f"value {tok[:40]!r} in column {j + 1} is not finite (NaN and inf are "
                                 "not allowed in XDI)", source=src, line=lineno)
         values.append(v)
     return values
@@ -382,6 +382,11 @@ def read_xdi_table(path: str | Path) -> XDIFile:
                 state, header_end_seen = "labels", True
                 continue
             if state == "fields" and re.fullmatch(r"/{3,}", body):
+                state = "comments"
+                continue
+            if state == "fields" and re.fullmatch(r"/{3,}.*", body):
+                # e.g. '///  Users Comments  ///' (Epics StepScan files): the comment separator, leniently
+                _warn(msgs, src, f"comment separator line {body[:40]!r} is not a bare '///': taken as one", lineno)
                 state = "comments"
                 continue
             if state == "fields":
@@ -679,9 +684,12 @@ def read_xdi(path: str | Path, absorbing_element: str | None = None, edge: str |
         _warn(msgs, src, f"{where}: points sorted by energy"
                          f"{f' and {ndup} repeated energies averaged' if ndup else ''}", int(xdi.data_lines[i + 1]))
 
+    nwarn = len(msgs)
     element, edge_name = _element_and_edge(xdi, energy, mu, absorbing_element, edge, msgs)
+    from_data = len(msgs) > nwarn and "identified from the data" in msgs[-1]
     metadata = {
         "format": "xdi",
+        "element_source": "option" if absorbing_element is not None else ("data" if from_data else "header"),
         "xdi_version": xdi.version,
         "applications": xdi.applications,
         "mu_source": mu_source,

@@ -46,6 +46,8 @@ def add_parser(subparsers) -> None:
     r.add_argument("--json", action="store_true", help="one JSON object per line")
     add_reading_options(r, calibration=True)
     r.add_argument("--no-references", action="store_true", help="Athena projects: skip the 'Ref' groups")
+    r.add_argument("--scan", help="SPEC column files with several '#S' scans: the scan number to read (default the "
+                                  "last)")
     r.add_argument("--ignore-stored", action="store_true",
                    help="Athena projects: normalise with larch's defaults instead of the stored e0 and ranges")
     r.set_defaults(func=_read)
@@ -90,7 +92,7 @@ def _read(args) -> int:
         try:
             recs = measure_file(f, absorbing_element=args.element, edge=args.edge, energy_col=args.energy_col,
                                 mu=args.mu, calibrate=args.calibrate, reference=args.reference,
-                                include_references=not args.no_references, use_stored=not args.ignore_stored)
+                                include_references=not args.no_references, use_stored=not args.ignore_stored, scan=args.scan)
         except XasmlError as exc:  # a user mistake or a bad file: exit status 2 (xasml convention)
             print(f"xasml: error: {exc}", file=sys.stderr)
             status = max(status, 2)

@@ -249,6 +249,8 @@ def _measure(spectrum, calibrate: str, reference, nnorm: int | None, use_stored:
         "pre1": r.pre1, "pre2": r.pre2, "norm1": r.norm1, "norm2": r.norm2, "nnorm": r.nnorm,
         "calibration": cal.to_dict(),
         "mu_source": meta.get("mu_source"),
+        **{k: meta[k] for k in ("mu_reason", "columns", "convention", "energy_source", "element_source",
+                                "edge_source", "scan") if meta.get(k) is not None},
         **({"athena": meta["athena"]} if meta.get("format") == "athena" else {}),
         "warnings": list(dict.fromkeys(warns)),
     }
@@ -257,7 +259,8 @@ def _measure(spectrum, calibrate: str, reference, nnorm: int | None, use_stored:
 
 def measure_file(path: str | Path, absorbing_element: str | None = None, edge: str | None = None,
                  energy_col: str | int | None = None, mu: str | int | None = None, calibrate: str = "auto",
-                 reference=None, include_references: bool = True, use_stored: bool = True) -> list[dict[str, Any]]:
+                 reference=None, include_references: bool = True, use_stored: bool = True,
+                 scan: str | int | None = None) -> list[dict[str, Any]]:
     """Read a measured file (XDI, Athena project, plain columns) and measure every spectrum in it.
 
     Parameters
@@ -276,6 +279,8 @@ def measure_file(path: str | Path, absorbing_element: str | None = None, edge: s
         Athena projects: also report the reference-channel groups.
     use_stored : bool
         Athena projects: normalise with the stored parameters (see :func:`measure_spectrum`).
+    scan : str or int, optional
+        SPEC column files with several ``#S`` scans: which one (default the last).
 
     Returns
     -------
@@ -291,7 +296,8 @@ def measure_file(path: str | Path, absorbing_element: str | None = None, edge: s
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        spectra = read_spectra(path, absorbing_element, edge, energy_col, mu, include_references=include_references)
+        spectra = read_spectra(path, absorbing_element, edge, energy_col, mu, include_references=include_references,
+                               scan=scan)
     ref = reference
     if isinstance(reference, (str, Path)):
         with warnings.catch_warnings():

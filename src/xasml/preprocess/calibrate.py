@@ -106,7 +106,12 @@ def _columns_reference(spectrum) -> tuple[np.ndarray, np.ndarray, str] | None:
 
     chans = spectrum.metadata.get("channels") or {}
     low = {k.lower(): k for k in chans}
-    expr = next((n for n in _REF_MU if n in low), None)
+    if "reference_source" in spectrum.metadata:  # the reader found the reference channel (with an edge) or none
+        expr = spectrum.metadata["reference_source"]
+        if expr is None:
+            return None
+    else:
+        expr = next((n for n in _REF_MU if n in low), None)
     if expr is None:
         ir = next((n for n in _REF_I if n in low), None)
         it = next((n for n in _REF_IT if n in low), None)
