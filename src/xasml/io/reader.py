@@ -188,7 +188,8 @@ def read_spectra(path: str | Path, absorbing_element: str | None = None, edge: s
     Returns
     -------
     list of Spectrum
-        One per spectrum in the file (an Athena project gives one per group).
+        One per spectrum in the file (an Athena project gives one per group; its groups that
+        could not be read are in the list's ``failed``, see :class:`xasml.io.athena.AthenaSpectra`).
 
     Raises
     ------
@@ -203,5 +204,6 @@ def read_spectra(path: str | Path, absorbing_element: str | None = None, edge: s
         raise SpectrumError(str(exc).removeprefix(f"{path}: "), source=str(path)) from None
     spectra = got if isinstance(got, list) else [got]
     if not include_references:
-        spectra = [s for s in spectra if not s.metadata.get("is_reference_channel")]
+        kept = [s for s in spectra if not s.metadata.get("is_reference_channel")]
+        spectra = type(spectra)(kept, spectra.failed) if hasattr(spectra, "failed") else kept
     return spectra

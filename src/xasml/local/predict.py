@@ -702,6 +702,8 @@ def predict_files(files: Sequence[str | Path], task: str, model: str | Path | No
                 out.append({"file": name, "absorbing_element": s.absorbing_element, **res})
             except (SpectrumError, DataError, OSError, ValueError) as exc:
                 out.append({"file": name, "error": str(exc)})
+        for fail in getattr(spectra, "failed", []):  # Athena groups that could not be read: never silent
+            out.append({"file": f"{f}:{fail.label}", "error": str(fail.error)})
     return out
 
 

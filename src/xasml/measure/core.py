@@ -239,8 +239,10 @@ def _measure(spectrum, calibrate: str, reference, nnorm: int | None, use_stored:
     record = {
         "file": src,
         "label": label,
+        "status": "ok",
         "absorbing_element": spectrum.absorbing_element,
         "edge": spectrum.edge,
+        "element_source": meta.get("element_source"),
         "n_points": int(len(spectrum)),
         "energy_range": [float(cal_spec.energy[0]), float(cal_spec.energy[-1])],
         "e0": float(r.e0),
@@ -280,12 +282,16 @@ def measure_file(path: str | Path, absorbing_element: str | None = None, edge: s
     Returns
     -------
     list of dict
-        One :func:`measure_spectrum` record per spectrum (an Athena project gives one per group).
+        One :func:`measure_spectrum` record per spectrum (an Athena project gives one per group),
+        ``status`` ``"ok"``. In a file of several spectra (an Athena project) a group that could
+        not be read or measured gives ``{"file", "label", "group", "status": "error", "error"}``
+        instead (after the groups that read), and the others are still measured.
 
     Raises
     ------
     SpectrumError
-        From the reader, the checks, the calibration or the normalisation (file named).
+        From the reader, the checks, the calibration or the normalisation (file named); for a
+        project, only when none of its groups can be read.
     """
     from xasml.io.reader import read_spectra
 
@@ -297,13 +303,25 @@ def measure_file(path: str | Path, absorbing_element: str | None = None, edge: s
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             ref = read_spectra(reference, absorbing_element, edge)[0]
+    failed = list(getattr(spectra, "failed", []))
+    several = len(spectra) + len(failed) > 1  # a project: one group's failure does not stop the others
     out = []
     for s in spectra:
-        if s.metadata.get("is_reference_channel") and calibrate != "none":
-            rec = measure_spectrum(s, calibrate="none", use_stored=use_stored)  # not calibrated against itself
-        else:
-            rec = measure_spectrum(s, calibrate=calibrate, reference=ref, use_stored=use_stored)
+        try:
+            if s.metadata.get("is_reference_channel") and calibrate != "none":
+                rec = measure_spectrum(s, calibrate="none", use_stored=use_stored)  # not calibrated against itself
+            else:
+                rec = measure_spectrum(s, calibrate=calibrate, reference=ref, use_stored=use_stored)
+        except SpectrumError as exc:
+            if not several:
+                raise
+            label = s.metadata.get("label") or s.material_id
+            msg = exc.message if str(exc).startswith(str(s.source)) else str(exc)
+            rec = {"file": str(s.source), "label": label, "group": s.metadata.get("group"), "status": "error",
+                   "error": str(SpectrumError(f"group {label!r}: {msg}", source=exc.source or str(path),
+                                              line=exc.line, field=exc.field))}
         out.append(rec)
+    out += [f.to_dict(str(path)) for f in failed]
     return out
 
 
