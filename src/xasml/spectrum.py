@@ -112,6 +112,53 @@ def check_energy_mu(energy, mu, source: str | None = None, lines=None) -> tuple[
                             f"({e[i]:.4f} eV then {e[i + 1]:.4f} eV)", source=source, line=line(i + 1), field="energy")
     return e, m
 
+
+#: a scan with fewer points, or spanning fewer eV, cannot hold an edge with its pre- and post-edge: an error
+MIN_POINTS, MIN_SPAN_EV = 10, 15.0
+#: a scan with fewer points, or spanning fewer eV, is usable but doubtful: a warning
+DOUBTFUL_POINTS, DOUBTFUL_SPAN_EV = 30, 40.0
+
+
+def check_extent(spectrum) -> list[str]:
+    """The one check of a spectrum's extent, applied to every spectrum a command reads
+    (:func:`xasml.io.reader.read_spectrum`): enough points over enough energy for an absorption
+    edge with some pre- and post-edge.
+
+    Parameters
+    ----------
+    spectrum : Spectrum
+        Any spectrum (energies in eV).
+
+    Returns
+    -------
+    list of str
+        Doubts, each starting with the file: fewer than :data:`DOUBTFUL_POINTS` points or a span
+        under :data:`DOUBTFUL_SPAN_EV` eV (normalisation and predictions uncertain). They are also
+        appended to ``spectrum.metadata["warnings"]``, where the commands report them.
+
+    Raises
+    ------
+    SpectrumError
+        Naming the file, for fewer than :data:`MIN_POINTS` points or a span under
+        :data:`MIN_SPAN_EV` eV: no edge can be told from such a scan.
+    """
+    e = spectrum.energy
+    n, span = int(e.size), float(e[-1] - e[0])
+    src = spectrum.source
+    if n < MIN_POINTS or span < MIN_SPAN_EV:
+        raise SpectrumError(f"the scan has {n} points over {span:.1f} eV: too short for an absorption edge with "
+                            f"its pre- and post-edge (at least {MIN_POINTS} points over {MIN_SPAN_EV:.0f} eV "
+                            "expected)", source=src, field="energy")
+    out = []
+    if n < DOUBTFUL_POINTS or span < DOUBTFUL_SPAN_EV:
+        out.append(f"{src}: short scan, {n} points over {span:.1f} eV (expected at least {DOUBTFUL_POINTS} points "
+                   f"over {DOUBTFUL_SPAN_EV:.0f} eV): the edge step, the normalisation and any prediction are "
+                   "uncertain")
+        w = spectrum.metadata.setdefault("warnings", [])
+        w.extend(m for m in out if m not in w)
+    return out
+
+
 def atomic_number(symbol: str) -> int:
     """Atomic number Z of an element symbol (any case; pymatgen's periodic table).
 

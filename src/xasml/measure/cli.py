@@ -151,6 +151,8 @@ def _read_for_map(args, element: str, edge: str) -> tuple[list, list[str]]:
                     labels.append(f"{Path(f).name}#{s.metadata['row']} {args.label_name}={s.metadata[args.label_name]:.4g}")
             else:
                 got = read_spectra(f, args.element or None, args.edge or None)
+                for fail in getattr(got, "failed", []):  # an Athena group that could not be read: said, not hidden
+                    print(f"xasml: warning: {fail.error}; group left out of the mapping", file=sys.stderr)
                 if len(got) == 1:
                     labels.append(Path(f).name)
                 else:
