@@ -332,3 +332,27 @@ def test_corrupt_gzip_past_the_first_16kb(test_data, tmp_path):
     assert detect_format(f) == "athena"
     with pytest.raises(SpectrumError, match=r"damaged\.prj: gzip data is corrupt"):
         read_spectrum(f)
+
+
+def test_chi_groups_are_skipped_and_said(test_data, tmp_path, capsys):
+    from xasml.cli import main
+
+    chi = _cu_group(test_data, label="chi of cu010k", is_chi=1, is_xmu=0)
+    chi["name"] = "chig"
+    path = _write_project(tmp_path / "withchi.prj", [_cu_group(test_data), chi])
+    with pytest.warns(UserWarning, match="'chi of cu010k' is not mu"):
+        spectra = read_athena(path)
+    assert [s.metadata["label"] for s in spectra] == ["cu010k.dat"] and spectra.failed == []
+    assert [f.label for f in spectra.skipped] == ["chi of cu010k"]
+    assert main(["measure", "read", "--json", "--calibrate", "none", str(path)]) == 0
+    recs = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["status"] for r in recs] == ["ok", "skipped"]
+
+
+def test_array_statement_over_several_lines(test_data, tmp_path):
+    """A Perl list written over several lines (one value a line) is one statement, as Perl reads it."""
+    g = _cu_group(test_data)
+    g["y"] = "\n".join(f"'{v!r}'," for v in g["y"]).rstrip(",")
+    g["name"] = "multi"
+    (s,) = read_athena(_write_project(tmp_path / "multiline.prj", [g]))
+    assert len(s) == 612 and s.metadata["label"] == "cu010k.dat"

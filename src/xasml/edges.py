@@ -229,7 +229,7 @@ def stated_element(value) -> str | None:
     Parameters
     ----------
     value : str, int, float or None
-        The stated value.
+        The stated value (also ``"15: P"``-like text holding exactly one capitalised symbol).
 
     Returns
     -------
@@ -259,7 +259,10 @@ def stated_element(value) -> str | None:
             try:
                 z = float(xraydb.atomic_number(s.lower()))
             except (ValueError, KeyError, TypeError):
-                return None
+                # '15: P', 'P (15)', 'Fe K': one capitalised symbol among the words
+                words = {w for w in re.split(r"[^A-Za-z0-9]+", s) if w}
+                syms = {w for w in words if w[:1].isupper() and w in _SYMBOLS and len(w) <= 2}
+                return syms.pop() if len(syms) == 1 else None
     if not (np.isfinite(z) and z == int(z) and 1 <= z <= 98):
         return None
     return xraydb.atomic_symbol(int(z))
@@ -364,7 +367,8 @@ def resolve_absorber(source: str | None, *, element: str | None = None, edge: st
     st_el = stated_element(stated_element_value)
     if st_el is None and stated_element_value not in (None, ""):
         msgs.append(f"{stated_what} element {str(stated_element_value)[:40]!r} names no element; ignored")
-    elif st_el is not None and st_el in placeholder_elements:
+    placeholder = st_el is not None and st_el in placeholder_elements
+    if placeholder:
         msgs.append(f"{stated_what} element {st_el!r} is the placeholder of an unset absorber; ignored")
         st_el = None
     st_ed = stated_edge(stated_edge_value)
@@ -400,7 +404,15 @@ def resolve_absorber(source: str | None, *, element: str | None = None, edge: st
             raise SpectrumError(f"the absorbing element/edge is not stated and {e.size} points are too few to find "
                                 "the edge; give --element/--edge", source=source, field="absorbing_element")
         try:
-            fe, fed, tab = identify_edge(e0, element=el, edge=ed)
+            try:
+                fe, fed, tab = identify_edge(e0, element=el, edge=ed)
+            except ValueError:
+                if not (placeholder and el is None and ed_src == "header"):
+                    raise
+                # the edge stored beside a placeholder element is no statement either (no such edge near the data)
+                msgs.append(f"{stated_what} edge {ed} fits no element near the data; ignored")
+                ed, ed_src = None, None
+                fe, fed, tab = identify_edge(e0)
         except ValueError as exc:
             raise SpectrumError(f"absorbing element/edge not stated and not identifiable from the data: {exc}; give "
                                 "--element/--edge", source=source, field="absorbing_element") from None

@@ -253,7 +253,8 @@ def is_athena_project(head: str) -> bool:
         True for ``# Athena project file`` (Perl dump) or a JSON object with ``_____header`` keys.
     """
     h = head.lstrip("\ufeff").lstrip()
-    return h.startswith("# Athena project file") or ('"_____header' in h[:400] and h.startswith("{"))
+    return (h.startswith("# Athena project file") or "Athena project file -- " in h[:500]
+            or ('"_____header' in h[:400] and h.startswith("{")))
 
 
 _HEX = re.compile(r"\\x\{([0-9A-Fa-f]{1,6})\}")
@@ -364,7 +365,7 @@ def _floats(values: Any, what: str, src: str, line: int | None) -> np.ndarray:
 _NEEDED = ("x", "y")
 _STATEMENT = re.compile(r"^([$@%])(\w+)\s*=\s*(.*)$", re.DOTALL)
 #: lines a statement may continue over (a string literal with a line break in it)
-_MAX_CONTINUATION = 200
+_MAX_CONTINUATION = 1_000_000  # (it also stops at the next statement)
 
 
 def _statements(text: str):
@@ -502,16 +503,20 @@ class AthenaFailure:
         Line of the group in the file (Perl layout).
     error : SpectrumError
         Why, naming the file (and line/field).
+    status : {"error", "skipped"}
+        ``"skipped"`` for a group read but not μ(E) data (χ(k) or derived groups).
     """
 
     name: str
     label: str
     line: int | None
     error: SpectrumError
+    status: str = "error"
 
     def to_dict(self, source: str) -> dict[str, Any]:
-        """``{"file", "label", "group", "line", "status": "error", "error"}`` (a measure-read record)."""
-        return {"file": source, "label": self.label, "group": self.name, "line": self.line, "status": "error",
+        """``{"file", "label", "group", "line", "status", "error"}`` (a measure-read record; ``status`` is
+        ``"error"``, or ``"skipped"`` for a group that is not μ(E) data)."""
+        return {"file": source, "label": self.label, "group": self.name, "line": self.line, "status": self.status,
                 "error": str(self.error)}
 
 
@@ -639,11 +644,13 @@ def _nudge_duplicates(e: np.ndarray) -> tuple[np.ndarray, int]:
 
 class AthenaSpectra(list):
     """The spectra of an Athena project (a list of :class:`~xasml.spectrum.Spectrum`), with the groups
-    that could not be read in ``failed`` (list of :class:`AthenaFailure`; also warned about)."""
+    that could not be read in ``failed`` (list of :class:`AthenaFailure`; also warned about) and the
+    groups that are not μ(E) data in ``skipped``."""
 
-    def __init__(self, spectra=(), failed=()):
+    def __init__(self, spectra=(), failed=(), skipped=()):
         super().__init__(spectra)
         self.failed: list[AthenaFailure] = list(failed)
+        self.skipped: list[AthenaFailure] = list(skipped)
 
 
 #: Athena's bkg_z before it knows the absorber
@@ -682,7 +689,7 @@ def read_athena(path: str | Path, absorbing_element: str | None = None, edge: st
         ``athena`` (e0, pre1, pre2, norm1, norm2, nnorm, eshift, element, edge as stored),
         ``element_source``, ``reference_group`` (label of the paired reference channel, if
         any), ``channels`` (names of the stored i0/signal arrays) and ``warnings``. Chi groups
-        are skipped with a warning. ``failed``: the groups that could not be read.
+        are skipped with a warning (listed in ``skipped``). ``failed``: the groups that could not be read.
 
     Raises
     ------
@@ -703,14 +710,19 @@ def read_athena(path: str | Path, absorbing_element: str | None = None, edge: st
     for g in proj.groups:
         msgs = shared + list(g.warnings)
         if not g.is_xmu:
-            msgs_skip = f"{src}: group {g.label.strip()!r} is not mu(E) data (chi or derived); skipped"
-            proj.warnings.append(msgs_skip)
+            why = SpectrumError(f"group {g.label.strip()!r} is not mu(E) data (chi(k) or derived: is_chi, is_bkg, "
+                                "is_diff, ...); skipped", source=src, line=g.line)
+            out.skipped.append(AthenaFailure(name=g.name, label=g.label.strip(), line=g.line, error=why,
+                                             status="skipped"))
+            warnings.warn(str(why), AthenaWarning, stacklevel=2)
             continue
         if g.is_reference_channel and not include_references:
             continue
         try:
-            ab = resolve_absorber(src, element=absorbing_element, edge=edge, stated_element_value=g.args.get("bkg_z"),
-                                  stated_edge_value=g.args.get("fft_edge"), stated_what="the stored bkg_z/fft_edge",
+            stated_el = next((g.args[k] for k in ("bkg_z", "atsym") if g.args.get(k) not in (None, "")), None)
+            stated_ed = next((g.args[k] for k in ("fft_edge", "edge") if g.args.get(k) not in (None, "")), None)
+            ab = resolve_absorber(src, element=absorbing_element, edge=edge, stated_element_value=stated_el,
+                                  stated_edge_value=stated_ed, stated_what="the stored bkg_z/fft_edge",
                                   placeholder_elements=ATHENA_PLACEHOLDER_ELEMENTS, filename=g.label.strip(),
                                   energy=g.energy, mu=g.mu, e0=g.e0, e0_what="Athena's e0 (bkg_e0)")
         except SpectrumError as exc:
@@ -736,8 +748,8 @@ def read_athena(path: str | Path, absorbing_element: str | None = None, edge: st
         out.append(Spectrum(energy=g.energy, mu=g.mu, absorbing_element=ab.element, edge=ab.edge,
                             material_id=g.label.strip(), source=src, kind="mu", metadata=meta))
     if not out:
-        if out.failed:
-            first = out.failed[0].error
+        if out.failed or out.skipped:
+            first = (out.failed or out.skipped)[0].error
             raise SpectrumError(first.message, source=first.source or src, line=first.line, field=first.field)
         raise SpectrumError("no mu(E) groups in the Athena project (only chi or derived data)", source=src)
     return out

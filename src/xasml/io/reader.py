@@ -233,5 +233,5 @@ def read_spectra(path: str | Path, absorbing_element: str | None = None, edge: s
     spectra = got if isinstance(got, list) else [got]
     if not include_references:
         kept = [s for s in spectra if not s.metadata.get("is_reference_channel")]
-        spectra = type(spectra)(kept, spectra.failed) if hasattr(spectra, "failed") else kept
+        spectra = type(spectra)(kept, spectra.failed, spectra.skipped) if hasattr(spectra, "failed") else kept
     return spectra

@@ -96,7 +96,8 @@ EXIT_PARTIAL = 3
 
 
 def _fmt_failure(rec: dict) -> str:
-    return f"{rec['file']}  [{rec['label']}]  NOT READ\n    warning: {rec['error']}"
+    what = "SKIPPED" if rec["status"] == "skipped" else "NOT READ"
+    return f"{rec['file']}  [{rec['label']}]  {what}\n    warning: {rec['error']}"
 
 
 def _read(args) -> int:
@@ -117,12 +118,12 @@ def _read(args) -> int:
             unexpected = True
             continue
         for rec in recs:
-            if rec.get("status") == "error":
+            if rec.get("status") in ("error", "skipped"):
                 print(json.dumps(rec) if args.json else _fmt_failure(rec), flush=True)
                 print(f"xasml: warning: {rec['error']}", file=sys.stderr)
             else:
                 print(json.dumps(rec) if args.json else _fmt(rec), flush=True)
-        if recs and all(r.get("status") == "error" for r in recs):
+        if not any(r.get("status", "ok") == "ok" for r in recs):
             refused = True
         elif any(r.get("status") == "error" for r in recs):
             partial = True

@@ -79,7 +79,7 @@ def _edge_in_data(spectrum) -> str:
             "give the right --element/--edge")
 
 
-def check_measured(spectrum) -> tuple[float, list[str]]:
+def check_measured(spectrum, e0: float | None = None) -> tuple[float, list[str]]:
     """Every physical check of a measured spectrum, before anything is fitted to it.
 
     The one entry point for commands that take measured files (``measure read``, ``topology
@@ -91,11 +91,14 @@ def check_measured(spectrum) -> tuple[float, list[str]]:
     ----------
     spectrum : Spectrum
         Measured spectrum (absolute eV) with its stated ``absorbing_element`` and ``edge``.
+    e0 : float, optional
+        The edge energy (eV) the user stated for these data (an Athena group's ``bkg_e0``,
+        which its normalisation uses); larch's finder when None.
 
     Returns
     -------
     (float, list of str)
-        The measured e0 (eV) and the warnings (doubts), each starting with the file.
+        The e0 (eV) checked and the warnings (doubts), each starting with the file.
 
     Raises
     ------
@@ -107,7 +110,7 @@ def check_measured(spectrum) -> tuple[float, list[str]]:
 
     src = spectrum.source
     check_scan_range(spectrum)
-    e0 = float(pre_edge(spectrum.energy, spectrum.mu, source=src).e0)
+    e0 = float(pre_edge(spectrum.energy, spectrum.mu, source=src).e0) if e0 is None else float(e0)
     return e0, [w if src is None or w.startswith(str(src)) else f"{src}: {w}" for w in check_edge(spectrum, e0)]
 
 
@@ -209,11 +212,14 @@ def _measure(spectrum, calibrate: str, reference, nnorm: int | None, use_stored:
 
     src = spectrum.source
     warns = [w for w in spectrum.metadata.get("warnings", [])]
-    warns += check_measured(spectrum)[1]
+    stored = spectrum.metadata.get("athena") if spectrum.metadata.get("format") == "athena" else None
+    e0_user = stored.get("e0") if use_stored and stored else None
+    if e0_user is not None and not spectrum.energy[0] < e0_user < spectrum.energy[-1]:
+        e0_user = None
+    warns += check_measured(spectrum, e0_user)[1]  # the user's Athena e0 is the edge checked, as it is used
     cal_spec, cal = _calibrate(spectrum, method=calibrate, reference=reference)
     warns += [f"{src}: {w}" for w in cal.warnings]
     r, e0_source = None, "find_e0 (larch)"
-    stored = spectrum.metadata.get("athena") if spectrum.metadata.get("format") == "athena" else None
     if use_stored and stored and stored.get("e0") is not None:
         # the user's own Athena parameters, as xraylarch's read_athena uses them
         e0s = float(stored["e0"]) + cal.shift
@@ -285,7 +291,8 @@ def measure_file(path: str | Path, absorbing_element: str | None = None, edge: s
         One :func:`measure_spectrum` record per spectrum (an Athena project gives one per group),
         ``status`` ``"ok"``. In a file of several spectra (an Athena project) a group that could
         not be read or measured gives ``{"file", "label", "group", "status": "error", "error"}``
-        instead (after the groups that read), and the others are still measured.
+        instead (after the groups that read), and the others are still measured; a group that is
+        not μ(E) data (χ(k)) gives such a record with ``status`` ``"skipped"``.
 
     Raises
     ------
@@ -321,7 +328,7 @@ def measure_file(path: str | Path, absorbing_element: str | None = None, edge: s
                    "error": str(SpectrumError(f"group {label!r}: {msg}", source=exc.source or str(path),
                                               line=exc.line, field=exc.field))}
         out.append(rec)
-    out += [f.to_dict(str(path)) for f in failed]
+    out += [f.to_dict(str(path)) for f in failed + list(getattr(spectra, "skipped", []))]
     return out
 
 
