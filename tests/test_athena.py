@@ -142,7 +142,7 @@ def test_hostile_literals_give_clean_errors(tmp_path):
     head = "# Athena project file -- Athena version 0.8\n$old_group = 'a';\n"
     deep = tmp_path / "deep.prj"
     deep.write_text(head + "@args = (" + "[" * 5000 + "]" * 5000 + ");\n@x = (1,2);\n@y = (1,2);\n[record]\n")
-    with pytest.raises(SpectrumError, match=r"deep\.prj, line 3: Perl list nested more than 50"):
+    with pytest.raises(SpectrumError, match=r"deep\.prj, line 3: group 'a': Perl list nested more than 50"):
         read_athena_project(deep)
     big = tmp_path / "big.prj"
     big.write_text(head + "@args = ('bkg_e0', " + "9" * 5000 + ");\n@x = (1,2,3);\n@y = (1,2,3);\n[record]\n")
@@ -275,7 +275,7 @@ def test_measure_read_reports_failed_groups_and_exits_partial(test_data, tmp_pat
     # a project none of whose groups reads is refused (2), naming the file and the first reason
     only_bad = _write_project(tmp_path / "allbad.prj", [dict(_cu_group(test_data), name="a", x="'abc'")])
     assert main(["measure", "read", str(only_bad)]) == 2
-    assert "allbad.prj, line 6, field 'x': @x holds 'abc'" in capsys.readouterr().err
+    assert "allbad.prj, line 6, field 'x': group 'cu010k.dat': @x holds 'abc'" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("element, shift, data_guess", [

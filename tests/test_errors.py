@@ -800,3 +800,9 @@ def test_nan_in_topology_version_and_latent_reference(capsys, tmp_path):
     lm = _copy_model(LATENT_SHIPPED / "Cu", tmp_path / "latent")
     _edit_json(lm / "latent.json", lambda d: d["reference_mu"].__setitem__(3, float("nan")))
     cli_error(capsys, ["latent", "encode", "--model", lm, XMU], "latent.json", "reference_mu", "non-finite")
+
+
+@pytest.mark.parametrize("path", [DATA / "measure" / "Fe2O3_rt_01.xdi", DATA / "io" / "athena" / "cu.prj"])
+def test_element_edge_pair_xraydb_lacks_names_the_file(capsys, path):
+    """bal3ybco.prj gave 'xraydb has no L3 edge for H' with no file named."""
+    cli_error(capsys, ["measure", "read", "--element", "H", "--edge", "L3", path], str(path), "no L3 edge for H")

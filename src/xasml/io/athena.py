@@ -610,6 +610,9 @@ def read_athena_project(path: str | Path) -> AthenaProject:
             label = (item.get("args") or {}).get("label")
             name = str(item.get("name", "?"))
             label = str(label).strip() if label not in (None, "") else name
+            if not exc.message.startswith("group "):
+                exc = SpectrumError(f"group {label!r}: {exc.message}", source=exc.source or src, line=exc.line,
+                                    field=exc.field)
             failed.append(AthenaFailure(name=name, label=label, line=item.get("line"), error=exc))
             continue
         groups.append(g)

@@ -44,7 +44,10 @@ def check_scan_range(spectrum) -> float:
 
     e = spectrum.energy
     el, ed = spectrum.absorbing_element, spectrum.edge
-    tab = edge_energy(el, ed)
+    try:
+        tab = edge_energy(el, ed)
+    except SpectrumError as exc:  # e.g. --element H --edge L3: name the file
+        raise SpectrumError(exc.message, source=spectrum.source, field=exc.field) from None
     if e[-1] < tab - SCAN_EDGE_MARGIN or e[0] > tab + SCAN_EDGE_MARGIN:
         where = "ends" if e[-1] < tab else "starts"
         raise SpectrumError(f"the scan ({e[0]:.1f}..{e[-1]:.1f} eV) {where} {'before' if where == 'ends' else 'after'} "
