@@ -356,3 +356,19 @@ def test_array_statement_over_several_lines(test_data, tmp_path):
     g["name"] = "multi"
     (s,) = read_athena(_write_project(tmp_path / "multiline.prj", [g]))
     assert len(s) == 612 and s.metadata["label"] == "cu010k.dat"
+
+
+def test_a_broken_reference_group_leaves_its_sample_uncalibrated(test_data, tmp_path):
+    """calibrate='auto' with a 'Ref' group 300 eV off (not the foil): the sample is reported, uncalibrated with a
+    warning; the broken reference group is reported with its reason."""
+    from xasml.measure import measure_file
+
+    sample = _cu_group(test_data, reference="refg")
+    sample["name"] = "samp"
+    ref = _cu_group(test_data, shift=300.0, label="  Ref cu010k.dat", reference="samp")
+    ref["name"] = "refg"
+    recs = measure_file(_write_project(tmp_path / "badref.prj", [sample, ref]))
+    by = {r["label"]: r for r in recs}
+    assert by["cu010k.dat"]["status"] == "ok" and by["cu010k.dat"]["calibration"]["method"] == "none"
+    assert any("not the expected foil; not calibrated" in w for w in by["cu010k.dat"]["warnings"])
+    assert by["Ref cu010k.dat"]["status"] == "error" and "Cu K" in by["Ref cu010k.dat"]["error"]
