@@ -372,3 +372,17 @@ def test_a_broken_reference_group_leaves_its_sample_uncalibrated(test_data, tmp_
     assert by["cu010k.dat"]["status"] == "ok" and by["cu010k.dat"]["calibration"]["method"] == "none"
     assert any("not the expected foil; not calibrated" in w for w in by["cu010k.dat"]["warnings"])
     assert by["Ref cu010k.dat"]["status"] == "error" and "Cu K" in by["Ref cu010k.dat"]["error"]
+
+
+def test_file_names_state_the_absorber_when_athena_does_not(test_data, tmp_path):
+    """No stored bkg_z/fft_edge: the group's label (its data file's name), else the project's name, before the data."""
+    g = _cu_group(test_data, label="foil_cu_k.dat")
+    for k in ("bkg_z", "fft_edge"):
+        g["args"].pop(k)
+    (s,) = read_athena(_write_project(tmp_path / "standards.prj", [g]))
+    assert (s.absorbing_element, s.edge, s.metadata["element_source"]) == ("Cu", "K", "file name")
+    g["args"]["label"] = "foil 10 K"
+    (s,) = read_athena(_write_project(tmp_path / "Cu_K_foils.prj", [g]))
+    assert (s.absorbing_element, s.edge, s.metadata["element_source"]) == ("Cu", "K", "file name")
+    (s,) = read_athena(_write_project(tmp_path / "foils.prj", [g]))
+    assert (s.absorbing_element, s.edge, s.metadata["element_source"]) == ("Cu", "K", "data")

@@ -677,7 +677,8 @@ def read_athena(path: str | Path, absorbing_element: str | None = None, edge: st
         (:func:`xasml.edges.resolve_absorber`): these options; Athena's stored ``bkg_z`` and
         ``fft_edge`` (``H``, Athena's placeholder, and edges xraydb does not tabulate are
         ignored with a warning); the element and edge the group's label states (Athena labels
-        groups with their data file's name, e.g. ``Fe_K.dat``); the tabulated edge nearest
+        groups with their data file's name, e.g. ``Fe_K.dat``), else the project's file name;
+        the tabulated edge nearest
         Athena's e0 (or the measured e0), with a warning. ``metadata["element_source"]`` says
         which (``"option"``, ``"header"``, ``"file name"``, ``"data"``).
     include_references : bool
@@ -700,7 +701,7 @@ def read_athena(path: str | Path, absorbing_element: str | None = None, edge: st
         Everything :func:`read_athena_project` raises; also when no μ(E) group remains (the
         first failure's reason when groups failed), or an option is no element/edge.
     """
-    from xasml.edges import resolve_absorber, stated_edge
+    from xasml.edges import element_edge_from_text, resolve_absorber, stated_edge
 
     proj = read_athena_project(path)
     src = proj.path
@@ -726,7 +727,8 @@ def read_athena(path: str | Path, absorbing_element: str | None = None, edge: st
             stated_ed = next((g.args[k] for k in ("fft_edge", "edge") if g.args.get(k) not in (None, "")), None)
             ab = resolve_absorber(src, element=absorbing_element, edge=edge, stated_element_value=stated_el,
                                   stated_edge_value=stated_ed, stated_what="the stored bkg_z/fft_edge",
-                                  placeholder_elements=ATHENA_PLACEHOLDER_ELEMENTS, filename=g.label.strip(),
+                                  placeholder_elements=ATHENA_PLACEHOLDER_ELEMENTS,
+                                  filename=g.label.strip() if element_edge_from_text(g.label)[0] else Path(src).name,
                                   energy=g.energy, mu=g.mu, e0=g.e0, e0_what="Athena's e0 (bkg_e0)")
         except SpectrumError as exc:
             out.failed.append(AthenaFailure(name=g.name, label=g.label.strip(), line=g.line,
