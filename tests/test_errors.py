@@ -633,3 +633,174 @@ def test_topology_params_the_network_cannot_run(capsys, tmp_path):
     m = _copy_model(BUNDLED_MODEL, tmp_path / "model")
     _edit_json(m / "estimator.json", lambda d: d["params"].update(hidden=7))
     cli_error(capsys, ["topology", "predict", "--model", m, CU_XDI], str(m))
+
+
+# -- issue 15: what reader fuzzing still found ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("content,cause", [
+    ("2\n\n\u00b2 0 0 0\n8 1.9 0 0\n", "column 1 '\u00b2' is neither"),   # '²'.isdigit() is True
+    ("2\n\n--1 0 0 0\n8 1.9 0 0\n", "column 1 '--1' is neither"),         # sign stripping made it '1'
+    ("\u00b2\n\n29 0 0 0\n", "expected 4 columns"),                       # a count line of '²'
+])
+def test_xyz_unicode_digits_and_double_signs(tmp_path, content, cause):
+    from xasml.io.structures import read_xyz
+
+    p = tmp_path / "x.xyz"
+    p.write_text(content)
+    with pytest.raises(DataError, match=cause) as exc:
+        read_xyz(p)
+    assert str(exc.value).startswith(str(p))
+
+
+def test_xyz_path_that_is_a_folder(capsys, tmp_path):
+    d = tmp_path / "cu.xyz"
+    d.mkdir()
+    cli_error(capsys, ["forward", "predict", d], str(d), "is a folder, expected an XYZ file")
+
+
+def test_xyz_one_atom_or_two_atoms_in_one_place(capsys, tmp_path):
+    one = tmp_path / "one.xyz"
+    one.write_text("1\n\n29 0 0 0\n")
+    cli_error(capsys, ["forward", "predict", one], str(one), "one atom only")
+    twice = tmp_path / "twice.xyz"
+    twice.write_text("3\n\n29 0 0 0\n8 1.9 0 0\n8 1.9 0 0\n")
+    cli_error(capsys, ["forward", "predict", twice], str(twice), "atoms 1 and 2 are 0.000 Å apart")
+
+
+def test_bundle_json_that_is_not_an_object(capsys, tmp_path):
+    from xasml.models.bundle import SHIPPED_DIR
+
+    b = _copy_model(SHIPPED_DIR / "Cu" / "cn", tmp_path / "cn")
+    (b / "bundle.json").write_text("[1, 2, 3]")
+    cli_error(capsys, ["local", "predict", "--task", "cn", "--model", b, XMU], str(b / "bundle.json"),
+              "expected an object")
+
+
+@pytest.mark.parametrize("edit,cause", [
+    ("frac", "non-finite coordinates"),         # fractional 1e308: Cartesian positions infinite
+    ("cell", "the lattice holds non-finite"),   # a 1e308 vector: its length overflows
+    ("huge", "lattice vector"),                 # finite but absurd: 1e308 Å
+])
+def test_structures_with_1e308(capsys, tmp_path, edit, cause):
+    lines = POSCAR.read_text().splitlines()
+    if edit == "frac":
+        i = next(i for i, line in enumerate(lines) if line.strip().lower().startswith(("direct", "cartesian"))) + 1
+        lines[i] = "1e308 0.5 0.5"
+    elif edit == "cell":
+        lines[2:5] = ["1e308 1e308 0", "1e308 1e308 0", "0 0 1"]
+    else:
+        lines[2:5] = ["1e308 0 0", "0 3.6 0", "0 0 3.6"]
+    p = tmp_path / "POSCAR"
+    p.write_text("\n".join(lines) + "\n")
+    from xasml.forward.predict import SHIPPED
+
+    cli_error(capsys, ["forward", "predict", "--model", SHIPPED / "Cu", "--absorbing-index", "0", p], str(p), cause)
+
+
+def _short_xdi(tmp_path, n: int, span: float) -> Path:
+    """``n`` real points of the Cu foil XDI (XAS Data Library) spanning about ``span`` eV at the edge."""
+    lines = CU_XDI.read_text().splitlines()
+    head = [ln for ln in lines if ln.startswith("#")]
+    data = [ln for ln in lines if ln.strip() and not ln.startswith("#")]
+    e = np.array([float(ln.split()[0]) for ln in data])
+    start = int(np.searchsorted(e, 8979.0 - span / 2))
+    stop = int(np.searchsorted(e, e[start] + span, side="right"))
+    idx = np.unique(np.linspace(start, stop - 1, n).round().astype(int))
+    p = tmp_path / f"short_{n}.xdi"
+    p.write_text("\n".join(head + [data[i] for i in idx]) + "\n")
+    return p
+
+
+@pytest.mark.parametrize("command", [["measure", "read"], ["local", "predict", "--task", "cn"],
+                                     ["latent", "encode"], ["topology", "predict"]])
+def test_too_short_spectra_are_refused_by_every_command(capsys, tmp_path, command):
+    six = _short_xdi(tmp_path, 6, 5.0)
+    cli_error(capsys, [*command, six], str(six), "6 points over", "too short")
+
+
+def test_two_point_xmu_dat_is_refused(capsys, tmp_path):
+    text = XMU.read_text().splitlines()
+    head = [ln for ln in text if ln.lstrip().startswith("#")]
+    data = [ln for ln in text if ln.strip() and not ln.lstrip().startswith("#")]
+    d = tmp_path / "mp-1" / "FEFF-XANES" / "000_Cu"
+    d.mkdir(parents=True)
+    (d / "xmu.dat").write_text("\n".join(head + data[40:42]) + "\n")
+    cli_error(capsys, ["topology", "predict", d / "xmu.dat"], str(d / "xmu.dat"), "2 points over", "too short")
+
+
+def test_short_but_usable_scan_is_warned(capsys, tmp_path):
+    from xasml.spectrum import DOUBTFUL_SPAN_EV
+
+    f = _short_xdi(tmp_path, 25, 30.0)
+    assert main(["measure", "read", "--json", "--element", "Cu", "--edge", "K", str(f)]) in (0, 2)
+    out = capsys.readouterr()
+    text = out.out + out.err
+    assert "short scan" in text and f"over {DOUBTFUL_SPAN_EV:.0f} eV" in text
+
+
+def test_element_option_against_the_header(capsys):
+    """--element Cu on a file whose header says Fe: never silent (a warning, then the edge check's error)."""
+    from xasml.io.xdi import read_xdi
+
+    fe = DATA / "measure" / "Fe2O3_rt_01.xdi"
+    with pytest.warns(UserWarning, match="the element Cu was given but Element.symbol/Element.edge say Fe"):
+        s = read_xdi(fe, absorbing_element="Cu")
+    assert s.absorbing_element == "Cu" and s.metadata["element_source"] == "option"
+    cli_error(capsys, ["measure", "read", "--element", "Cu", fe], str(fe), "Cu K", "Fe K")
+
+
+def test_infinite_or_repeated_energies_name_the_file(tmp_path):
+    """Infinite energies reached the e0 finder, whose error named no file: every reader now checks its arrays
+    with xasml.spectrum.check_energy_mu before any edge search (xasml.edges.resolve_absorber does it)."""
+    from xasml.edges import resolve_absorber
+    from xasml.io.xdi import read_xdi
+    from xasml.spectrum import check_energy_mu
+
+    e = np.linspace(8900.0, 9100.0, 50)
+    mu = np.tanh((e - 8979.0) / 5.0)
+    bad = e.copy()
+    bad[10] = np.inf
+    with pytest.raises(SpectrumError, match=r"^f\.dat, field 'energy': 1 non-finite"):
+        resolve_absorber("f.dat", energy=bad, mu=mu)
+    rep = e.copy()
+    rep[11] = rep[10]
+    with pytest.raises(SpectrumError, match=r"^f\.dat, field 'energy': energies must be strictly increasing: dup"):
+        resolve_absorber("f.dat", energy=rep, mu=mu)
+    with pytest.raises(SpectrumError, match=r"^f\.dat, line 12, field 'energy': energies must be strictly increasing"):
+        check_energy_mu(rep, mu, "f.dat", lines=np.arange(1, 51))
+    # an XDI file with an infinite energy and no Element.* lines: the file is named
+    lines = [ln for ln in CU_XDI.read_text().splitlines() if not ln.startswith("# Element.")]
+    i = next(i for i, ln in enumerate(lines) if ln.strip() and not ln.startswith("#")) + 20
+    lines[i] = "inf " + " ".join(lines[i].split()[1:])
+    p = tmp_path / "inf.xdi"
+    p.write_text("\n".join(lines) + "\n")
+    with pytest.raises(SpectrumError) as exc:
+        read_xdi(p)
+    assert str(exc.value).startswith(str(p))
+
+
+def test_column_file_with_infinite_energy_names_the_file(capsys, tmp_path):
+    lines = [ln for ln in CU_XDI.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+    lines[20] = "inf " + " ".join(lines[20].split()[1:])
+    p = tmp_path / "cu.dat"
+    p.write_text("# energy i0 itrans\n" + "\n".join(" ".join(ln.split()[:3]) for ln in lines) + "\n")
+    cli_error(capsys, ["measure", "read", "--mu", "ln(i0/itrans)", p], str(p), "non-finite")
+
+
+def test_nan_in_topology_version_and_latent_reference(capsys, tmp_path):
+    from xasml.latent.model import SHIPPED_DIR as LATENT_SHIPPED
+    from xasml.topology.run import BUNDLED_MODEL
+
+    m = _copy_model(BUNDLED_MODEL, tmp_path / "model")
+    _edit_json(m / "topology.json", lambda d: d.update(xasml_version=float("nan")))
+    cli_error(capsys, ["topology", "predict", "--model", m, CU_XDI], "topology.json", "xasml_version")
+    lm = _copy_model(LATENT_SHIPPED / "Cu", tmp_path / "latent")
+    _edit_json(lm / "latent.json", lambda d: d["reference_mu"].__setitem__(3, float("nan")))
+    cli_error(capsys, ["latent", "encode", "--model", lm, XMU], "latent.json", "reference_mu", "non-finite")
+
+
+@pytest.mark.parametrize("path", [DATA / "measure" / "Fe2O3_rt_01.xdi", DATA / "io" / "athena" / "cu.prj"])
+def test_element_edge_pair_xraydb_lacks_names_the_file(capsys, path):
+    """bal3ybco.prj gave 'xraydb has no L3 edge for H' with no file named."""
+    cli_error(capsys, ["measure", "read", "--element", "H", "--edge", "L3", path], str(path), "no L3 edge for H")

@@ -380,3 +380,64 @@ def test_fuzz_hdf5_scans(tmp_path):
         _count("hdf5", "valid spectrum")
 
     run()
+
+
+ATHENA = DATA / "io" / "athena" / "cu.prj"
+
+
+@FUZZ
+@given(st.data())
+def test_fuzz_athena_project(data):
+    """Mutants of a real Athena project (cu.prj, three Cu foil groups), plain or gzipped: a clean error, or
+    spectra for the groups that read and a clean reason for each group that did not (issue 15)."""
+    import gzip
+    import warnings
+
+    from xasml.io.athena import read_athena
+
+    text = data.draw(text_mutant(gzip.decompress(ATHENA.read_bytes()).decode()))
+    raw = text.encode("utf-8", errors="surrogatepass")
+    if data.draw(st.booleans()):
+        raw = gzip.compress(raw)
+    p = _write(raw, "project.prj")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            got = read_athena(p)
+    except XasmlError as exc:
+        _clean_error(exc, p)
+        _count("athena", "clean error")
+        return
+    for s in got:
+        _check_spectrum(s)
+        assert s.absorbing_element and s.edge and s.metadata["element_source"]
+    for f in got.failed + got.skipped:
+        _clean_error(f.error, p)
+    _count("athena", "partial" if got.failed else "all groups")
+
+
+FE_XDI = DATA / "measure" / "Fe2O3_rt_01.xdi"
+
+
+@FUZZ
+@given(st.data())
+def test_fuzz_xdi_through_read_spectrum(data):
+    """Mutants of a real XDI file (hematite, XAS Data Library) through read_spectrum, the funnel of every
+    command: a clean error naming the file, or a spectrum whose absorber has a source (issue 15)."""
+    import warnings
+
+    from xasml.io.reader import read_spectrum
+
+    p = _write(data.draw(text_mutant(FE_XDI.read_text())), data.draw(st.sampled_from(["s.xdi", "Fe_K.xdi"])))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            got = read_spectrum(p)
+    except XasmlError as exc:
+        _clean_error(exc, p)
+        _count("xdi", "clean error")
+        return
+    for s in got if isinstance(got, list) else [got]:
+        _check_spectrum(s)
+        assert len(s) >= 10 and s.energy[-1] - s.energy[0] >= 15.0
+    _count("xdi", "valid spectrum")

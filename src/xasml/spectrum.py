@@ -56,6 +56,109 @@ def normalize_element(symbol: str, source: str | None = None, field_name: str = 
     return s
 
 
+
+def check_energy_mu(energy, mu, source: str | None = None, lines=None) -> tuple[np.ndarray, np.ndarray]:
+    """The checks every spectrum passes, before any edge search or normalisation: the arrays are
+    as long as each other, hold at least 2 finite values each, and the energies strictly increase
+    (no repeated energies).
+
+    Readers call it on what they read, before identifying the edge (so that a bad file is named
+    in the error, not deep inside the normalisation); :class:`Spectrum` calls it on construction.
+
+    Parameters
+    ----------
+    energy : array_like, shape (n,)
+        Energies, eV.
+    mu : array_like, shape (n,)
+        Absorption.
+    source : str, optional
+        The file, named in the errors.
+    lines : array_like of int, shape (n,), optional
+        The file line of each point; the errors then name the line.
+
+    Returns
+    -------
+    (ndarray, ndarray)
+        ``energy`` and ``mu`` as 1-D float arrays.
+
+    Raises
+    ------
+    SpectrumError
+        Naming ``source`` (and the line): empty, length mismatch, fewer than 2 points, a NaN or
+        infinite value, or energies that repeat or decrease.
+    """
+    e = np.asarray(energy, dtype=float).ravel()
+    m = np.asarray(mu, dtype=float).ravel()
+
+    def line(i: int) -> int | None:
+        return int(lines[i]) if lines is not None and 0 <= i < len(lines) else None
+
+    if e.size == 0:
+        raise SpectrumError("empty spectrum: no data points", source=source, field="energy")
+    if e.size != m.size:
+        raise SpectrumError(f"length mismatch: {e.size} energies but {m.size} mu values", source=source, field="mu")
+    if e.size < 2:
+        raise SpectrumError("a spectrum needs at least 2 points", source=source, field="energy")
+    for name, arr in (("energy", e), ("mu", m)):
+        bad = np.flatnonzero(~np.isfinite(arr))
+        if bad.size:
+            raise SpectrumError(f"{bad.size} non-finite value(s) (NaN or inf), first at point {bad[0]}",
+                                source=source, line=line(int(bad[0])), field=name)
+    step = np.diff(e)
+    if np.any(step <= 0):
+        i = int(np.flatnonzero(step <= 0)[0])
+        what = "duplicate" if step[i] == 0 else "decreasing"
+        raise SpectrumError(f"energies must be strictly increasing: {what} energy at point {i + 1} "
+                            f"({e[i]:.4f} eV then {e[i + 1]:.4f} eV)", source=source, line=line(i + 1), field="energy")
+    return e, m
+
+
+#: a scan with fewer points, or spanning fewer eV, cannot hold an edge with its pre- and post-edge: an error
+MIN_POINTS, MIN_SPAN_EV = 10, 15.0
+#: a scan with fewer points, or spanning fewer eV, is usable but doubtful: a warning
+DOUBTFUL_POINTS, DOUBTFUL_SPAN_EV = 30, 40.0
+
+
+def check_extent(spectrum) -> list[str]:
+    """The one check of a spectrum's extent, applied to every spectrum a command reads
+    (:func:`xasml.io.reader.read_spectrum`): enough points over enough energy for an absorption
+    edge with some pre- and post-edge.
+
+    Parameters
+    ----------
+    spectrum : Spectrum
+        Any spectrum (energies in eV).
+
+    Returns
+    -------
+    list of str
+        Doubts, each starting with the file: fewer than :data:`DOUBTFUL_POINTS` points or a span
+        under :data:`DOUBTFUL_SPAN_EV` eV (normalisation and predictions uncertain). They are also
+        appended to ``spectrum.metadata["warnings"]``, where the commands report them.
+
+    Raises
+    ------
+    SpectrumError
+        Naming the file, for fewer than :data:`MIN_POINTS` points or a span under
+        :data:`MIN_SPAN_EV` eV: no edge can be told from such a scan.
+    """
+    e = spectrum.energy
+    n, span = int(e.size), float(e[-1] - e[0])
+    src = spectrum.source
+    if n < MIN_POINTS or span < MIN_SPAN_EV:
+        raise SpectrumError(f"the scan has {n} points over {span:.1f} eV: too short for an absorption edge with "
+                            f"its pre- and post-edge (at least {MIN_POINTS} points over {MIN_SPAN_EV:.0f} eV "
+                            "expected)", source=src, field="energy")
+    out = []
+    if n < DOUBTFUL_POINTS or span < DOUBTFUL_SPAN_EV:
+        out.append(f"{src}: short scan, {n} points over {span:.1f} eV (expected at least {DOUBTFUL_POINTS} points "
+                   f"over {DOUBTFUL_SPAN_EV:.0f} eV): the edge step, the normalisation and any prediction are "
+                   "uncertain")
+        w = spectrum.metadata.setdefault("warnings", [])
+        w.extend(m for m in out if m not in w)
+    return out
+
+
 def atomic_number(symbol: str) -> int:
     """Atomic number Z of an element symbol (any case; pymatgen's periodic table).
 
@@ -134,27 +237,7 @@ class Spectrum:
 
     def __post_init__(self) -> None:
         src = self.source
-        energy = np.asarray(self.energy, dtype=float).ravel()
-        mu = np.asarray(self.mu, dtype=float).ravel()
-        if energy.size == 0:
-            raise SpectrumError("empty spectrum: no data points", source=src, field="energy")
-        if energy.size != mu.size:
-            raise SpectrumError(f"length mismatch: {energy.size} energies but {mu.size} mu values",
-                                source=src, field="mu")
-        if energy.size < 2:
-            raise SpectrumError("a spectrum needs at least 2 points", source=src, field="energy")
-        for name, arr in (("energy", energy), ("mu", mu)):
-            bad = np.flatnonzero(~np.isfinite(arr))
-            if bad.size:
-                raise SpectrumError(f"{bad.size} non-finite value(s) (NaN or inf), first at point {bad[0]}",
-                                    source=src, field=name)
-        step = np.diff(energy)
-        if np.any(step <= 0):
-            i = int(np.flatnonzero(step <= 0)[0])
-            what = "duplicate" if step[i] == 0 else "decreasing"
-            raise SpectrumError(
-                f"energies must be strictly increasing: {what} energy at point {i + 1} "
-                f"({energy[i]:.4f} eV then {energy[i + 1]:.4f} eV)", source=src, field="energy")
+        energy, mu = check_energy_mu(self.energy, self.mu, src)
         element = normalize_element(self.absorbing_element, source=src)
         edge = str(self.edge).strip().upper()
         if edge not in KNOWN_EDGES:

@@ -212,14 +212,18 @@ class ForwardModel:
         Raises
         ------
         DataError
-            Naming the file: unreadable or invalid structure, absorbing index negative or out of
-            range, absorber not the model's element (for ``.xyz``: the absorber must come first).
+            Naming the file: unreadable or invalid structure, a one-atom ``.xyz`` (no environment),
+            absorbing index negative or out of range, absorber not the model's element (for
+            ``.xyz``: the absorber must come first).
         """
         from xasml.io.structures import is_xyz, read_structure, read_xyz
 
         path = Path(path)
         if is_xyz(path):
             mol = read_xyz(path)
+            if len(mol) < 2:
+                raise DataError(f"{path}: one atom only; the forward model predicts a spectrum from the absorber's "
+                                "neighbours: expected the absorber and its environment (XANESNET-style .xyz)")
             idx = _check_index(path, 0 if absorbing_index is None else absorbing_index, len(mol), "atoms")
             z = int(mol.numbers[idx])
             if z != atomic_number(self.element):

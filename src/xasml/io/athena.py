@@ -32,6 +32,7 @@ import gzip
 import json
 import re
 import warnings
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,11 +41,11 @@ import numpy as np
 
 from xasml.errors import SpectrumError
 from xasml.io.files import decode_text, read_file_bytes
-from xasml.spectrum import KNOWN_EDGES, Spectrum, normalize_element
+from xasml.spectrum import Spectrum, normalize_element
 from xasml.utils import is_number
 
-__all__ = ["AthenaGroup", "AthenaProject", "AthenaWarning", "read_athena_project", "read_athena",
-           "is_athena_project"]
+__all__ = ["AthenaGroup", "AthenaProject", "AthenaFailure", "AthenaSpectra", "AthenaWarning", "read_athena_project",
+           "read_athena", "is_athena_project"]
 
 #: smallest energy step kept (eV); repeated energies are moved up by this, as larch does
 TINY_ENERGY = 0.0005
@@ -199,6 +200,8 @@ class AthenaProject:
         In file order.
     warnings : list of str
         Everything doubtful met while reading.
+    failed : list of AthenaFailure
+        The groups that could not be read, each with its reason.
     """
 
     path: str
@@ -206,6 +209,7 @@ class AthenaProject:
     header: list[str]
     groups: list[AthenaGroup]
     warnings: list[str] = field(default_factory=list)
+    failed: list["AthenaFailure"] = field(default_factory=list)
 
     def group(self, key: str) -> AthenaGroup:
         """The group with this id or label (labels compared without surrounding spaces)."""
@@ -230,7 +234,7 @@ def _read_text(path: Path) -> str:
     if raw[:2] == b"\x1f\x8b":
         try:
             raw = gzip.decompress(raw)
-        except (OSError, EOFError) as exc:
+        except (OSError, EOFError, zlib.error) as exc:  # zlib.error: damage past the gzip header
             raise SpectrumError(f"gzip data is corrupt: {exc}", source=src) from None
     return decode_text(raw, src, "an Athena project (text or gzipped text)")
 
@@ -249,13 +253,30 @@ def is_athena_project(head: str) -> bool:
         True for ``# Athena project file`` (Perl dump) or a JSON object with ``_____header`` keys.
     """
     h = head.lstrip("\ufeff").lstrip()
-    return h.startswith("# Athena project file") or ('"_____header' in h[:400] and h.startswith("{"))
+    return (h.startswith("# Athena project file") or "Athena project file -- " in h[:500]
+            or ('"_____header' in h[:400] and h.startswith("{")))
+
+
+_HEX = re.compile(r"\\x\{([0-9A-Fa-f]{1,6})\}")
+
+
+def _hex_char(m: re.Match) -> str:
+    code = int(m.group(1), 16)
+    return chr(code) if code < 0x110000 else m.group(0)
 
 
 def _unescape(s: str, double: bool) -> str:
+    """A Perl string literal's value; ``\\x{e4}`` (how Perl dumps non-ASCII) is the character, and line
+    breaks and tabs inside are spaces (as larch reads labels)."""
+    s = _HEX.sub(_hex_char, s)
     if not double:
-        return s.replace("\\\\", "\0").replace("\\'", "'").replace("\0", "\\")
-    return re.sub(r"\\(.)", lambda m: {"n": "\n", "t": "\t"}.get(m.group(1), m.group(1)), s)
+        s = s.replace("\\\\", "\0").replace("\\'", "'").replace("\0", "\\")
+    else:
+        s = re.sub(r"\\(.)", lambda m: {"n": "\n", "t": "\t"}.get(m.group(1), m.group(1)), s, flags=re.DOTALL)
+    return s.translate(_BLANKS)
+
+
+_BLANKS = str.maketrans({"\r": " ", "\n": " ", "\t": " "})
 
 
 def _parse_perl_value(text: str, src: str, line: int) -> Any:
@@ -297,6 +318,8 @@ def _parse_perl_value(text: str, src: str, line: int) -> Any:
         if kind == "word":
             if tok == "undef":
                 return None
+            if i < len(tokens) and tokens[i][1] == "=>":  # a bareword hash key ({bkg_z => 'Fe'})
+                return tok
             raise SpectrumError(f"Perl code {tok[:40]!r} where a value was expected (not executed)",
                                 source=src, line=line)
         if tok in "([{":
@@ -325,53 +348,100 @@ def _parse_perl_value(text: str, src: str, line: int) -> Any:
 
 
 def _floats(values: Any, what: str, src: str, line: int | None) -> np.ndarray:
+    if isinstance(values, (int, float, str)) and not isinstance(values, bool):
+        values = [values]  # '@stddev = 0.1;' (a scalar where a list belongs)
     if not isinstance(values, list):
-        raise SpectrumError(f"@{what} is not a list", source=src, line=line, field=what)
+        raise SpectrumError(f"@{what} is not a list of numbers", source=src, line=line, field=what)
     try:
         arr = np.array([float(v) for v in values], dtype=float)
-    except (TypeError, ValueError):
-        bad = next(v for v in values if not is_number(v))
+    except (TypeError, ValueError, OverflowError):
+        bad = next((v for v in values if not is_number(v)), values[0] if values else None)
         raise SpectrumError(f"@{what} holds {str(bad)[:40]!r}, expected numbers", source=src, line=line,
                             field=what) from None
     return arr
 
 
+#: the arrays a group needs; the others (i0, signal, stddev) are dropped with a warning when unreadable
+_NEEDED = ("x", "y")
+_STATEMENT = re.compile(r"^([$@%])(\w+)\s*=\s*(.*)$", re.DOTALL)
+#: lines a statement may continue over (a string literal with a line break in it)
+_MAX_CONTINUATION = 1_000_000  # (it also stops at the next statement)
+
+
+def _statements(text: str):
+    """(line number, statement) of a Perl dump: one per line, except that an assignment whose line does
+    not end with ``;`` continues on the next lines (a string literal with a line break inside). Lines
+    are split at ``\\n`` only (a carriage return or form feed inside a label is not a line break)."""
+    lines = text.split("\n")
+    i = 0
+    while i < len(lines):
+        s = lines[i].strip()
+        start = i + 1
+        i += 1
+        if _STATEMENT.match(s) and not s.endswith(";"):
+            parts = [s]
+            j = i
+            while j < len(lines) and j - i < _MAX_CONTINUATION:
+                nxt = lines[j].strip()
+                if _STATEMENT.match(nxt) or nxt.startswith("[record]"):
+                    break
+                parts.append(lines[j])
+                j += 1
+                if nxt.endswith(";"):
+                    s, i = "\n".join(parts), j
+                    break
+        yield start, s
+
+
 def _parse_perl(text: str, src: str, msgs: list[str]) -> tuple[list[str], list[dict]]:
+    """Header lines and one raw dict per group (``name``, ``line``, ``args``, arrays; ``error`` for a
+    group whose ``@args``/``@x``/``@y`` cannot be read: the other groups are unaffected)."""
     header: list[str] = []
     raw: list[dict] = []
     cur: dict[str, Any] = {}
-    for lineno, line in enumerate(text.splitlines(), start=1):
-        s = line.strip()
+    for lineno, s in _statements(text):
         if not s:
             continue
         if s.startswith("#"):
             if not raw and not cur:
                 header.append(s)
             continue
-        m = re.match(r"^([$@%])(\w+)\s*=\s*(.*)$", s, re.DOTALL)
         if s.startswith("[record]"):
             if cur:
                 raw.append(cur)
             cur = {}
             continue
+        m = _STATEMENT.match(s)
         if not m:
             continue  # '1;' and anything else that is not an assignment
         sigil, key, rhs = m.groups()
-        if key == "old_group":
-            if cur:
-                msgs.append(f"{src}, line {lineno}: group without a [record] line before it; kept")
-                raw.append(cur)
-            cur = {"name": str(_parse_perl_value(rhs, src, lineno)), "line": lineno}
-        elif key == "args":
-            cur.setdefault("line", lineno)
-            vals = _parse_perl_value(rhs, src, lineno)
-            if not isinstance(vals, list):
-                raise SpectrumError("@args is not a list", source=src, line=lineno, field="args")
-            cur["args"] = {str(vals[k]): vals[k + 1] for k in range(0, len(vals) - 1, 2)}
-        elif key in _ARRAYS and sigil == "@":
-            cur[key] = _floats(_parse_perl_value(rhs, src, lineno), key, src, lineno)
-        # $xdi, @journal, %plot_features, @indicator, %lcf_data: not needed, never evaluated
-    if cur and "x" in cur:
+        try:
+            if key == "old_group":
+                if cur:
+                    msgs.append(f"{src}, line {lineno}: group without a [record] line before it; kept")
+                    raw.append(cur)
+                cur = {"line": lineno}
+                cur["name"] = str(_parse_perl_value(rhs, src, lineno))
+            elif key == "args":
+                cur.setdefault("line", lineno)
+                vals = _parse_perl_value(rhs, src, lineno)
+                if isinstance(vals, dict):
+                    vals = [x for kv in vals.items() for x in kv]
+                if not isinstance(vals, list):
+                    raise SpectrumError("@args is not a list", source=src, line=lineno, field="args")
+                cur["args"] = {str(vals[k]): vals[k + 1] for k in range(0, len(vals) - 1, 2)}
+            elif key in _ARRAYS and sigil == "@":
+                cur.setdefault("line", lineno)
+                try:
+                    cur[key] = _floats(_parse_perl_value(rhs, src, lineno), key, src, lineno)
+                except SpectrumError as exc:
+                    if key in _NEEDED:
+                        raise
+                    cur.setdefault("channel_warnings", []).append(f"line {lineno}: {exc.message}; channel ignored")
+            # $xdi, @journal, %plot_features, @indicator, %lcf_data: not needed, never evaluated
+        except SpectrumError as exc:
+            cur.setdefault("error", exc)
+    if cur and ("x" in cur or "error" in cur):
         msgs.append(f"{src}: last group has no [record] line; kept")
         raw.append(cur)
     return header, raw
@@ -391,26 +461,117 @@ def _parse_json(text: str, src: str) -> tuple[list[str], list[dict]]:
     order = d.get("_____order")
     if isinstance(order, str):
         try:
-            listed = _parse_perl_value(order, src, 0)
-            if isinstance(listed, list) and set(map(str, listed)) == set(names):
-                names = [str(n) for n in listed]
+            order = _parse_perl_value(order, src, 0)
         except SpectrumError:
-            pass
+            order = None
+    if isinstance(order, list) and set(map(str, order)) == set(names):
+        names = [str(n) for n in order]
     raw = []
     for name in names:
         g = d[name]
-        if not isinstance(g, dict) or "x" not in g or "y" not in g:
-            raise SpectrumError(f"group {name!r} has no 'x'/'y' arrays", source=src, field=name)
-        item: dict[str, Any] = {"name": name, "args": dict(g.get("args") or {})}
-        for key in _ARRAYS:
-            if key in g and g[key] is not None:
-                item[key] = _floats(g[key], key, src, None)
+        item: dict[str, Any] = {"name": name, "args": {}}
+        try:
+            if not isinstance(g, dict) or "x" not in g or "y" not in g:
+                raise SpectrumError(f"group {name!r} has no 'x'/'y' arrays", source=src, field=name)
+            args = g.get("args") or {}
+            item["args"] = dict(args) if isinstance(args, dict) else {}
+            for key in _ARRAYS:
+                if key in g and g[key] is not None:
+                    try:
+                        item[key] = _floats(g[key], key, src, None)
+                    except SpectrumError as exc:
+                        if key in _NEEDED:
+                            raise
+                        item.setdefault("channel_warnings", []).append(f"{exc.message}; channel ignored")
+        except SpectrumError as exc:
+            item["error"] = exc
         raw.append(item)
     return header, raw
 
 
+@dataclass
+class AthenaFailure:
+    """A group of an Athena project that could not be read (the project's other groups are).
+
+    Attributes
+    ----------
+    name : str
+        Athena's group id (``$old_group``), or ``"?"`` when even that could not be read.
+    label : str
+        The group's label (stripped), or its id when the label could not be read.
+    line : int or None
+        Line of the group in the file (Perl layout).
+    error : SpectrumError
+        Why, naming the file (and line/field).
+    status : {"error", "skipped"}
+        ``"skipped"`` for a group read but not μ(E) data (χ(k) or derived groups).
+    """
+
+    name: str
+    label: str
+    line: int | None
+    error: SpectrumError
+    status: str = "error"
+
+    def to_dict(self, source: str) -> dict[str, Any]:
+        """``{"file", "label", "group", "line", "status", "error"}`` (a measure-read record; ``status`` is
+        ``"error"``, or ``"skipped"`` for a group that is not μ(E) data)."""
+        return {"file": source, "label": self.label, "group": self.name, "line": self.line, "status": self.status,
+                "error": str(self.error)}
+
+
+def _group(item: dict, src: str) -> AthenaGroup:
+    """One group from its raw dict; raises SpectrumError naming the file, line and group."""
+    line = item.get("line")
+    name = str(item.get("name", "?"))
+    if "error" in item:
+        raise item["error"]
+    if "x" not in item or "y" not in item:
+        raise SpectrumError(f"group {name!r} has no @x/@y arrays", source=src, line=line)
+    args = item.get("args", {})
+    label = args.get("label")
+    label = str(label) if label not in (None, "") else name
+    x, y = item["x"], item["y"]
+    if x.size != y.size:
+        raise SpectrumError(f"group {label.strip()!r}: {x.size} energies but {y.size} mu values", source=src,
+                            line=line, field="y")
+    msgs = [f"{src}: group {label.strip()!r}: {w}" for w in item.get("channel_warnings", [])]
+    keep = np.isfinite(x) & np.isfinite(y)
+    if not keep.all():
+        n_bad = int((~keep).sum())
+        if n_bad > x.size // 2:
+            raise SpectrumError(f"group {label.strip()!r}: {n_bad} of {x.size} values of @x/@y are not finite",
+                                source=src, line=line, field="y")
+        msgs.append(f"{src}: group {label.strip()!r}: {n_bad} point(s) with a non-finite energy or mu dropped")
+    chans = {}
+    for k in ("i0", "signal", "stddev"):
+        if k in item and item[k].size != x.size:
+            msgs.append(f"{src}: group {label.strip()!r}: @{k} has {item[k].size} values for {x.size} "
+                        "energies; ignored")
+        chans[k] = item[k][keep] if k in item and item[k].size == x.size else None
+    x, y = x[keep], y[keep]
+    if x.size < 2:
+        raise SpectrumError(f"group {label.strip()!r} has {x.size} point(s)", source=src, line=line, field="x")
+    order = np.argsort(x, kind="stable")
+    if np.any(np.diff(x) < 0):
+        msgs.append(f"{src}: group {label.strip()!r}: energies not in increasing order; sorted")
+    energy, n_dup = _nudge_duplicates(x[order])
+    if n_dup:
+        msgs.append(f"{src}: group {label.strip()!r}: {n_dup} repeated energies moved up by "
+                    f"{TINY_ENERGY * 1000:.1f} meV (as larch does)")
+    chans = {k: (v[order] if v is not None else None) for k, v in chans.items()}
+    return AthenaGroup(name=name, label=label, energy=energy, mu=y[order], args=args, line=line, warnings=msgs,
+                       **chans)
+
+
 def read_athena_project(path: str | Path) -> AthenaProject:
     """Read every group of an Athena project file (gzipped or plain; Perl or JSON layout).
+
+    A group that cannot be read (an unparsable ``@args``/``@x``/``@y``, arrays of different
+    lengths, fewer than 2 finite points) does not stop the others: it is listed in the project's
+    ``failed`` with its reason (and warned about). Unreadable optional channels (``@i0``,
+    ``@signal``, ``@stddev``, e.g. ``None``) are dropped with a warning; points with a non-finite
+    energy or μ are dropped with a warning (as long as they are fewer than half).
 
     Parameters
     ----------
@@ -421,13 +582,14 @@ def read_athena_project(path: str | Path) -> AthenaProject:
     -------
     AthenaProject
         Groups in file order, each with its label, arrays (sorted by energy, repeated energies
-        moved up by 0.5 meV as larch does) and stored parameters.
+        moved up by 0.5 meV as larch does) and stored parameters; ``failed`` the groups that
+        could not be read.
 
     Raises
     ------
     SpectrumError
-        Naming the file (and line) when it is missing, not an Athena project, a literal cannot
-        be parsed, ``@x``/``@y`` are not numbers or differ in length, or no group is found.
+        Naming the file (and line) when it is missing, corrupt, not an Athena project, holds no
+        group, or none of its groups can be read (the first group's reason).
     """
     path = Path(path)
     src = str(path)
@@ -440,44 +602,33 @@ def read_athena_project(path: str | Path) -> AthenaProject:
     layout = "json" if text.lstrip().startswith("{") else "perl"
     header, raw = _parse_json(text, src) if layout == "json" else _parse_perl(text, src, msgs)
     groups: list[AthenaGroup] = []
+    failed: list[AthenaFailure] = []
     for item in raw:
-        line = item.get("line")
-        if "x" not in item or "y" not in item:
-            raise SpectrumError(f"group {item.get('name')!r} has no @x/@y arrays", source=src, line=line)
-        x, y = item["x"], item["y"]
-        if x.size != y.size:
-            raise SpectrumError(f"group {item.get('name')!r}: {x.size} energies but {y.size} mu values",
-                                source=src, line=line, field="y")
-        if x.size < 2:
-            raise SpectrumError(f"group {item.get('name')!r} has {x.size} point(s)", source=src, line=line, field="x")
-        args = item.get("args", {})
-        label = args.get("label")
-        label = str(label) if label not in (None, "") else str(item.get("name"))
-        n_before = len(msgs)
-        order = np.argsort(x, kind="stable")
-        chans = {k: item[k][order] if k in item and item[k].size == x.size else None
-                 for k in ("i0", "signal", "stddev")}
-        for k in ("i0", "signal", "stddev"):
-            if k in item and item[k].size != x.size:
-                msgs.append(f"{src}: group {label.strip()!r}: @{k} has {item[k].size} values for {x.size} "
-                            "energies; ignored")
-        energy, n_dup = _nudge_duplicates(x[order])
-        if n_dup:
-            msgs.append(f"{src}: group {label.strip()!r}: {n_dup} repeated energies moved up by "
-                        f"{TINY_ENERGY * 1000:.1f} meV (as larch does)")
-        if np.any(np.diff(x) < 0):
-            msgs.append(f"{src}: group {label.strip()!r}: energies not in increasing order; sorted")
-        bad = ~(np.isfinite(energy) & np.isfinite(y[order]))
-        if bad.any():
-            raise SpectrumError(f"group {label.strip()!r}: {int(bad.sum())} non-finite value(s) in @x/@y",
-                                source=src, line=line, field="y")
-        groups.append(AthenaGroup(name=str(item.get("name")), label=label, energy=energy, mu=y[order],
-                                  args=args, line=line, warnings=msgs[n_before:], **chans))
+        try:
+            g = _group(item, src)
+        except SpectrumError as exc:
+            label = (item.get("args") or {}).get("label")
+            name = str(item.get("name", "?"))
+            label = str(label).strip() if label not in (None, "") else name
+            if not exc.message.startswith("group "):
+                exc = SpectrumError(f"group {label!r}: {exc.message}", source=exc.source or src, line=exc.line,
+                                    field=exc.field)
+            failed.append(AthenaFailure(name=name, label=label, line=item.get("line"), error=exc))
+            continue
+        groups.append(g)
+        msgs += g.warnings
     if not groups:
+        if failed:
+            first = failed[0].error
+            more = f" (none of the {len(failed)} groups could be read)" if len(failed) > 1 else ""
+            raise SpectrumError(first.message + more, source=first.source or src, line=first.line,
+                                field=first.field)
         raise SpectrumError("no data groups in the Athena project", source=src)
     for w in msgs:
         warnings.warn(w, AthenaWarning, stacklevel=2)
-    return AthenaProject(path=src, layout=layout, header=header, groups=groups, warnings=msgs)
+    for f in failed:
+        warnings.warn(f"group {f.label!r} not read: {f.error}", AthenaWarning, stacklevel=2)
+    return AthenaProject(path=src, layout=layout, header=header, groups=groups, warnings=msgs, failed=failed)
 
 
 def _nudge_duplicates(e: np.ndarray) -> tuple[np.ndarray, int]:
@@ -494,75 +645,97 @@ def _nudge_duplicates(e: np.ndarray) -> tuple[np.ndarray, int]:
     return out + add, n
 
 
+class AthenaSpectra(list):
+    """The spectra of an Athena project (a list of :class:`~xasml.spectrum.Spectrum`), with the groups
+    that could not be read in ``failed`` (list of :class:`AthenaFailure`; also warned about) and the
+    groups that are not μ(E) data in ``skipped``."""
+
+    def __init__(self, spectra=(), failed=(), skipped=()):
+        super().__init__(spectra)
+        self.failed: list[AthenaFailure] = list(failed)
+        self.skipped: list[AthenaFailure] = list(skipped)
+
+
+#: Athena's bkg_z before it knows the absorber
+ATHENA_PLACEHOLDER_ELEMENTS = ("H",)
+
+
 def read_athena(path: str | Path, absorbing_element: str | None = None, edge: str | None = None,
-                include_references: bool = True) -> list[Spectrum]:
+                include_references: bool = True) -> AthenaSpectra:
     """Read the μ(E) groups of an Athena project as :class:`~xasml.spectrum.Spectrum` objects.
+
+    Every group that reads is returned; a group that cannot be read (see
+    :func:`read_athena_project`) or whose absorber cannot be determined is in the result's
+    ``failed`` with its reason, never dropped silently.
 
     Parameters
     ----------
     path : str or Path
         The ``.prj`` file.
     absorbing_element, edge : str, optional
-        Override the stored ``bkg_z`` / ``fft_edge``. When a group has neither a valid stored
-        value nor an override, the absorber is identified from Athena's e0 (xraydb tabulated
-        edges, nearest within 100 eV) with a warning.
+        Override the stored values. The absorber of each group is, in this order
+        (:func:`xasml.edges.resolve_absorber`): these options; Athena's stored ``bkg_z`` and
+        ``fft_edge`` (``H``, Athena's placeholder, and edges xraydb does not tabulate are
+        ignored with a warning); the element and edge the group's label states (Athena labels
+        groups with their data file's name, e.g. ``Fe_K.dat``), else the project's file name;
+        the tabulated edge nearest
+        Athena's e0 (or the measured e0), with a warning. ``metadata["element_source"]`` says
+        which (``"option"``, ``"header"``, ``"file name"``, ``"data"``).
     include_references : bool
         Also return the reference-channel groups (labels ``Ref ...``); they are always
         available to calibration through ``metadata["reference_group"]``.
 
     Returns
     -------
-    list of Spectrum
-        One per μ(E) group, in file order; ``material_id`` is the label (stripped),
-        ``metadata`` holds ``format`` ("athena"), ``label``, ``group`` (Athena id), ``athena``
-        (e0, pre1, pre2, norm1, norm2, nnorm, eshift, element, edge as stored),
-        ``reference_group`` (label of the paired reference channel, if any), ``channels``
-        (names of the stored i0/signal arrays) and ``warnings``. Chi groups are skipped with
-        a warning.
+    AthenaSpectra
+        A list of Spectrum, one per μ(E) group, in file order; ``material_id`` is the label
+        (stripped), ``metadata`` holds ``format`` ("athena"), ``label``, ``group`` (Athena id),
+        ``athena`` (e0, pre1, pre2, norm1, norm2, nnorm, eshift, element, edge as stored),
+        ``element_source``, ``reference_group`` (label of the paired reference channel, if
+        any), ``channels`` (names of the stored i0/signal arrays) and ``warnings``. Chi groups
+        are skipped with a warning (listed in ``skipped``). ``failed``: the groups that could not be read.
 
     Raises
     ------
     SpectrumError
-        Everything :func:`read_athena_project` raises; also when no μ(E) group remains or the
-        absorber cannot be determined.
+        Everything :func:`read_athena_project` raises; also when no μ(E) group remains (the
+        first failure's reason when groups failed), or an option is no element/edge.
     """
-    from xasml.edges import identify_edge
+    from xasml.edges import element_edge_from_text, resolve_absorber, stated_edge
 
     proj = read_athena_project(path)
     src = proj.path
-    out: list[Spectrum] = []
+    if absorbing_element not in (None, ""):  # a wrong option is wrong for every group: one error
+        normalize_element(absorbing_element, source=src)
+    if edge not in (None, "") and stated_edge(edge) is None:
+        raise SpectrumError(f"unknown edge {edge!r}: expected K, L1, L2, L3, M1..M5, ...", source=src, field="edge")
+    out = AthenaSpectra(failed=proj.failed)
     shared = [w for w in proj.warnings if not any(w in g.warnings for g in proj.groups)]
     for g in proj.groups:
         msgs = shared + list(g.warnings)
         if not g.is_xmu:
-            msgs_skip = f"{src}: group {g.label.strip()!r} is not mu(E) data (chi or derived); skipped"
-            proj.warnings.append(msgs_skip)
+            why = SpectrumError(f"group {g.label.strip()!r} is not mu(E) data (chi(k) or derived: is_chi, is_bkg, "
+                                "is_diff, ...); skipped", source=src, line=g.line)
+            out.skipped.append(AthenaFailure(name=g.name, label=g.label.strip(), line=g.line, error=why,
+                                             status="skipped"))
+            warnings.warn(str(why), AthenaWarning, stacklevel=2)
             continue
         if g.is_reference_channel and not include_references:
             continue
-        el, ed = absorbing_element, edge
-        if el is None and g.element:
-            try:
-                el = normalize_element(g.element, source=src, field_name="bkg_z")
-            except SpectrumError:
-                el = None
-        if ed is None and g.edge in KNOWN_EDGES:
-            ed = g.edge
-        if el is None or ed is None:
-            e0 = g.e0 if g.e0 is not None and g.energy[0] - 100 <= g.e0 <= g.energy[-1] + 100 else None
-            if e0 is None:
-                from xasml.preprocess.normalize import find_e0
-
-                e0 = find_e0(g.energy, g.mu) if g.energy.size >= 5 else float(g.energy.mean())
-            try:
-                fe, fed, tab = identify_edge(e0, element=el, edge=ed)
-            except ValueError as exc:
-                raise SpectrumError(f"group {g.label.strip()!r}: element/edge not stored (bkg_z/fft_edge) and "
-                                    f"not identifiable from e0 = {e0:.1f} eV: {exc}; give absorbing_element/edge",
-                                    source=src, field="bkg_z") from None
-            msgs.append(f"{src}: group {g.label.strip()!r}: absorber identified from e0 = {e0:.1f} eV as "
-                        f"{fe} {fed} (tabulated {tab:.1f} eV)")
-            el, ed = fe, fed
+        try:
+            stated_el = next((g.args[k] for k in ("bkg_z", "atsym") if g.args.get(k) not in (None, "")), None)
+            stated_ed = next((g.args[k] for k in ("fft_edge", "edge") if g.args.get(k) not in (None, "")), None)
+            ab = resolve_absorber(src, element=absorbing_element, edge=edge, stated_element_value=stated_el,
+                                  stated_edge_value=stated_ed, stated_what="the stored bkg_z/fft_edge",
+                                  placeholder_elements=ATHENA_PLACEHOLDER_ELEMENTS,
+                                  filename=g.label.strip() if element_edge_from_text(g.label)[0] else Path(src).name,
+                                  energy=g.energy, mu=g.mu, e0=g.e0, e0_what="Athena's e0 (bkg_e0)")
+        except SpectrumError as exc:
+            out.failed.append(AthenaFailure(name=g.name, label=g.label.strip(), line=g.line,
+                                            error=SpectrumError(f"group {g.label.strip()!r}: {exc.message}",
+                                                                source=src, line=g.line, field=exc.field)))
+            continue
+        msgs += [f"{src}: group {g.label.strip()!r}: {w}" for w in ab.warnings]
         ref = proj.reference_of(g)
         meta = {
             "format": "athena",
@@ -571,13 +744,17 @@ def read_athena(path: str | Path, absorbing_element: str | None = None, edge: st
             "group": g.name,
             "athena": {"e0": g.e0, "pre1": g.pre1, "pre2": g.pre2, "norm1": g.norm1, "norm2": g.norm2,
                        "nnorm": g.nnorm, "eshift": g.eshift, "element": g.element, "edge": g.edge},
+            "element_source": ab.element_source,
             "reference_group": ref.label.strip() if ref is not None else None,
             "is_reference_channel": g.is_reference_channel,
             "channels": [k for k in ("i0", "signal", "stddev") if getattr(g, k) is not None],
             "warnings": msgs,
         }
-        out.append(Spectrum(energy=g.energy, mu=g.mu, absorbing_element=el, edge=ed,
+        out.append(Spectrum(energy=g.energy, mu=g.mu, absorbing_element=ab.element, edge=ab.edge,
                             material_id=g.label.strip(), source=src, kind="mu", metadata=meta))
     if not out:
+        if out.failed or out.skipped:
+            first = (out.failed or out.skipped)[0].error
+            raise SpectrumError(first.message, source=first.source or src, line=first.line, field=first.field)
         raise SpectrumError("no mu(E) groups in the Athena project (only chi or derived data)", source=src)
     return out

@@ -575,7 +575,7 @@ def read_columns(path: str | Path, energy_col: str | int | None = None, mu: str 
     """
     from xasml.edges import identify_edge
     from xasml.io.channels import channel_role, choose_mu
-    from xasml.preprocess.normalize import find_e0
+    from xasml.edges import find_e0
 
     from xasml.io.nexus import is_hdf5, read_nexus_table
 
@@ -665,7 +665,8 @@ def read_columns(path: str | Path, energy_col: str | int | None = None, mu: str 
     if energy.size < 5:
         raise SpectrumError(f"only {energy.size} data points", source=src, field="energy")
     if not np.all(np.isfinite(energy)):
-        raise SpectrumError(f"energy column {ename[:40]!r} is not finite everywhere", source=src, field="energy")
+        raise SpectrumError(f"energy column {ename[:40]!r} holds non-finite values (inf or nan); expected energies in eV",
+                            source=src, line=int(lines[np.flatnonzero(~np.isfinite(energy))[0]]), field="energy")
     chans = {k: v for k, v in cf.data.items()}
     step = np.diff(energy)
     if np.all(step < 0):

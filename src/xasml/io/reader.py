@@ -140,11 +140,39 @@ def read_spectrum(path: str | Path, **kwargs: Any) -> Spectrum | list[Spectrum]:
     Raises
     ------
     SpectrumError
-        For unknown formats (the file named, with the formats expected) and everything the
-        format's reader raises.
+        For unknown formats (the file named, with the formats expected), everything the
+        format's reader raises, and scans too short for an edge
+        (:func:`xasml.spectrum.check_extent`, which also adds a warning for short scans).
     TypeError
         For keyword arguments the detected format's reader does not take.
     """
+    from xasml.spectrum import check_extent
+
+    got = _read_spectrum(path, **kwargs)
+    if not hasattr(got, "failed"):
+        for s in (got if isinstance(got, list) else [got]):
+            check_extent(s)  # the one extent check every command's spectra pass: too short is an error
+        return got
+    from xasml.io.athena import AthenaFailure
+
+    kept = []
+    for s in got:  # an Athena project: a group too short is reported, the others are kept
+        try:
+            check_extent(s)
+            kept.append(s)
+        except SpectrumError as exc:
+            label = s.metadata.get("label") or ""
+            got.failed.append(AthenaFailure(name=str(s.metadata.get("group")), label=label, line=None,
+                                            error=SpectrumError(f"group {label!r}: {exc.message}", source=exc.source,
+                                                                field=exc.field)))
+    if not kept:
+        raise got.failed[0].error
+    got[:] = kept
+    return got
+
+
+def _read_spectrum(path: str | Path, **kwargs: Any) -> Spectrum | list[Spectrum]:
+    """:func:`read_spectrum` without the extent check: the format's reader."""
     fmt = detect_format(path)
     column_opts = {k: kwargs[k] for k in ("energy_col", "mu", "scan") if kwargs.get(k) is not None}
     if fmt == "athena":
@@ -204,7 +232,8 @@ def read_spectra(path: str | Path, absorbing_element: str | None = None, edge: s
     Returns
     -------
     list of Spectrum
-        One per spectrum in the file (an Athena project gives one per group).
+        One per spectrum in the file (an Athena project gives one per group; its groups that
+        could not be read are in the list's ``failed``, see :class:`xasml.io.athena.AthenaSpectra`).
 
     Raises
     ------
@@ -219,5 +248,6 @@ def read_spectra(path: str | Path, absorbing_element: str | None = None, edge: s
         raise SpectrumError(str(exc).removeprefix(f"{path}: "), source=str(path)) from None
     spectra = got if isinstance(got, list) else [got]
     if not include_references:
-        spectra = [s for s in spectra if not s.metadata.get("is_reference_channel")]
+        kept = [s for s in spectra if not s.metadata.get("is_reference_channel")]
+        spectra = type(spectra)(kept, spectra.failed, spectra.skipped) if hasattr(spectra, "failed") else kept
     return spectra

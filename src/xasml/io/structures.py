@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,18 +53,25 @@ class XYZMolecule:
         return Molecule([int(z) for z in self.numbers], self.positions)
 
 
+_ASCII_INT = re.compile(r"[+-]?[0-9]+")
+#: longest lattice vector accepted (Å): no crystal (or slab with vacuum) comes near it
+MAX_CELL_LENGTH = 1.0e4
+#: atoms closer than this (Å) are one atom written twice (the shortest bond, H2, is 0.74 Å)
+MIN_ATOM_DISTANCE = 0.5
+
+
 def _atomic_number(token: str, src: str, lineno: int) -> int:
     from pymatgen.core.periodic_table import Element
 
     shown = token if len(token) <= 24 else token[:20] + "..."
-    is_int = token.lstrip("+-").isdigit()
+    is_int = _ASCII_INT.fullmatch(token) is not None  # not str.isdigit: '²' is a digit to it, and '--1' loses its signs
     if is_int and len(token) > 5:  # never an atomic number (and Python refuses ints over 4300 digits)
         raise DataError(f"{src}, line {lineno}: atomic number {shown} out of range 1-118")
     z = int(token) if is_int else None
     if z is None:
         try:
             z = Element(token[:1].upper() + token[1:].lower()).Z
-        except (ValueError, KeyError):
+        except (ValueError, KeyError, AttributeError):
             raise DataError(f"{src}, line {lineno}: column 1 {shown!r} is neither an atomic number nor "
                             "a chemical symbol") from None
     if not 1 <= z <= 118:
@@ -93,8 +101,10 @@ def read_xyz(path: str | Path) -> XYZMolecule:
     Raises
     ------
     DataError
-        If the file is missing or empty, a line lacks 4 columns, a coordinate is not numeric
-        or not finite (NaN, inf), or the number of atom lines disagrees with the count line.
+        If the file is missing, a folder or empty, a line lacks 4 columns, column 1 is neither
+        an atomic number (ASCII digits) nor a symbol, a coordinate is not numeric or not finite
+        (NaN, inf), two atoms are closer than :data:`MIN_ATOM_DISTANCE` Å, or the number of
+        atom lines disagrees with the count line.
     """
     path = Path(path)
     src = str(path)
@@ -102,13 +112,15 @@ def read_xyz(path: str | Path) -> XYZMolecule:
         lines = path.read_text(errors="replace").splitlines()
     except FileNotFoundError:
         raise DataError(f"{src}: file not found") from None
+    except IsADirectoryError:
+        raise DataError(f"{src}: is a folder, expected an XYZ file") from None
     if not any(line.strip() for line in lines):
         raise DataError(f"{src}: empty file, expected an XYZ structure")
     comment = ""
     first = 0
     count = None
     head = lines[0].split()
-    if len(head) == 1 and head[0].isdigit():
+    if len(head) == 1 and re.fullmatch(r"[0-9]+", head[0]):
         if len(head[0]) > 9:
             raise DataError(f"{src}, line 1: atom count {head[0][:20]}... is not plausible; expected the number of "
                             "atom lines")
@@ -139,6 +151,16 @@ def read_xyz(path: str | Path) -> XYZMolecule:
         i = int(np.argmax(bad))
         raise DataError(f"{src}: atom {i} has non-finite coordinates {positions[i].tolist()}; "
                         "expected finite Cartesian coordinates in Å")
+    if len(positions) > 1:
+        from scipy.spatial.distance import pdist, squareform
+
+        d = squareform(pdist(positions))
+        np.fill_diagonal(d, np.inf)
+        i, j = np.unravel_index(int(np.argmin(d)), d.shape)
+        if d[i, j] < MIN_ATOM_DISTANCE:
+            i, j = sorted((int(i), int(j)))
+            raise DataError(f"{src}: atoms {i} and {j} are {d[i, j]:.3f} Å apart; expected distinct atoms at least "
+                            f"{MIN_ATOM_DISTANCE} Å apart (an atom written twice?)")
     return XYZMolecule(np.array(numbers, dtype=int), positions, comment, src)
 
 
@@ -209,27 +231,36 @@ def check_structure(structure, source: str | Path | None = None, ordered: bool =
     Raises
     ------
     DataError
-        If the structure has no sites, the lattice matrix or a coordinate is not finite, the
-        cell volume is not positive (degenerate or left-handed-collapsed cell), or (with
-        ``ordered``) a site is disordered.
+        If the structure has no sites, the lattice (matrix or the lengths pymatgen reports) or a
+        coordinate (fractional or Cartesian) is not finite, a lattice vector is longer than
+        :data:`MAX_CELL_LENGTH` Å, the cell volume pymatgen reports is not positive and finite
+        (degenerate cell), or (with ``ordered``) a site is disordered.
     """
     where = f"{source}: " if source is not None else ""
     if len(structure) == 0:
         raise DataError(f"{where}the structure has no sites; expected at least one atom")
-    matrix = np.asarray(structure.lattice.matrix, dtype=float)
-    if not np.isfinite(matrix).all():
-        raise DataError(f"{where}the lattice holds non-finite values ({matrix.tolist()}); expected three "
+    lattice = structure.lattice
+    matrix = np.asarray(lattice.matrix, dtype=float)
+    with np.errstate(all="ignore"):  # what pymatgen reports for the cell: its lengths and volume
+        abc = np.asarray(lattice.abc, dtype=float)
+        volume = float(lattice.volume)
+    if not (np.isfinite(matrix).all() and np.isfinite(abc).all()):
+        raise DataError(f"{where}the lattice holds non-finite values or lengths ({matrix.tolist()}); expected three "
                         "finite lattice vectors in Å")
-    volume = float(abs(np.linalg.det(matrix)))
+    if float(abs(abc).max()) > MAX_CELL_LENGTH:
+        raise DataError(f"{where}lattice vector of {float(abs(abc).max()):.3g} Å; expected lattice vectors shorter than "
+                        f"{MAX_CELL_LENGTH:.0f} Å")
     if not np.isfinite(volume) or volume < 1e-3:
         raise DataError(f"{where}degenerate cell: volume {volume:.3g} Å^3; expected three linearly independent "
-                        "lattice vectors (positive volume)")
+                        "lattice vectors (positive finite volume)")
     frac = np.asarray(structure.frac_coords, dtype=float)
-    bad = ~np.isfinite(frac).all(axis=1)
+    with np.errstate(all="ignore"):
+        cart = np.asarray(structure.cart_coords, dtype=float)
+    bad = ~(np.isfinite(frac).all(axis=1) & np.isfinite(cart).all(axis=1))
     if bad.any():
         i = int(np.argmax(bad))
-        raise DataError(f"{where}site {i} has non-finite coordinates {frac[i].tolist()}; expected finite "
-                        "coordinates")
+        raise DataError(f"{where}site {i} has non-finite coordinates (fractional {frac[i].tolist()}, Cartesian "
+                        f"{cart[i].tolist()} Å); expected finite coordinates")
     if ordered and not structure.is_ordered:
         i, site = next((i, s) for i, s in enumerate(structure) if not s.is_ordered)
         raise DataError(f"{where}disordered structure: site {i} is {site.species.formula!r} (partial or mixed "
@@ -274,6 +305,8 @@ def read_fdmnes(path: str | Path, absorbing_element: str, edge: str = "K", mater
         lines = path.read_text(errors="replace").splitlines()
     except FileNotFoundError:
         raise SpectrumError("file not found", source=src) from None
+    except IsADirectoryError:
+        raise SpectrumError("is a folder, expected an FDMNES spectrum file", source=src) from None
     rows = []
     for lineno, line in enumerate(lines[header_lines:], start=header_lines + 1):
         parts = line.split()

@@ -41,7 +41,7 @@ import numpy as np
 
 from xasml.errors import SpectrumError
 from xasml.io.files import decode_text, read_file_bytes
-from xasml.spectrum import KNOWN_EDGES, Spectrum, normalize_element
+from xasml.spectrum import Spectrum, normalize_element
 from xasml.utils import is_number
 
 __all__ = ["XDIWarning", "XDIFile", "read_xdi_table", "read_xdi", "write_xdi", "XDI_EDGES",
@@ -684,12 +684,11 @@ def read_xdi(path: str | Path, absorbing_element: str | None = None, edge: str |
         _warn(msgs, src, f"{where}: points sorted by energy"
                          f"{f' and {ndup} repeated energies averaged' if ndup else ''}", int(xdi.data_lines[i + 1]))
 
-    nwarn = len(msgs)
-    element, edge_name = _element_and_edge(xdi, energy, mu, absorbing_element, edge, msgs)
-    from_data = len(msgs) > nwarn and "identified from the data" in msgs[-1]
+    absorber = _element_and_edge(xdi, energy, mu, absorbing_element, edge, msgs)
+    element, edge_name = absorber.element, absorber.edge
     metadata = {
         "format": "xdi",
-        "element_source": "option" if absorbing_element is not None else ("data" if from_data else "header"),
+        "element_source": absorber.element_source,
         "xdi_version": xdi.version,
         "applications": xdi.applications,
         "mu_source": mu_source,
@@ -704,50 +703,25 @@ def read_xdi(path: str | Path, absorbing_element: str | None = None, edge: str |
 
 
 def _element_and_edge(xdi: XDIFile, energy: np.ndarray, mu: np.ndarray, element: str | None,
-                      edge: str | None, msgs: list[str]) -> tuple[str, str]:
-    """Element and edge from the arguments, the header, or (with a warning) from the data."""
-    from xasml.edges import identify_edge
-    from xasml.preprocess.normalize import find_e0
+                      edge: str | None, msgs: list[str]):
+    """The absorber (:class:`xasml.edges.Absorber`): the options, ``Element.symbol``/``Element.edge``, the
+    file name, or (with a warning) the data (``Scan.edge_energy`` if usable, else the measured e0)."""
+    from xasml.edges import resolve_absorber
 
     src = xdi.path
-    if element is not None:
-        element = normalize_element(element, source=src)
-    else:
-        sym = xdi.get("Element.symbol")
-        if sym is not None:
-            try:
-                element = normalize_element(sym, source=src, field_name="Element.symbol")
-            except SpectrumError:
-                element = None
-    if edge is not None:
-        edge = str(edge).strip().upper()
-        if edge not in KNOWN_EDGES:
-            raise SpectrumError(f"unknown edge {edge!r}", source=src, field="edge")
-    else:
-        e = xdi.get("Element.edge")
-        if e is not None and e.strip().upper() in KNOWN_EDGES:
-            edge = e.strip().upper()
-    if element is not None and edge is not None:
-        return element, edge
-    # identify from the edge position: Scan.edge_energy if usable, else the measured e0
-    e0, how = None, ""
+    e0, how = None, None
     v = xdi.get("Scan.edge_energy")
     if v is not None:
         m = _FLOAT_UNITS_RE.match(v.strip())
         if m and m.group(2).strip().lower() in ("", "ev", "kev"):
             e0 = float(m.group(1)) * (1000.0 if m.group(2).strip().lower() == "kev" else 1.0)
-            how = f"Scan.edge_energy = {e0:.1f} eV"
-    if e0 is None or not (energy[0] - 100 <= e0 <= energy[-1] + 100):
-        e0 = find_e0(energy, mu)
-        how = f"measured edge position e0 = {e0:.1f} eV"
-    try:
-        found_el, found_edge, tab = identify_edge(e0, element=element, edge=edge)
-    except ValueError as exc:
-        raise SpectrumError(f"Element.symbol/Element.edge missing or invalid and the edge could not be "
-                            f"identified from the data: {exc}", source=src, field="Element.symbol") from None
-    _warn(msgs, src, f"absorber identified from the data as {found_el} {found_edge} (tabulated "
-                     f"{tab:.1f} eV, {how}); give absorbing_element/edge to override")
-    return found_el, found_edge
+            how = "Scan.edge_energy"
+    ab = resolve_absorber(src, element=element, edge=edge, stated_element_value=xdi.get("Element.symbol"),
+                          stated_edge_value=xdi.get("Element.edge"), stated_what="Element.symbol/Element.edge",
+                          filename=Path(src).name, energy=energy, mu=mu, e0=e0, e0_what=how)
+    for w in ab.warnings:
+        _warn(msgs, src, w)
+    return ab
 
 
 def _flat_scalars(prefix: str, obj: Any, out: dict[str, str]) -> None:

@@ -192,6 +192,10 @@ class LatentModel:
             raise DataError(f"{meta_path}: malformed latent model ({type(exc).__name__}: {exc})") from None
         n = int(model.grid.n_points)
         n_in = n + len(model.elements or [])
+        if not np.isfinite(model.reference_mu).all():
+            bad = int(np.flatnonzero(~np.isfinite(model.reference_mu))[0])
+            raise DataError(f"{meta_path}: field 'reference_mu' holds a non-finite value (NaN or inf) at point {bad}; "
+                            "expected the model's finite mean training spectrum")
         if model.reference_mu.shape != (n,) or model.rankaae.n_features_in_ != n_in:
             raise DataError(f"{meta_path}: grid ({n} points), element code ({len(model.elements or [])}), reference "
                             f"spectrum ({model.reference_mu.size}) and network input ({model.rankaae.n_features_in_}) "

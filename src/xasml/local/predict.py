@@ -92,6 +92,8 @@ def predict_files(files: Sequence[str | Path], task: str, model: str | Path | No
                 out.append(per_task[task])
             else:
                 out.append(_merge_tasks(head, per_task))
+        for fail in getattr(spectra, "failed", []):  # Athena groups that could not be read: never silent
+            out.append({"file": f"{f}:{fail.label}", "error": str(fail.error)})
     return out
 
 

@@ -1,10 +1,13 @@
 """``xasml measure``: measured spectra from beamline files.
 
 ``xasml measure read [--json] FILE...`` prints one record per spectrum (an Athena project gives
-one per group): file, label, absorbing element, edge, number of points, e0 (eV), edge step, the
-calibration and the warnings. Errors are one line on stderr naming the file (and line/field);
-the other files are still processed; the exit status is 2 when any file was refused (1 for an
-unexpected failure).
+one per group): file, label, ``status`` ("ok"), absorbing element, edge, ``element_source``, number
+of points, e0 (eV), edge step, the calibration and the warnings. Errors are one line on stderr
+naming the file (and line/field); the other files are still processed. An Athena project group
+that cannot be read or measured gives a record with ``status`` "error" and ``error`` (text output:
+a ``NOT READ`` line and a warning line) while its other groups are reported as usual.
+Exit status: 0 every spectrum read; 3 partial (some project groups not read, the rest reported);
+2 a file refused (nothing of it read) or a wrong option; 1 an unexpected failure.
 
 ``xasml measure map --model DIR --n-motifs N FILE... --out DIR`` maps measured spectra onto the
 simulated domain of a local-structure model by cBSS spectral domain mapping
@@ -84,10 +87,25 @@ def _fmt(rec: dict) -> str:
             + "".join(f"\n    warning: {w}" for w in rec["warnings"]))
 
 
+#: exit status of ``measure read``: every spectrum read
+EXIT_OK = 0
+#: an unexpected failure (a bug: please report it)
+EXIT_UNEXPECTED = 1
+#: a file refused (nothing of it read), or a wrong option
+EXIT_REFUSED = 2
+#: partial: every file read, but some groups of an Athena project could not be read or measured
+EXIT_PARTIAL = 3
+
+
+def _fmt_failure(rec: dict) -> str:
+    what = "SKIPPED" if rec["status"] == "skipped" else "NOT READ"
+    return f"{rec['file']}  [{rec['label']}]  {what}\n    warning: {rec['error']}"
+
+
 def _read(args) -> int:
     from xasml.measure.core import measure_file
 
-    status = 0
+    refused = unexpected = partial = False
     for f in args.files:
         try:
             recs = measure_file(f, absorbing_element=args.element, edge=args.edge, energy_col=args.energy_col,
@@ -95,15 +113,27 @@ def _read(args) -> int:
                                 include_references=not args.no_references, use_stored=not args.ignore_stored, scan=args.scan)
         except XasmlError as exc:  # a user mistake or a bad file: exit status 2 (xasml convention)
             print(f"xasml: error: {exc}", file=sys.stderr)
-            status = max(status, 2)
+            refused = True
             continue
         except (OSError, ValueError, TypeError) as exc:  # unexpected: still one line, exit status 1
             print(f"xasml: error: {f}: {type(exc).__name__}: {exc}", file=sys.stderr)
-            status = status or 1
+            unexpected = True
             continue
         for rec in recs:
-            print(json.dumps(rec) if args.json else _fmt(rec), flush=True)
-    return status
+            if rec.get("status") in ("error", "skipped"):
+                print(json.dumps(rec) if args.json else _fmt_failure(rec), flush=True)
+                print(f"xasml: warning: {rec['error']}", file=sys.stderr)
+            else:
+                print(json.dumps(rec) if args.json else _fmt(rec), flush=True)
+        if not any(r.get("status", "ok") == "ok" for r in recs):
+            refused = True
+        elif any(r.get("status") == "error" for r in recs):
+            partial = True
+    if refused:
+        return EXIT_REFUSED
+    if unexpected:
+        return EXIT_UNEXPECTED
+    return EXIT_PARTIAL if partial else EXIT_OK
 
 
 def _read_for_map(args, element: str, edge: str) -> tuple[list, list[str]]:
@@ -124,6 +154,8 @@ def _read_for_map(args, element: str, edge: str) -> tuple[list, list[str]]:
                     labels.append(f"{Path(f).name}#{s.metadata['row']} {args.label_name}={s.metadata[args.label_name]:.4g}")
             else:
                 got = read_spectra(f, args.element or None, args.edge or None)
+                for fail in getattr(got, "failed", []):  # an Athena group that could not be read: said, not hidden
+                    print(f"xasml: warning: {fail.error}; group left out of the mapping", file=sys.stderr)
                 if len(got) == 1:
                     labels.append(Path(f).name)
                 else:

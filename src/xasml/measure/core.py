@@ -44,7 +44,10 @@ def check_scan_range(spectrum) -> float:
 
     e = spectrum.energy
     el, ed = spectrum.absorbing_element, spectrum.edge
-    tab = edge_energy(el, ed)
+    try:
+        tab = edge_energy(el, ed)
+    except SpectrumError as exc:  # e.g. --element H --edge L3: name the file
+        raise SpectrumError(exc.message, source=spectrum.source, field=exc.field) from None
     if e[-1] < tab - SCAN_EDGE_MARGIN or e[0] > tab + SCAN_EDGE_MARGIN:
         where = "ends" if e[-1] < tab else "starts"
         raise SpectrumError(f"the scan ({e[0]:.1f}..{e[-1]:.1f} eV) {where} {'before' if where == 'ends' else 'after'} "
@@ -79,7 +82,7 @@ def _edge_in_data(spectrum) -> str:
             "give the right --element/--edge")
 
 
-def check_measured(spectrum) -> tuple[float, list[str]]:
+def check_measured(spectrum, e0: float | None = None) -> tuple[float, list[str]]:
     """Every physical check of a measured spectrum, before anything is fitted to it.
 
     The one entry point for commands that take measured files (``measure read``, ``topology
@@ -91,11 +94,14 @@ def check_measured(spectrum) -> tuple[float, list[str]]:
     ----------
     spectrum : Spectrum
         Measured spectrum (absolute eV) with its stated ``absorbing_element`` and ``edge``.
+    e0 : float, optional
+        The edge energy (eV) the user stated for these data (an Athena group's ``bkg_e0``,
+        which its normalisation uses); larch's finder when None.
 
     Returns
     -------
     (float, list of str)
-        The measured e0 (eV) and the warnings (doubts), each starting with the file.
+        The e0 (eV) checked and the warnings (doubts), each starting with the file.
 
     Raises
     ------
@@ -107,7 +113,7 @@ def check_measured(spectrum) -> tuple[float, list[str]]:
 
     src = spectrum.source
     check_scan_range(spectrum)
-    e0 = float(pre_edge(spectrum.energy, spectrum.mu, source=src).e0)
+    e0 = float(pre_edge(spectrum.energy, spectrum.mu, source=src).e0) if e0 is None else float(e0)
     return e0, [w if src is None or w.startswith(str(src)) else f"{src}: {w}" for w in check_edge(spectrum, e0)]
 
 
@@ -209,11 +215,14 @@ def _measure(spectrum, calibrate: str, reference, nnorm: int | None, use_stored:
 
     src = spectrum.source
     warns = [w for w in spectrum.metadata.get("warnings", [])]
-    warns += check_measured(spectrum)[1]
+    stored = spectrum.metadata.get("athena") if spectrum.metadata.get("format") == "athena" else None
+    e0_user = stored.get("e0") if use_stored and stored else None
+    if e0_user is not None and not spectrum.energy[0] < e0_user < spectrum.energy[-1]:
+        e0_user = None
+    warns += check_measured(spectrum, e0_user)[1]  # the user's Athena e0 is the edge checked, as it is used
     cal_spec, cal = _calibrate(spectrum, method=calibrate, reference=reference)
     warns += [f"{src}: {w}" for w in cal.warnings]
     r, e0_source = None, "find_e0 (larch)"
-    stored = spectrum.metadata.get("athena") if spectrum.metadata.get("format") == "athena" else None
     if use_stored and stored and stored.get("e0") is not None:
         # the user's own Athena parameters, as xraylarch's read_athena uses them
         e0s = float(stored["e0"]) + cal.shift
@@ -239,8 +248,10 @@ def _measure(spectrum, calibrate: str, reference, nnorm: int | None, use_stored:
     record = {
         "file": src,
         "label": label,
+        "status": "ok",
         "absorbing_element": spectrum.absorbing_element,
         "edge": spectrum.edge,
+        "element_source": meta.get("element_source"),
         "n_points": int(len(spectrum)),
         "energy_range": [float(cal_spec.energy[0]), float(cal_spec.energy[-1])],
         "e0": float(r.e0),
@@ -285,12 +296,17 @@ def measure_file(path: str | Path, absorbing_element: str | None = None, edge: s
     Returns
     -------
     list of dict
-        One :func:`measure_spectrum` record per spectrum (an Athena project gives one per group).
+        One :func:`measure_spectrum` record per spectrum (an Athena project gives one per group),
+        ``status`` ``"ok"``. In a file of several spectra (an Athena project) a group that could
+        not be read or measured gives ``{"file", "label", "group", "status": "error", "error"}``
+        instead (after the groups that read), and the others are still measured; a group that is
+        not μ(E) data (χ(k)) gives such a record with ``status`` ``"skipped"``.
 
     Raises
     ------
     SpectrumError
-        From the reader, the checks, the calibration or the normalisation (file named).
+        From the reader, the checks, the calibration or the normalisation (file named); for a
+        project, only when none of its groups can be read.
     """
     from xasml.io.reader import read_spectra
 
@@ -303,13 +319,25 @@ def measure_file(path: str | Path, absorbing_element: str | None = None, edge: s
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             ref = read_spectra(reference, absorbing_element, edge)[0]
+    failed = list(getattr(spectra, "failed", []))
+    several = len(spectra) + len(failed) > 1  # a project: one group's failure does not stop the others
     out = []
     for s in spectra:
-        if s.metadata.get("is_reference_channel") and calibrate != "none":
-            rec = measure_spectrum(s, calibrate="none", use_stored=use_stored)  # not calibrated against itself
-        else:
-            rec = measure_spectrum(s, calibrate=calibrate, reference=ref, use_stored=use_stored)
+        try:
+            if s.metadata.get("is_reference_channel") and calibrate != "none":
+                rec = measure_spectrum(s, calibrate="none", use_stored=use_stored)  # not calibrated against itself
+            else:
+                rec = measure_spectrum(s, calibrate=calibrate, reference=ref, use_stored=use_stored)
+        except SpectrumError as exc:
+            if not several:
+                raise
+            label = s.metadata.get("label") or s.material_id
+            msg = exc.message if str(exc).startswith(str(s.source)) else str(exc)
+            rec = {"file": str(s.source), "label": label, "group": s.metadata.get("group"), "status": "error",
+                   "error": str(SpectrumError(f"group {label!r}: {msg}", source=exc.source or str(path),
+                                              line=exc.line, field=exc.field))}
         out.append(rec)
+    out += [f.to_dict(str(path)) for f in failed + list(getattr(spectra, "skipped", []))]
     return out
 
 

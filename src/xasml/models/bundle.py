@@ -403,7 +403,14 @@ def find_bundle(task: str, model: str | Path | None = None, element: str | None 
     for c in candidates:
         if (c / "bundle.json").exists():
             if c == root and model is not None:
-                meta = json.loads((c / "bundle.json").read_text())
+                try:
+                    meta = json.loads((c / "bundle.json").read_text())
+                except (OSError, UnicodeDecodeError, ValueError) as exc:  # ValueError: JSONDecodeError, huge ints
+                    raise DataError(f"{c / 'bundle.json'}: not readable JSON ({type(exc).__name__}: "
+                                    f"{str(exc)[:100]}); expected a model bundle written by xasml") from None
+                if not isinstance(meta, dict):
+                    raise DataError(f"{c / 'bundle.json'}: a JSON {type(meta).__name__}, expected an object (a model "
+                                    "bundle written by xasml)")
                 if meta.get("task") != task:
                     raise DataError(f"{c}: bundle is for task {meta.get('task')!r}, not {task!r}")
             return c

@@ -196,7 +196,9 @@ def calibrate(spectrum, method: str = "auto", reference=None, e0_method: str = "
     SpectrumError
         For ``method="reference"`` without a reference, a reference whose e0 is more than
         :data:`MAX_CALIBRATION_SHIFT` eV from the tabulated edge (it is not that foil), or an
-        unreadable reference file.
+        unreadable reference file. With ``method="auto"``, a reference channel found in the
+        file (not asked for) that cannot calibrate leaves the spectrum uncalibrated with a
+        warning instead.
     ValueError
         For an unknown ``method``.
     """
@@ -244,16 +246,33 @@ def calibrate(spectrum, method: str = "auto", reference=None, e0_method: str = "
             rel, red = el, ed
         order = np.argsort(re_)
         re_, rm = np.asarray(re_, float)[order], np.asarray(rm, float)[order]
-        keep = np.concatenate(([True], np.diff(re_) > 0))
-        e0r = find_e0(re_[keep], rm[keep], method=e0_method)
+        keep = np.concatenate(([True], np.diff(re_) > 0)) & np.isfinite(re_) & np.isfinite(rm)
+        # a channel found in the file (not asked for) that cannot calibrate is a doubt, not an error
+        found_in_file = how in ("reference-channel", "athena-reference-group") and method == "auto"
+        problem = None
+        try:
+            e0r = find_e0(re_[keep], rm[keep], method=e0_method)
+        except SpectrumError as exc:
+            if not found_in_file:
+                raise SpectrumError(f"reference ({desc}): {exc.message}", source=src, field="reference") from None
+            e0r, problem = float("nan"), f"reference ({desc}) unusable ({exc.message})"
         shift = tab - e0r
-        if abs(shift) > MAX_CALIBRATION_SHIFT:
+        if problem is None and abs(shift) > MAX_CALIBRATION_SHIFT:
             import xraydb
 
             guess = xraydb.guess_edge(e0r)
-            raise SpectrumError(f"reference ({desc}) has its edge at {e0r:.1f} eV, {shift:+.1f} eV from the tabulated "
-                                f"{rel} {red} edge ({tab:.1f} eV); xraydb.guess_edge says {guess[0]} {guess[1]}: "
-                                "not the expected foil", source=src, field="reference")
+            problem = (f"reference ({desc}) has its edge at {e0r:.1f} eV, {shift:+.1f} eV from the tabulated "
+                       f"{rel} {red} edge ({tab:.1f} eV); xraydb.guess_edge says {guess[0]} {guess[1]}: "
+                       "not the expected foil")
+            if not found_in_file:
+                raise SpectrumError(problem, source=src, field="reference")
+        if problem is not None:
+            warns.append(f"{problem}; not calibrated")
+            cal = Calibration(method="none", reference=None, element=el, edge=ed, reference_e0=None,
+                              tabulated_e0=edge_energy(el, ed), shift=0.0, warnings=warns)
+            meta = dict(spectrum.metadata)
+            meta["calibration"] = cal.to_dict()
+            return spectrum.replace(metadata=meta), cal
         if abs(shift) > WARN_CALIBRATION_SHIFT:
             warns.append(f"calibration shift {shift:+.1f} eV is large (reference e0 {e0r:.1f} eV vs tabulated "
                          f"{tab:.1f} eV): check the reference")

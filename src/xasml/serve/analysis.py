@@ -300,6 +300,9 @@ class Analyzer:
                 label = s.metadata.get("label") or s.material_id or f"{path.name}[{i}]"
                 out.append({"label": str(label), "absorbing_element": s.absorbing_element, "edge": s.edge,
                             "error": _one_line(exc, path)})
+        for fail in getattr(spectra, "failed", []):  # Athena groups that could not be read: shown, not dropped
+            out.append({"label": fail.label, "absorbing_element": None, "edge": None,
+                        "error": _one_line(fail.error, path)})
         return out
 
     def _spectrum(self, s, index: int, opts: AnalysisOptions, reference, read_warnings: list[str]) -> dict:

@@ -59,7 +59,7 @@ class TopologyPredictor:
 
     def __init__(self, model_dir: str | Path | None = None):
         from xasml.datasets.topology import TopologyFeaturizer
-        from xasml.models.validate import load_checked_estimator, read_model_json
+        from xasml.models.validate import check_finite_values, load_checked_estimator, read_model_json
         from xasml.topology.run import BUNDLED_ATOM_TYPE_MODEL, BUNDLED_MODEL
 
         d = Path(model_dir) if model_dir is not None else BUNDLED_MODEL
@@ -71,6 +71,14 @@ class TopologyPredictor:
                             f"pass a run folder or its models/<name> folder)")
         self.path = d
         self.meta = read_model_json(meta, "the topology.json")
+        if not isinstance(self.meta, dict):
+            raise DataError(f"{meta}: a JSON {type(self.meta).__name__}, expected an object written by xasml")
+        version = self.meta.get("xasml_version")
+        if version is not None and not isinstance(version, str):
+            raise DataError(f"{meta}: field 'xasml_version' is {version!r}; expected the version string of the xasml "
+                            "that wrote the model")
+        for key in ("featurizer", "seed"):
+            check_finite_values(self.meta.get(key), str(meta), key)
         try:
             self.featurizer = TopologyFeaturizer.from_dict(self.meta["featurizer"])
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
