@@ -34,7 +34,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 __all__ = ["METHODS", "LEVEL", "load_calibration", "conformal_scale", "lcf_raw_sigma", "combine",
-           "collect_evidence", "gather_evidence", "assemble_evidence", "model_disagrees"]
+           "collect_evidence", "gather_evidence", "assemble_evidence", "doubts"]
 
 #: the evidence lines combined, in order
 METHODS = ("model", "lcf", "edge_position")
@@ -42,6 +42,8 @@ METHODS = ("model", "lcf", "edge_position")
 LEVEL = 0.95
 #: a nearest standard less similar than this (Pearson r of flat) means the library has nothing like the spectrum
 MIN_SIMILARITY = 0.98
+#: two lines of evidence this far apart (oxidation state) make the answer doubtful
+MAX_DISAGREEMENT = 1.5
 
 
 def calibration_path() -> Path:
@@ -170,12 +172,30 @@ def combine(estimates: Mapping[str, tuple[float, float] | None], calibration: Ma
             "disagree": disagree, "widened_by": round(widen, 3)}
 
 
-def model_disagrees(model: tuple[float, float] | None, combined_without_model: Mapping[str, Any] | None) -> bool:
-    """True when the model's value lies beyond 2σ (both σ combined) of the measured-standard evidence."""
-    if model is None or not combined_without_model or combined_without_model.get("oxidation_state") is None:
-        return False
-    d = abs(model[0] - combined_without_model["oxidation_state"])
-    return bool(d > 2 * np.hypot(model[1], combined_without_model["sigma"]))
+def doubts(nearest: Sequence[Mapping[str, Any]], model: tuple[float, float] | None,
+           lcf: tuple[float, float] | None, edge: tuple[float, float] | None, element: str, edge_name: str) -> list[str]:
+    """Why an answer is doubtful, from the raw evidence (no σ calibration involved): the reasons.
+
+    Doubtful when no standard of the element and edge is in the library, when the nearest one is
+    less similar than :data:`MIN_SIMILARITY` (nothing like the spectrum was measured), or when two
+    lines of evidence differ by :data:`MAX_DISAGREEMENT` or more (the model against the LCF or the
+    edge position; without a model, the LCF against the edge position). Doubtful answers get the
+    σ scales calibrated on doubtful standards (``scales_doubtful``; group-conditional, "Mondrian"
+    conformal calibration, Vovk et al. 2005 §4.5), the others those calibrated on the others.
+    """
+    out = []
+    if not nearest:
+        out.append(f"no {element} {edge_name} standard in the reference library")
+    elif nearest[0]["similarity"] < MIN_SIMILARITY:
+        out.append(f"no measured standard resembles this spectrum (best: {nearest[0]['compound']}, "
+                   f"r = {nearest[0]['similarity']:.3f} < {MIN_SIMILARITY})")
+    pairs = [("model", model, "LCF", lcf), ("model", model, "edge position", edge)] if model is not None \
+        else [("LCF", lcf, "edge position", edge)]
+    for n1, a, n2, b in pairs:
+        if a is not None and b is not None and abs(a[0] - b[0]) >= MAX_DISAGREEMENT:
+            out.append(f"the {n1} ({a[0]:.2f}) and the {n2} ({b[0]:.2f}) differ by {abs(a[0] - b[0]):.1f} in "
+                       "oxidation state")
+    return out
 
 
 def gather_evidence(unknown, library, exclude_compounds: Iterable[str] = (), k_nearest: int = 5,
@@ -234,52 +254,44 @@ def assemble_evidence(gathered: Mapping[str, Any], model: Mapping[str, Any] | No
         standard resembles the spectrum), ``flag_reasons`` and ``warnings``.
     """
     cal = calibration if calibration is not None else load_calibration()
-    scales = cal.get("scales", {})
     nearest, lcf, edge, vals = gathered["nearest"], gathered["lcf"], gathered["edge_position"], gathered["valences"]
     el, ed = gathered["element"], gathered["edge"]
     warnings: list[str] = []
-    lcf_est = None
+    lcf_est = edge_est = model_est = None
     if lcf is not None and len(vals) >= 2:
-        raw = lcf_raw_sigma(lcf, vals)
-        lcf_est = (lcf["valence"], raw)
-        lcf = {**lcf, "sigma_raw": round(raw, 3), "sigma": round(raw * float(scales.get("lcf", 1.0)), 3)}
+        lcf_est = (lcf["valence"], lcf_raw_sigma(lcf, vals))
     elif lcf is not None:
         warnings.append(f"fewer than 2 valences among the {el} {ed} standards: the linear combination implies "
                         "no valence")
         lcf = {**lcf, "valence": None}
-    edge_est = None
     if edge is not None:
         edge_est = (edge["valence"], edge["sigma"])
-        edge = {**edge, "sigma_raw": edge["sigma"],
-                "sigma": round(edge["sigma"] * float(scales.get("edge_position", 1.0)), 3)}
-    model_est = model_ev = None
     if model is not None and model.get("prediction") is not None:
         model_est = (float(model["prediction"]), float(model.get("std") or 0.0) or 0.5)
+    reasons = doubts(nearest, model_est, lcf_est, edge_est, el, ed)
+    group = "scales_doubtful" if reasons and "scales_doubtful" in cal else "scales"
+    scales = dict(cal.get(group, {}))
+    if group == "scales":  # an element's own scales where its standards gave them
+        scales.update((cal.get("scales_by_element") or {}).get(el, {}))
+    cal_used = {**cal, "scales": scales}
+    if lcf_est is not None:
+        lcf = {**lcf, "sigma_raw": round(lcf_est[1], 3), "sigma": round(lcf_est[1] * float(scales.get("lcf", 1.0)), 3)}
+    if edge is not None:
+        edge = {**edge, "sigma_raw": edge["sigma"],
+                "sigma": round(edge["sigma"] * float(scales.get("edge_position", 1.0)), 3)}
+    model_ev = None
+    if model_est is not None:
         model_ev = {"value": round(model_est[0], 3), "sigma_raw": round(model_est[1], 3),
                     "sigma": round(model_est[1] * float(scales.get("model", 1.0)), 3)}
         if model.get("out_of_domain") is not None:
             model_ev["out_of_domain"] = model["out_of_domain"]
-    combined = combine({"model": model_est, "lcf": lcf_est, "edge_position": edge_est}, cal)
-    standards_only = combine({"lcf": lcf_est, "edge_position": edge_est}, cal)
-    flagged, reasons = False, []
-    if model_est is not None and model_disagrees((model_est[0], model_ev["sigma"]), standards_only):
-        flagged = True
-        reasons.append(f"the model's {model_est[0]:.2f} disagrees with the measured standards' "
-                       f"{standards_only['oxidation_state']:.2f} ± {standards_only['sigma']:.2f}")
-    if nearest and nearest[0]["similarity"] < MIN_SIMILARITY:
-        flagged = True
-        reasons.append(f"no measured standard resembles this spectrum (best: {nearest[0]['compound']}, "
-                       f"r = {nearest[0]['similarity']:.3f} < {MIN_SIMILARITY})")
-    if not nearest:
-        flagged = True
-        reasons.append(f"no {el} {ed} standard in the reference library")
-    if combined.get("disagree"):
-        flagged = True
+    combined = combine({"model": model_est, "lcf": lcf_est, "edge_position": edge_est}, cal_used)
+    flagged = bool(reasons) or bool(combined.get("disagree"))
     warnings += combined["warnings"] + reasons
     return {"evidence": {"model": model_ev, "lcf": lcf, "edge_position": edge, "nearest": nearest},
             "combined": {k: combined[k] for k in ("oxidation_state", "sigma", "methods", "calibrated", "chi2", "dof",
                                                   "disagree", "widened_by")},
-            "flagged": flagged, "flag_reasons": reasons, "warnings": list(dict.fromkeys(warnings)),
+            "flagged": flagged, "doubtful": bool(reasons), "flag_reasons": reasons, "warnings": list(dict.fromkeys(warnings)),
             "sigma_calibration": "measured standards (leave-one-compound-out split conformal)" if cal.get("calibrated")
             else "none (raw σ)"}
 

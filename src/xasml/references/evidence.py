@@ -42,6 +42,12 @@ STEP = 0.25
 #: largest common energy shift searched (eV), and its step
 MAX_SHIFT = 2.0
 SHIFT_STEP = 0.1
+#: largest common energy shift of a linear-combination fit (eV): calibration error only, since a
+#: larger shift would stand in for the valence the fit is to measure
+LCF_MAX_SHIFT = 1.0
+#: prior residual σ (valence units) of an edge-position line and its weight in degrees of freedom
+EDGE_PRIOR_SIGMA = 0.5
+EDGE_PRIOR_DOF = 2
 
 
 @dataclass
@@ -161,8 +167,8 @@ def _shifted_matrix(rows, energy: np.ndarray, shifts: np.ndarray) -> np.ndarray:
     return out
 
 
-def _shifts() -> np.ndarray:
-    n = int(round(MAX_SHIFT / SHIFT_STEP))
+def _shifts(max_shift: float | None = None) -> np.ndarray:
+    n = int(round((MAX_SHIFT if max_shift is None else max_shift) / SHIFT_STEP))
     return SHIFT_STEP * np.arange(-n, n + 1)
 
 
@@ -269,7 +275,7 @@ def _combo_fits(G: np.ndarray, c: np.ndarray, yy: float, max_components: int):
 
 
 def linear_combination_fit(unknown: Unknown, library, max_components: int = 3, exclude_compounds: Iterable[str] = (),
-                           top: int = 10, known_valence: bool = True) -> dict[str, Any] | None:
+                           top: int = 10, known_valence: bool = True, max_shift: float | None = None) -> dict[str, Any] | None:
     """Linear-combination fit of the unknown's ``flat`` with the library's standards.
 
     Every combination of 1 to ``max_components`` standards (one entry per compound) of the same
@@ -308,7 +314,7 @@ def linear_combination_fit(unknown: Unknown, library, max_components: int = 3, e
     if not rows:
         return None
     e, y = unknown.on_window()
-    shifts = _shifts()
+    shifts = _shifts(LCF_MAX_SHIFT if max_shift is None else max_shift)
     S = _shifted_matrix(rows, e, shifts)
     yy = float(y @ y)
     best: dict[tuple, tuple[float, np.ndarray, float]] = {}
@@ -370,8 +376,9 @@ def edge_position_valence(unknown: Unknown, library, exclude_compounds: Iterable
     For each edge measure (``e_half``: where ``flat`` reaches 0.5; ``e0``: larch's edge
     energy), valence = a + b·E is fitted by least squares over the standards of the unknown's
     element and edge with known valence (one point per compound: the median of its calibrated
-    entries). The measure with the smaller residual σ (valence units, n − 2 degrees of freedom)
-    is used; the prediction σ is the residual σ times √(1 + 1/n + (E − Ē)²/Sₓₓ).
+    entries). The measure with the smaller residual σ is used (valence units; the n − 2 degrees
+    of freedom of the residuals pooled with a prior σ of :data:`EDGE_PRIOR_SIGMA` on
+    :data:`EDGE_PRIOR_DOF` degrees of freedom, so that 3–4 compounds do not claim a tiny σ); the prediction σ is the residual σ times √(1 + 1/n + (E − Ē)²/Sₓₓ).
 
     Parameters
     ----------
@@ -402,7 +409,10 @@ def edge_position_valence(unknown: Unknown, library, exclude_compounds: Iterable
         if not b > 0:
             continue
         res = v - (a + b * x)
-        s = float(np.sqrt(np.sum(res ** 2) / (len(x) - 2))) if len(x) > 2 else float("nan")
+        dof = len(x) - 2
+        # residual variance shrunk towards a prior (EDGE_PRIOR_SIGMA on EDGE_PRIOR_DOF degrees of
+        # freedom): a line through 3-4 compounds says little about its own scatter
+        s = float(np.sqrt((np.sum(res ** 2) + EDGE_PRIOR_DOF * EDGE_PRIOR_SIGMA ** 2) / (dof + EDGE_PRIOR_DOF)))
         fits[m] = {"slope": float(b), "intercept": float(a), "residual_sigma": s, "n_standards": len(x),
                    "mean": float(np.mean(x)), "sxx": float(np.sum((x - np.mean(x)) ** 2))}
     if not fits:

@@ -90,10 +90,12 @@ def match_compound(element: str, stem: str, table: dict[str, Any]) -> dict[str, 
 
 
 def half_height_energy(energy: np.ndarray, flat: np.ndarray, e0: float) -> float:
-    """Energy (eV) where the normalised μ first reaches 0.5, searched from 15 eV below ``e0``.
+    """Energy (eV) where the rising edge of the normalised μ crosses 0.5.
 
     The half-height edge position of the XANES literature (e.g. the "E at μ = 0.5" of Mn and Fe
-    valence calibrations, Wilke et al., Am. Mineral. 86, 714 (2001)); interpolated linearly.
+    valence calibrations, Wilke et al., Am. Mineral. 86, 714 (2001)), taken on the main rise: the
+    last crossing of 0.5 below the highest point of ``flat`` within e0 − 15 … e0 + 40 eV, so that an
+    intense pre-edge peak (chromates, vanadates) is not mistaken for the edge; interpolated linearly.
 
     Parameters
     ----------
@@ -105,17 +107,20 @@ def half_height_energy(energy: np.ndarray, flat: np.ndarray, e0: float) -> float
     Returns
     -------
     float
-        The energy, eV; ``e0`` when the curve never crosses 0.5 in the scan.
+        The energy, eV; ``e0`` when the curve does not cross 0.5 there.
     """
     e, f = np.asarray(energy, float), np.asarray(flat, float)
-    start = int(np.searchsorted(e, e0 - 15.0))
-    above = np.nonzero(f[start:] >= 0.5)[0]
-    if above.size == 0:
+    lo, hi = int(np.searchsorted(e, e0 - 15.0)), int(np.searchsorted(e, e0 + 40.0))
+    if hi - lo < 2:
         return float(e0)
-    i = start + int(above[0])
-    if i == 0 or f[i] == f[i - 1]:
-        return float(e[i])
-    return float(e[i - 1] + (0.5 - f[i - 1]) * (e[i] - e[i - 1]) / (f[i] - f[i - 1]))
+    top = lo + int(np.nanargmax(f[lo:hi]))
+    below = np.nonzero(f[lo:top + 1] < 0.5)[0]
+    if below.size == 0 or f[top] < 0.5:
+        return float(e0)
+    j = lo + int(below[-1])
+    if j + 1 > top or f[j + 1] == f[j]:
+        return float(e[j])
+    return float(e[j] + (0.5 - f[j]) * (e[j + 1] - e[j]) / (f[j + 1] - f[j]))
 
 
 def _grid() -> np.ndarray:
