@@ -67,6 +67,13 @@ def add_parser(subparsers) -> None:
     add_reading_options(e, calibration=True)
     e.add_argument("--json", action="store_true", help="one JSON object per spectrum and line")
     e.set_defaults(func=_evidence)
+    pc = sub.add_parser("pca", help="PCA of a series of measured spectra (component count by Malinowski's IND) and "
+                                    "target transformation of the library's standards")
+    pc.add_argument("files", nargs="+", metavar="FILE", help="measured spectra of one element and edge (3 or more)")
+    add_references_option(pc)
+    add_reading_options(pc, calibration=True)
+    pc.add_argument("--json", action="store_true", help="one JSON object")
+    pc.set_defaults(func=_pca)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
 
@@ -142,6 +149,35 @@ def _evidence(args) -> int:
             print(file_error_line(f, exc), file=sys.stderr)
             status = 2
     return status
+
+
+def _pca(args) -> int:
+    from xasml.io.reader import read_spectra
+    from xasml.references.evidence import unknown_from_spectrum
+    from xasml.references.library import load_library
+    from xasml.references.pca import pca_of_unknowns
+
+    unknowns = []
+    for f in args.files:
+        try:
+            for s in read_spectra(f, args.element, args.edge, args.energy_col, args.mu, include_references=False):
+                unknowns.append(unknown_from_spectrum(s, calibrate=args.calibrate, reference=args.reference))
+        except (SpectrumError, DataError, OSError) as exc:
+            raise DataError(file_error_line(f, exc).removeprefix("xasml: error: ")) from None
+    res = pca_of_unknowns(unknowns, load_library(args.references))
+    if args.json:
+        print(json.dumps(res))
+        return 0
+    p = res["pca"]
+    print(f"{len(unknowns)} {res['element']} {res['edge']} spectra, {res['energy_range'][0]:.1f}-"
+          f"{res['energy_range'][1]:.1f} eV: {p['n_components']} components by IND")
+    for i, (lam, ind) in enumerate(zip(p["eigenvalues"], p["ind"] + [None]), 1):
+        print(f"  component {i}: eigenvalue {lam:.4g}  cumulative {p['variance_fraction'][i - 1]:.5f}"
+              + ("" if ind is None else f"  IND {ind:.3g}"))
+    for t in res["targets"][:8]:
+        v = "?" if t["valence"] is None else f"{t['valence']:g}"
+        print(f"  target {t['compound']} (valence {v}): R {t['r_factor']:.4f}  SPOIL {t['spoil']}")
+    return 0
 
 
 def format_evidence(rec: dict) -> str:

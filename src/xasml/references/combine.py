@@ -41,7 +41,7 @@ METHODS = ("model", "lcf", "edge_position")
 #: coverage the conformal scales aim at (±2σ)
 LEVEL = 0.95
 #: a nearest standard less similar than this (Pearson r of flat) means the library has nothing like the spectrum
-MIN_SIMILARITY = 0.98
+MIN_SIMILARITY = 0.96
 #: two lines of evidence this far apart (oxidation state) make the answer doubtful
 MAX_DISAGREEMENT = 1.5
 

@@ -39,8 +39,8 @@ __all__ = ["Unknown", "unknown_from_spectrum", "unknown_from_row", "standards_fo
 WINDOW = (-20.0, 60.0)
 #: grid step of the comparisons, eV
 STEP = 0.25
-#: largest common energy shift searched (eV), and its step
-MAX_SHIFT = 2.0
+#: largest energy shift of a standard searched by :func:`nearest_standards` (eV), and the step of every shift search
+MAX_SHIFT = 1.0
 SHIFT_STEP = 0.1
 #: largest common energy shift of a linear-combination fit (eV): calibration error only, since a
 #: larger shift would stand in for the valence the fit is to measure
@@ -175,9 +175,10 @@ def _shifts(max_shift: float | None = None) -> np.ndarray:
 def nearest_standards(unknown: Unknown, library, k: int = 5, exclude_compounds: Iterable[str] = ()) -> list[dict]:
     """The standards of the unknown's element and edge that look most like it.
 
-    Similarity is the Pearson correlation r of ``flat`` over :data:`WINDOW` (eV around the
-    unknown's e0, 0.25 eV grid), maximised over a common energy shift of the standard within
-    ±:data:`MAX_SHIFT` eV; the best entry of each compound is kept.
+    The standards are ranked by the R-factor Σ(y − f)²/Σy² of ``flat`` over :data:`WINDOW` (eV
+    around the unknown's e0, 0.25 eV grid), minimised over an energy shift of the standard within
+    ±:data:`MAX_SHIFT` eV (a calibration error, not a valence change); the similarity reported is the
+    Pearson correlation r at that shift. The best entry of each compound is kept.
 
     Parameters
     ----------
@@ -191,9 +192,9 @@ def nearest_standards(unknown: Unknown, library, k: int = 5, exclude_compounds: 
     Returns
     -------
     list of dict
-        Best first: ``id``, ``compound``, ``formula``, ``valence``, ``similarity`` (r),
-        ``shift`` (eV added to the standard's energies to match), ``r_factor`` (Σ(y−f)²/Σy²
-        at that shift), ``e0`` (eV).
+        Best (smallest R-factor) first: ``id``, ``compound``, ``formula``, ``valence``,
+        ``similarity`` (r), ``shift`` (eV added to the standard's energies to match),
+        ``r_factor`` (Σ(y−f)²/Σy² at that shift), ``e0`` (eV).
     """
     df = standards_for(library, unknown.element, unknown.edge, exclude_compounds)
     if df.empty:
@@ -205,9 +206,10 @@ def nearest_standards(unknown: Unknown, library, k: int = 5, exclude_compounds: 
     yc = y - y.mean()
     Sc = S - S.mean(axis=1, keepdims=True)
     r = np.einsum("n,snj->sj", yc, Sc) / (np.linalg.norm(yc) * np.linalg.norm(Sc, axis=1) + 1e-12)
-    best_s = np.argmax(r, axis=0)
+    rf = np.sum((y[None, :, None] - S) ** 2, axis=1) / np.sum(y ** 2)  # (ns, N)
+    best_s = np.argmin(rf, axis=0)
     best_r = r[best_s, np.arange(len(rows))]
-    order = np.argsort(-best_r)
+    order = np.argsort(rf[best_s, np.arange(len(rows))])
     out, seen = [], set()
     for j in order:
         row = rows[j]
