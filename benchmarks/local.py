@@ -85,7 +85,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     out = Path(args.out)
     if args.what == "labels":
-        from xasml.local.config import default_data_path
+        from xasml.datasets.sites import default_data_path
 
         res = bench_labels(args.data or default_data_path(), args.element, args.n, args.n_jobs, out)
     else:

@@ -73,7 +73,7 @@ def geometry_scores(lib: Path, model: str | None, alignment: str | None = None) 
     ``alignment`` overrides the bundles' own (``"calibrated"`` or ``"measured-area"``), to compare the two.
     """
     from xasml.io.reader import read_spectrum
-    from xasml.local.predict import ModelBundle, find_bundle
+    from xasml.models.bundle import ModelBundle, find_bundle
 
     rows = []
     bundles = {}
@@ -120,7 +120,8 @@ def main() -> int:
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "measured_standards"))
     args = ap.parse_args()
     from xasml.io.reader import read_spectrum
-    from xasml.local.predict import ModelBundle, find_bundle, predict_files
+    from xasml.models.bundle import ModelBundle, find_bundle
+    from xasml.local.predict import predict_files
     from xasml.measure.sdm import map_with_bundle
 
     t0 = time.time()

@@ -57,7 +57,8 @@ def pair_order(items):
 
 def model_answers(lib_dir: Path, rows, model: str | None) -> dict[str, dict]:
     """id -> the local oxidation model's record, for elements with a shipped model."""
-    from xasml.local.predict import predict_files, shipped_elements
+    from xasml.local.predict import predict_files
+    from xasml.models.bundle import shipped_elements
 
     have = set(shipped_elements("oxidation")) if model is None else None
     out = {}
@@ -179,7 +180,8 @@ def fmt_score(s: dict) -> str:
 def run_heldout(path: Path, lib, model: str | None) -> list[dict]:
     """Score held-back measured files (CSV file,element,edge,compound,valence) with the whole library."""
     from xasml.io.reader import read_spectra
-    from xasml.local.predict import predict_files, shipped_elements
+    from xasml.local.predict import predict_files
+    from xasml.models.bundle import shipped_elements
     from xasml.references.combine import collect_evidence
     from xasml.references.evidence import unknown_from_spectrum
 

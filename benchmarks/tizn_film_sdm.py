@@ -31,7 +31,7 @@ FILM = Path("experimental") / "tizn-film" / "TiZn_multimodal_K-edge_spectra.csv"
 
 def build_dev_bundles(out: Path, seed: int = 0) -> Path:
     """Tiny Ti oxidation/cn bundles (grid 4960-5010 eV, 101 points, max-normalised) with training spectra."""
-    from xasml.local.predict import ModelBundle
+    from xasml.models.bundle import ModelBundle
     from xasml.models.local_nets import SpectrumEnsembleRegressor
     from xasml.preprocess.grid import EnergyGrid
 
@@ -77,7 +77,7 @@ def plot(f, res: dict, path: Path) -> None:
 
 def main(argv=None) -> int:
     from xasml.io.matrix import read_spectrum_matrix
-    from xasml.local.predict import ModelBundle
+    from xasml.models.bundle import ModelBundle
     from xasml.measure.sdm import map_with_bundle, plot_basis
     from xasml.utils import atomic_write_json, set_threads, shared_data_dir
 

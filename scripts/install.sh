@@ -9,7 +9,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TORCH_VERSION=2.13.0
-EXTRAS='test,umap,simulate'
+EXTRAS='test,umap,simulate,serve'
+# The browser test of `xasml serve` drives Debian's chromium through chromedriver (no browser
+# download at test time): install them when missing and we may (root with apt); elsewhere the
+# test skips and says why.
+if ! command -v chromedriver >/dev/null 2>&1 || ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver) \
+      >/dev/null 2>&1 || echo "install.sh: chromium/chromium-driver not installed; the browser test will skip" >&2
+  fi
+fi
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi

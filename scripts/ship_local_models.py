@@ -21,7 +21,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from xasml.local.predict import TASKS, ModelBundle  # noqa: E402
+from xasml.models.bundle import TASKS, ModelBundle  # noqa: E402
 from xasml.utils import atomic_write_json  # noqa: E402
 
 

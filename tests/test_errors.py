@@ -500,7 +500,7 @@ def test_tampered_forward_model_folder(capsys, fe_model, tmp_path, tamper, cause
 
 
 def test_nan_weights_of_local_bundle(capsys, tmp_path):
-    from xasml.local.predict import SHIPPED_DIR
+    from xasml.models.bundle import SHIPPED_DIR
 
     b = _copy_model(SHIPPED_DIR / "Cu" / "coordination", tmp_path / "coordination")
     _nan_weights(b / "estimator")
@@ -510,7 +510,7 @@ def test_nan_weights_of_local_bundle(capsys, tmp_path):
 
 
 def test_shortened_reference_of_local_bundle(capsys, tmp_path):
-    from xasml.local.predict import SHIPPED_DIR
+    from xasml.models.bundle import SHIPPED_DIR
 
     b = _copy_model(SHIPPED_DIR / "Cu" / "cn", tmp_path / "cn")
     meta = json.loads((b / "bundle.json").read_text())
@@ -579,7 +579,7 @@ def test_forward_json_found_by_fuzzing(capsys, fe_model, cu_xyz, edit, cause):
 ])
 def test_bundle_json_found_by_fuzzing(capsys, tmp_path, edit, cause):
     """Found by the fuzz tests: OverflowError and a 10^30-point grid allocation."""
-    from xasml.local.predict import SHIPPED_DIR
+    from xasml.models.bundle import SHIPPED_DIR
 
     b = _copy_model(SHIPPED_DIR / "Cu" / "cn", tmp_path / "cn")
     _edit_json(b / "bundle.json", edit)
@@ -619,7 +619,7 @@ def test_topology_sites_of_one_compound_folder_still_merge(capsys, tmp_path):
 
 def test_bundle_params_the_network_cannot_run(capsys, tmp_path):
     """Found by the fuzz tests: ``"dropout": -1`` in estimator.json failed inside torch at prediction."""
-    from xasml.local.predict import SHIPPED_DIR
+    from xasml.models.bundle import SHIPPED_DIR
 
     b = _copy_model(SHIPPED_DIR / "Cu" / "cn", tmp_path / "cn")
     _edit_json(b / "estimator" / "estimator.json", lambda d: d["params"].update(dropout=-1))

@@ -270,7 +270,7 @@ def test_fuzz_model_folder_json(which, tmp_path):
     import shutil
 
     from xasml.forward.predict import SHIPPED, ForwardModel
-    from xasml.local.predict import SHIPPED_DIR, ModelBundle
+    from xasml.models.bundle import SHIPPED_DIR, ModelBundle
 
     src = SHIPPED / "Cu" if which == "forward" else SHIPPED_DIR / "Cu" / "cn"
     files = (["estimator.json", "forward.json"] if which == "forward"

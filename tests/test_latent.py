@@ -35,13 +35,13 @@ def local_dir(test_data):
 def cu(local_dir):
     """150 real Cu site spectra on the calibrated Cu grid (as ``latent fit``: FEFF 9.9.1 energy offset,
     -3 ... +46.5 eV around the tabulated edge); descriptors OS and CN from the labels (the rest unknown)."""
-    from xasml.local.multi import MultiConfig, spectra_matrix
+    from xasml.datasets.sites import SiteGrid, spectra_matrix
     from xasml.edges import edge_energy
     from xasml.preprocess.grid import EnergyGrid
 
     frame, _ = read_dataset(local_dir / "cu_sites.parquet", kind="local")
     frame["simulation"] = "FEFF 9.9.1"  # OmniXAS
-    cfg = MultiConfig(elements=["Cu"])
+    cfg = SiteGrid()
     X, keep, _ = spectra_matrix(frame, cfg)
     assert keep.all()
     e = edge_energy("Cu", "K") + cfg.rel_grid()
@@ -207,6 +207,31 @@ def test_shipped_cu_model_encodes(local_dir, capsys):
     assert main(["latent", "encode", "--json", f]) == 0
     r = json.loads(capsys.readouterr().out)
     assert len(r["latent"]) == 6 and r["descriptors"][-1] is None and r["element"] == "Cu"
+    assert r["latent_in_range"] is True and r["shipped_elements"] == ["Cu"]  # a training-like FEFF spectrum
+
+
+def test_measured_cu_metal_latent_is_flagged_outside_the_training_range(test_data, local_dir, capsys):
+    """Issue 16 item 5: a measured Cu metal spectrum encoded to latents far outside anything the model
+    was trained on (OS -11 +- 28, CN 63 +- 48 with ``warnings: []``); now flagged, with the dimensions
+    named, in JSON and in plain text. CuO, a compound like the training data, is not flagged."""
+    from xasml.cli import main
+    from xasml.latent.model import SHIPPED_DIR
+
+    if not (SHIPPED_DIR / "Cu" / "latent.json").exists():
+        pytest.skip("no shipped Cu latent model")
+    metal, cuo = test_data / "io" / "xdi" / "cu_metal_rt.xdi", local_dir / "CuO_tenorite_13K_01.xdi"
+    assert main(["latent", "encode", "--json", str(metal), str(cuo)]) == 0
+    m, c = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert m["latent_in_range"] is False and m["latent_out_of_range"]
+    for b in m["latent_out_of_range"]:
+        v = m["latent"][b["dimension"]]
+        assert v < b["training_min"] or v > b["training_max"]
+    assert any(w.startswith("latent outside the training range of the Cu model") for w in m["warnings"])
+    assert c["latent_in_range"] is True and c["latent_out_of_range"] == [] and c["targets_out_of_range"] == []
+    assert not any("training range" in w for w in c["warnings"])
+    assert main(["latent", "encode", str(metal)]) == 0
+    text = capsys.readouterr().out
+    assert "[OUT OF TRAINING RANGE]" in text and "  warning: latent outside the training range" in text
 
 
 def test_fit_cli_on_real_materials(shared_data, tmp_path):
@@ -234,13 +259,16 @@ def test_fit_cli_on_real_materials(shared_data, tmp_path):
     mats = {s: {k.rsplit("_", 1)[0] for k in v} for s, v in splits.items()}
     assert not (mats["train"] & mats["test"]) and not (mats["val"] & mats["test"])
     assert json.loads((out / "run.json").read_text())["data_fingerprint"]
+    tr = json.loads((out / "models" / "latent" / "latent.json").read_text())["training_range"]
+    assert len(tr["latent_min"]) == len(tr["latent_max"]) == 6 and tr["source"].startswith("training split")
+    assert all(lo <= hi for lo, hi in zip(tr["latent_min"], tr["latent_max"]))
 
 
 def test_latent_data_from_site_table_keeps_chemical_shift(test_data):
     """A site table gives element grids on the calibrated scale (one offset per element and
     simulation, no per-spectrum alignment) and a split grouped by structure."""
     from xasml.latent.sites import build_latent_data
-    from xasml.local.multi import MultiConfig, load_sites, spectra_matrix, structure_key
+    from xasml.datasets.sites import SiteGrid, load_sites, spectra_matrix, structure_key
     from xasml.preprocess.energy_scale import energy_offset
 
     path = test_data / "local" / "sites_small.parquet"
@@ -250,7 +278,7 @@ def test_latent_data_from_site_table_keeps_chemical_shift(test_data):
     assert d.grid("Fe").start == pytest.approx(7112.0 - 3.0) and d.grid("Fe").n_points == 100
     # the rows are exactly the local-structure models' inputs (same energy handling, nothing re-aligned)
     frame = load_sites([path], ["Ti", "Fe", "Cu"])
-    X, keep, _ = spectra_matrix(frame, MultiConfig(elements=["Ti", "Fe", "Cu"]))
+    X, keep, _ = spectra_matrix(frame, SiteGrid())
     ref = {(m, i): x for m, i, x in zip(frame[keep]["material_id"], frame[keep]["absorbing_index"], X)}
     for m, i, x in zip(d.table["material_id"], d.table["absorbing_index"], d.X):
         np.testing.assert_allclose(x, ref[(m, i)], atol=1e-6)

@@ -100,7 +100,7 @@ def test_label_sites_cache_resumes_and_survives_bad_structure(local_dir, tmp_pat
 
 def test_shipped_label_table_matches_known_sites():
     from xasml.labels.site import read_label_cache
-    from xasml.local.predict import SHIPPED_DIR
+    from xasml.models.bundle import SHIPPED_DIR
 
     df = read_label_cache(SHIPPED_DIR / "labels_Cu.parquet").set_index(["material_id", "absorbing_index"])
     assert df.loc[("mp-361", 0), "environment"] == "L:2"
@@ -357,7 +357,7 @@ def test_predict_reports_bad_file(tmp_path, capsys):
 def test_quick_run_end_to_end(shared_data, tmp_path):
     """A real (tiny) run on 60 Cu materials: labels from the shipped table, all artefacts written."""
     from xasml.local.config import LocalConfig
-    from xasml.local.predict import ModelBundle
+    from xasml.models.bundle import ModelBundle
     from xasml.local.run import run_local
 
     src = shared_data / "omnixas-cu-feff" / "FEFF" / "Cu"

@@ -132,7 +132,7 @@ def test_foil_offset_puts_the_simulated_fe_foil_on_the_tabulated_edge():
 # -- data --------------------------------------------------------------------------------------
 
 def test_structure_key_joins_one_structure_across_absorbers_and_sets():
-    from xasml.local.multi import structure_key
+    from xasml.datasets.sites import structure_key
 
     assert structure_key("amcsd-123-Fe") == structure_key("amcsd-123") == "amcsd-123"
     assert structure_key("mp-1692") == "mp-1692"
@@ -219,7 +219,8 @@ def test_run_scores_every_regime_per_element_and_ships_bundles(multi_run):
 
 def test_predict_picks_the_model_of_the_files_element(multi_run, capsys):
     from xasml.cli import main
-    from xasml.local.predict import find_bundle, predict_files
+    from xasml.models.bundle import find_bundle
+    from xasml.local.predict import predict_files
 
     out, _ = multi_run
     models = out / "models"
@@ -239,7 +240,7 @@ def test_predict_picks_the_model_of_the_files_element(multi_run, capsys):
 
 
 def test_a_computed_spectrum_gets_its_simulations_offset(multi_run):
-    from xasml.local.predict import ModelBundle
+    from xasml.models.bundle import ModelBundle
     from xasml.spectrum import Spectrum
 
     out, _ = multi_run
@@ -258,9 +259,72 @@ def test_a_metal_foil_is_flagged_as_outside_the_training_data(shared_data):
     from xasml.local.predict import predict_files
 
     lib = shared_data / "experimental" / "xas-data-library" / "data"
-    foil, oxide = predict_files([lib / "Fe" / "Fe_Foil_rt_2016Foils.xdi", lib / "Fe" / "Fe2O3_rt_01.xdi"], "coordination")
-    assert any("looks metallic or low-valent" in w for w in foil["warnings"])
-    assert not any("metallic" in w for w in oxide["warnings"])
+    foil, oxide, cu2s = predict_files([lib / "Fe" / "Fe_Foil_rt_2016Foils.xdi", lib / "Fe" / "Fe2O3_rt_01.xdi",
+                                       lib / "Cu" / "Cu2S_13K_01.xdi"], "coordination")
+    assert any("looks metallic" in w for w in foil["warnings"]) and foil["metal_evidence"]["strength"] == "metal"
+    assert not any("metallic" in w for w in oxide["warnings"]) and oxide["status"] == "ok"
+    # Cu(I) sulfide: edge at the foil's and no white line, but a steep rise: warned, answered as before
+    assert any("looks metallic or low-valent" in w for w in cu2s["warnings"])
+    assert cu2s["status"] == "ok" and cu2s["prediction"] != "metal"
+
+
+#: the metal foils of the XAS Data Library (V, Fe, Co, Ni, Cu, Zn; it has no Cr or Mn foil)
+FOILS = ["V/V_foil.xdi", "Fe/Fe_Foil_rt_2016Foils.xdi", "Fe/Fe_metal_rt_01.xdi", "Fe/Hansel2001_Fe_foil_xanes_001.xdi",
+         "Co/co_metal_rt.xdi", "Ni/Ni_metal_rt_01.xdi", "Cu/Cu_Foil_rt_2016Foils.xdi", "Cu/cu_metal_rt.xdi",
+         "Zn/Zn_foil.xdi", "Zn/Chorover13BM_Znfoil_rt_01.xdi"]
+
+
+def test_metal_foils_are_metal_not_a_ligand_polyhedron(shared_data):
+    """Issue 16 item 5: every foil gets "metal" with its element's lattice (the classifier alone said T:4
+    at p 1.00 for V and Co), oxidation state 0, and a coordination number only where the model agrees
+    with the lattice."""
+    from xasml.local.metal import LATTICE_CN, METAL_LATTICE
+    from xasml.local.predict import predict_files
+
+    lib = shared_data / "experimental" / "xas-data-library" / "data"
+    res = predict_files([lib / f for f in FOILS], "all")
+    assert len(res) == len(FOILS) and not any("error" in r for r in res)
+    for r in res:
+        env, cn, ox = r["coordination"], r["cn"], r["oxidation"]
+        el = r["absorbing_element"]
+        assert r["metal_evidence"]["strength"] == "metal", r["file"]
+        assert env["prediction"] == "metal" and env["status"] == "metal" and "probabilities" not in env
+        assert env["lattice"] == METAL_LATTICE[el] and "not read from the spectrum" in env["lattice_source"]
+        assert env["model_prediction"] in env["model_probabilities"]  # the model's answer is kept aside
+        assert ox["prediction"] == 0.0 and ox["status"] == "metal" and ox["model_prediction"] is not None
+        if cn["status"] == "metal":
+            assert abs(cn["prediction"] - LATTICE_CN[env["lattice"]]) <= 2
+        else:
+            assert cn["status"] == "abstained" and cn["prediction"] is None
+        assert any(w.startswith("metal: the model's environment") for w in r["warnings"])
+    by_el = {r["absorbing_element"]: r for r in res}
+    assert by_el["Ni"]["cn"]["status"] == "metal"          # 11.7 next to the fcc lattice's 12
+    assert by_el["Cu"]["cn"]["status"] == "abstained"      # 5.2 contradicts fcc: no answer
+
+
+def test_a_carbide_is_not_called_a_metal(shared_data):
+    from xasml.local.predict import predict_files
+
+    lib = shared_data / "experimental" / "xas-data-library" / "data"
+    r = predict_files([lib / "Fe" / "Fe3C_rt_01.xdi"], "coordination")[0]
+    assert r["prediction"] != "metal" and r["status"] == "ok" and "metal_evidence" not in r
+
+
+def test_plain_text_prints_the_warnings_and_task_all_answers_three_tasks(shared_data, capsys):
+    from xasml.cli import main
+
+    lib = shared_data / "experimental" / "xas-data-library" / "data"
+    assert main(["local", "predict", "--task", "oxidation", str(lib / "Cu" / "Cu_Foil_rt_2016Foils.xdi")]) == 0
+    text = capsys.readouterr().out
+    assert "  warning: " in text and "no reference foil" in text and "oxidation state 0 from the metal evidence" in text
+    assert main(["local", "predict", "--task", "all", str(lib / "Fe" / "Fe2O3_rt_01.xdi")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].endswith("(Fe):")
+    assert [ln.split(":")[0].strip() for ln in lines[1:4]] == ["environment", "coordination number", "oxidation state"]
+    assert main(["local", "predict", "--task", "all", "--json", str(lib / "Fe" / "Fe2O3_rt_01.xdi")]) == 0
+    rec = json.loads(capsys.readouterr().out)
+    assert {"coordination", "cn", "oxidation", "calibration", "warnings"} <= set(rec)
+    assert 2.0 < rec["oxidation"]["prediction"] < 4.0 and rec["coordination"]["status"] == "ok"
 
 
 def test_athena_reference_groups_calibrate_but_are_not_answered(shared_data):

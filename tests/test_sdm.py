@@ -164,7 +164,7 @@ def test_full_film_file_both_edges(shared_data):
 @pytest.fixture(scope="module")
 def ti_bundle(tmp_path_factory):
     """A tiny Ti oxidation-state bundle trained on the 34 FEFF10 Ti sites, with its training spectra."""
-    from xasml.local.predict import ModelBundle
+    from xasml.models.bundle import ModelBundle
     from xasml.models.local_nets import SpectrumEnsembleRegressor
     from xasml.preprocess.grid import EnergyGrid
 
@@ -178,7 +178,7 @@ def ti_bundle(tmp_path_factory):
 
 
 def test_map_with_bundle_on_film(ti_bundle):
-    from xasml.local.predict import ModelBundle
+    from xasml.models.bundle import ModelBundle
 
     bundle = ModelBundle.load(ti_bundle)
     spectra = read_spectrum_matrix(FILM, "Ti", label_name="f_Ti")

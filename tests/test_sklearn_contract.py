@@ -241,7 +241,7 @@ def test_shipped_local_models_load_pickle_and_keep_their_format(task):
 def test_shipped_local_models_predict_as_before(test_data):
     """Full-precision predictions of the shipped models on a real FEFF spectrum, recorded before the change."""
     from xasml.io.reader import read_spectrum
-    from xasml.local.predict import ModelBundle, find_bundle
+    from xasml.models.bundle import ModelBundle, find_bundle
 
     xmu = test_data / "local" / "mp-1692" / "FEFF-XANES" / "000_Cu" / "xmu.dat"
     s = read_spectrum(xmu)

@@ -55,8 +55,10 @@ def test_hematite_one_edge_names_missing_o_and_gives_atom_type_probability(capsy
     at = res["atom_type_only"]
     assert at["elements"] == ["O", "Fe"] and at["model_name"] == "svm_type"
     assert 0 <= at["probability"] <= 1 and at["topological"] == (at["probability"] >= at["threshold"])
-    # hematite is trivial: the atom-type baseline over Fe and O says so, the network on Fe alone does not
-    assert not at["topological"] and res["topological"]
+    # hematite is trivial: the atom-type baseline over Fe and O says so, the network on Fe alone does not,
+    # so its headline is withheld (issue 16 item 5)
+    assert not at["topological"] and res["network_probability"] >= res["threshold"]
+    assert res["status"] == "incomplete" and res["probability"] is None and res["topological"] is None
     missing = [w for w in res["warnings"] if w.startswith("missing edges: O")]
     assert len(missing) == 1 and "Fe2O3" in missing[0] and f"{at['probability']:.3f}" in missing[0]
     assert f"warning: {missing[0]}" in err.splitlines()  # also on stderr, as every warning
@@ -73,6 +75,7 @@ def test_formula_option_and_no_formula_warning(capsys, tmp_path):
     assert res["missing_edges"] == ["O", "Fe"] and res["atom_type_only"]["elements"] == ["O", "Fe", "Cu"]
     res, _ = _json(capsys, "--formula", "Cu", CU_XDI)
     assert res["missing_edges"] == [] and not any("missing edges" in w for w in res["warnings"])
+    assert res["status"] == "ok" and res["probability"] == res["network_probability"]
     # one element, formula unknown: a warning that edges may be missing, with the atom-type probability
     no_formula = _rewrite(HEMATITE, tmp_path / "fe.xdi",
                           header=lambda ln: None if "Sample.formula" in ln else ln)
@@ -95,7 +98,7 @@ def test_xdi_without_element_header_takes_element_and_edge_options(capsys, tmp_p
     # column options read the XDI file as columns: same spectrum, same answer
     res2, _ = _json(capsys, "--element", "Fe", "--edge", "K", "--energy-col", "energy", "--mu", "ln(i0/itrans)",
                     "--formula", "Fe2O3", bare)
-    assert res2["probability"] == pytest.approx(res["probability"], abs=1e-6)
+    assert res2["network_probability"] == pytest.approx(res["network_probability"], abs=1e-6)
 
 
 def test_column_file_is_measured_and_takes_reader_options(capsys):
@@ -178,3 +181,22 @@ def test_bundled_atom_type_model_is_the_seed0_svm_type():
     est = load_checked_estimator(BUNDLED_ATOM_TYPE_MODEL)
     assert isinstance(est, AtomTypeSVM) and est.copies == 1 and est.seed == 0
     assert json.loads((BUNDLED_ATOM_TYPE_MODEL / "estimator.json").read_text())["model"] == "svm_type"
+
+
+def test_feo_from_one_edge_of_two_withholds_the_headline(capsys, shared_data):
+    """Issue 16 item 5: ``--formula FeO feo_rt1.xdi`` printed "topological 0.967" from the Fe edge alone
+    (atom-type-only 0.303); the headline is now withheld, the atom-type probability beside it, and
+    ``--allow-incomplete`` gives today's answer."""
+    feo = shared_data / "experimental" / "xdi-examples" / "data" / "feo_rt1.xdi"
+    res, err = _json(capsys, "--formula", "FeO", feo)
+    assert res["status"] == "incomplete" and res["missing_edges"] == ["O"]
+    assert res["probability"] is None and res["topological"] is None and 0 <= res["network_probability"] <= 1
+    assert res["atom_type_only"]["elements"] == ["O", "Fe"]
+    assert any(w.startswith("headline withheld") for w in res["warnings"]) and "headline withheld" in err
+    code, out, _ = _run(capsys, "--formula", "FeO", feo)
+    assert code == 0 and out.startswith("P(topological): withheld (status incomplete")
+    assert "topological (threshold" not in out.splitlines()[0] and "atom-type only (SVM-type, O, Fe)" in out
+    allowed, _ = _json(capsys, "--formula", "FeO", "--allow-incomplete", feo)
+    assert allowed["status"] == "incomplete-allowed"
+    assert allowed["probability"] == pytest.approx(res["network_probability"])
+    assert allowed["topological"] == (allowed["probability"] >= allowed["threshold"])

@@ -23,7 +23,7 @@ import numpy as np
 from xasml.descriptors.wacsf import WACSF, site_environment, structure_environment
 from xasml.errors import DataError
 from xasml.spectrum import atomic_number
-from xasml.models.validate import check_finite_values, load_checked_estimator, read_model_json
+from xasml.models.validate import check_element, check_finite_values, load_checked_estimator, read_model_json
 from xasml.preprocess.broaden import Broadening
 from xasml.utils import atomic_write_json
 
@@ -117,9 +117,7 @@ class ForwardModel:
                         meta.get("info", {}))
         except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
             raise DataError(f"{meta_path}: malformed forward model description ({type(exc).__name__}: {exc})") from None
-        from xasml.local.predict import _check_element
-
-        _check_element(model.element, meta_path)
+        check_element(model.element, meta_path)
         check_finite_values(meta.get("broadening"), str(meta_path), "broadening")
         check_finite_values(meta.get("descriptor"), str(meta_path), "descriptor")
         if energy.ndim != 1 or len(energy) < 2 or not np.isfinite(energy).all() or np.any(np.diff(energy) <= 0):

@@ -54,9 +54,18 @@ def add_parser(subparsers) -> None:
     f.add_argument("--threads", type=int, default=None, help="torch threads (default 1)")
     f.add_argument("--overwrite", action="store_true", help="clear an existing run folder first")
     f.set_defaults(func=_fit)
-    e = sub.add_parser("encode", help="latent vector and OS/CN of spectrum files (FEFF xmu.dat, XDI)")
+    from xasml.latent.model import shipped_elements
+
+    shipped = ", ".join(shipped_elements()) or "none"
+    e = sub.add_parser("encode", help="latent vector and OS/CN of spectrum files (FEFF xmu.dat, XDI)",
+                       description=f"Latent vector and oxidation state / coordination number of spectrum files. "
+                                   f"Latent models ship for: {shipped} (other elements: train one with `xasml "
+                                   f"latent fit` and pass --model). Latents outside the model's training range, "
+                                   f"and predictions outside its training labels' range, are flagged "
+                                   f"(latent_in_range, latent_out_of_range, targets_out_of_range) and warned about.")
     e.add_argument("files", nargs="+", metavar="FILE")
-    e.add_argument("--model", help="model or run folder (default: the model shipped for the file's element)")
+    e.add_argument("--model", help=f"model or run folder (default: the model shipped for the file's element; "
+                                   f"shipped: {shipped})")
     e.add_argument("--json", action="store_true", help="one JSON object per line")
     e.set_defaults(func=_encode)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
@@ -84,7 +93,7 @@ def resolve_fit_config(args):
 def _fit(args) -> int:
     """``xasml latent fit``."""
     from xasml.latent.model import fit_latent
-    from xasml.local.config import default_data_path
+    from xasml.datasets.sites import default_data_path
     from xasml.runs import default_run_dir
 
     cfg = resolve_fit_config(args)
@@ -112,6 +121,10 @@ def _encode(args) -> int:
         else:
             z = " ".join(f"{v:+.2f}" for v in r["latent"])
             os_, cn = r["oxidation_state"], r["coordination_number"]
+            flag = {True: "", False: "  [OUT OF TRAINING RANGE]", None: "  [training range unknown]"}[
+                r.get("latent_in_range")]
             print(f"{r['file']}: z = [{z}]  OS {os_['prediction']:.2f} ± {os_['std']:.2f}  "
-                  f"CN {cn['prediction']:.2f} ± {cn['std']:.2f}")
+                  f"CN {cn['prediction']:.2f} ± {cn['std']:.2f}{flag}")
+            for w in r.get("warnings", []):
+                print(f"  warning: {w}")
     return status

@@ -48,6 +48,9 @@ log = logging.getLogger(__name__)
 SHIPPED_DIR = Path(__file__).resolve().parents[1] / "data" / "latent"
 #: properties predicted from the latent vector (seed 002 §II.C)
 TARGETS = ("oxidation_state", "coordination_number")
+#: a latent (or property prediction) further than this fraction of the training span outside the
+#: training range is flagged as out of range
+RANGE_MARGIN = 0.05
 FORMAT = "xasml.latent.model/1"
 
 
@@ -83,16 +86,21 @@ class LatentModel:
         How spectra reach the grid. ``"calibrated"`` (models from 2 on): the grid is on the
         calibrated experimental energy scale; computed spectra get the energy offset of their
         simulation (:attr:`energy_scale`), measured ones are calibrated with their reference foil
-        and flattened (:func:`xasml.local.predict.prepare_calibrated`, as the oxidation-state
+        and flattened (:func:`xasml.preprocess.calibrated.prepare_calibrated`, as the oxidation-state
         models); nothing is aligned per spectrum, so the chemical shift is kept. ``"area"`` (the
         first Cu model, grid on the FEFF scale): measured spectra area-matched to
-        :attr:`reference_mu` (:func:`xasml.local.predict.prepare_spectra`).
+        :attr:`reference_mu` (:func:`xasml.preprocess.calibrated.prepare_spectra`).
     energy_scale : dict
         ``{simulation: offset_eV}`` of the training data (``"calibrated"`` models).
     elements : list of str or None
         Universal models: the order of the one-hot element code appended to the spectrum (the
         RankAAE takes ``n_points + len(elements)`` inputs, the property ensemble
         ``n_latent + len(elements)``); None for per-element models.
+    training_range : dict or None
+        The simulated domain the model was fitted on (:func:`training_range`): per latent
+        dimension ``latent_min`` / ``latent_max``, per target ``targets`` ``[min, max]``, the
+        number of spectra ``n`` and ``source``; encoding flags latents and predictions outside it
+        (:meth:`range_check`). None for models saved without it.
     """
 
     rankaae: Any
@@ -108,6 +116,7 @@ class LatentModel:
     alignment: str = "calibrated"
     energy_scale: dict = field(default_factory=dict)
     elements: list | None = None
+    training_range: dict | None = None
 
     def code(self, n: int) -> np.ndarray:
         """One-hot code of :attr:`element` for ``n`` rows, shape (n, len(elements)); (n, 0) per element."""
@@ -145,7 +154,7 @@ class LatentModel:
             "format": FORMAT, "element": self.element, "edge": self.edge, "grid": self.grid.to_dict(),
             "reference_mu": [round(float(v), 6) for v in self.reference_mu], "descriptors": self.descriptors,
             "targets": self.targets, "info": self.info, "alignment": self.alignment,
-            "energy_scale": self.energy_scale, "elements": self.elements})
+            "energy_scale": self.energy_scale, "elements": self.elements, "training_range": self.training_range})
         self.path = path
         return path
 
@@ -175,7 +184,8 @@ class LatentModel:
                         descriptors=list(meta["descriptors"]), targets=list(meta["targets"]),
                         info=meta.get("info", {}), path=path, alignment=str(meta.get("alignment", "area")),
                         energy_scale={str(k): float(v) for k, v in (meta.get("energy_scale") or {}).items()},
-                        elements=[str(e) for e in meta["elements"]] if meta.get("elements") else None)
+                        elements=[str(e) for e in meta["elements"]] if meta.get("elements") else None,
+                        training_range=meta.get("training_range"))
         except DataError:
             raise
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
@@ -190,6 +200,12 @@ class LatentModel:
             raise DataError(f"{meta_path}: field 'alignment' is {model.alignment!r}; expected 'calibrated' or 'area'")
         if model.elements is not None and model.element not in model.elements:
             raise DataError(f"{meta_path}: field 'elements' {model.elements} lacks the model's element {model.element!r}")
+        tr = model.training_range
+        if tr is not None and not (isinstance(tr, dict) and len(tr.get("latent_min") or []) == int(model.rankaae.n_latent)
+                                   and len(tr.get("latent_max") or []) == int(model.rankaae.n_latent)
+                                   and isinstance(tr.get("targets", {}), dict)):
+            raise DataError(f"{meta_path}: field 'training_range' must hold 'latent_min' and 'latent_max' with "
+                            f"{model.rankaae.n_latent} values each (and 'targets' as an object)")
         if len(model.descriptors) != int(model.rankaae.n_latent):
             raise DataError(f"{meta_path}: {len(model.descriptors)} descriptor names for {model.rankaae.n_latent} "
                             "latent dimensions")
@@ -199,11 +215,11 @@ class LatentModel:
                 reference=None) -> tuple[np.ndarray, list[dict]]:
         """RankAAE input of spectra (see :attr:`alignment`), element code appended for universal models.
 
-        ``"calibrated"`` models: :func:`xasml.local.predict.prepare_calibrated` (computed
+        ``"calibrated"`` models: :func:`xasml.preprocess.calibrated.prepare_calibrated` (computed
         spectra shifted by their simulation's offset; measured ones calibrated with their
         reference foil - ``calibrate``/``reference`` as :func:`xasml.preprocess.calibrate.calibrate`
         - and flattened, no shift of their own), cubic resampling on :attr:`grid`, maximum 1.
-        ``"area"`` models: :func:`xasml.local.predict.prepare_spectra` (measured spectra
+        ``"area"`` models: :func:`xasml.preprocess.calibrated.prepare_spectra` (measured spectra
         area-matched to :attr:`reference_mu`).
 
         Parameters
@@ -229,7 +245,7 @@ class LatentModel:
             If a spectrum is of another element, of a simulation whose energy offset the model
             does not know, or measured preprocessing fails.
         """
-        from xasml.local.predict import prepare_calibrated, prepare_spectra
+        from xasml.preprocess.calibrated import prepare_calibrated, prepare_spectra
 
         if self.alignment == "calibrated":
             X, recs = prepare_calibrated(spectra, self.element, self.edge, self.grid.energy, self.energy_scale,
@@ -267,6 +283,101 @@ class LatentModel:
             out.append(r)
         return out
 
+    def range_check(self, result: dict) -> dict:
+        """Flags of one :meth:`encode_array` result against :attr:`training_range`.
+
+        A latent coordinate (or a property prediction) is out of range when it lies more than
+        :data:`RANGE_MARGIN` of the training span below the training minimum or above the
+        maximum: the spectrum then sits where the model saw no training spectrum, and its
+        properties are an extrapolation.
+
+        Parameters
+        ----------
+        result : dict
+            ``latent`` and the per-target ``{"prediction", "std"}`` of :meth:`encode_array`.
+
+        Returns
+        -------
+        dict
+            ``latent_in_range`` (bool, or None without a stored training range),
+            ``latent_out_of_range`` (per flagged dimension: ``dimension``, ``descriptor``,
+            ``value``, ``training_min``, ``training_max``), ``targets_out_of_range`` (the targets
+            whose prediction lies outside the training labels' range) and ``warnings``.
+        """
+        tr = self.training_range
+        if not tr:
+            return {"latent_in_range": None, "latent_out_of_range": [], "targets_out_of_range": [],
+                    "warnings": [f"the latent model {self.path} stores no training range: latents outside it "
+                                 "cannot be flagged (re-fit it with `xasml latent fit`)"]}
+
+        def outside(v: float, lo: float, hi: float) -> bool:
+            m = RANGE_MARGIN * max(hi - lo, 1e-9)
+            return v < lo - m or v > hi + m
+
+        bad = [{"dimension": i, "descriptor": self.descriptors[i], "value": round(float(z), 3),
+                "training_min": round(float(lo), 3), "training_max": round(float(hi), 3)}
+               for i, (z, lo, hi) in enumerate(zip(result["latent"], tr["latent_min"], tr["latent_max"]))
+               if outside(float(z), float(lo), float(hi))]
+        targets = [t for t, (lo, hi) in (tr.get("targets") or {}).items()
+                   if t in result and outside(float(result[t]["prediction"]), float(lo), float(hi))]
+        warns = []
+        if bad:
+            dims = ", ".join(f"z{b['dimension']} ({b['descriptor'] or 'free'}) {b['value']:+.2f} outside "
+                             f"[{b['training_min']:+.2f}, {b['training_max']:+.2f}]" for b in bad)
+            warns.append(f"latent outside the training range of the {self.element} model ({dims}): the spectrum "
+                         "is unlike every training spectrum and its oxidation state and coordination number are "
+                         "extrapolations")
+        for t in targets:
+            lo, hi = tr["targets"][t]
+            warns.append(f"{t} {result[t]['prediction']:.2f} lies outside the training labels' range [{lo:g}, "
+                         f"{hi:g}]: not an answer")
+        return {"latent_in_range": not bad, "latent_out_of_range": bad, "targets_out_of_range": targets,
+                "warnings": warns}
+
+
+def training_range(Z: np.ndarray, Y: np.ndarray, targets: Sequence[str], source: str) -> dict:
+    """The training range stored with a latent model (:attr:`LatentModel.training_range`).
+
+    Parameters
+    ----------
+    Z : ndarray, shape (n, n_latent)
+        Latents of the training spectra.
+    Y : ndarray, shape (n, n_targets)
+        Their target labels (NaN where unknown).
+    targets : sequence of str
+        Target names, one per column of ``Y``.
+    source : str
+        What the spectra are (e.g. "training split, 2,322 Cu sites").
+
+    Returns
+    -------
+    dict
+        ``latent_min``, ``latent_max`` (lists of n_latent floats), ``targets`` (name -> [min, max]
+        of the known labels), ``n`` and ``source``.
+
+    Raises
+    ------
+    DataError
+        If ``Z`` is empty.
+    """
+    Z = np.asarray(Z, dtype=float)
+    if Z.ndim != 2 or len(Z) == 0:
+        raise DataError("no training latents to take a range from")
+    Y = np.asarray(Y, dtype=float).reshape(len(Z), -1)
+    tgt = {}
+    for j, t in enumerate(targets):
+        y = Y[:, j][np.isfinite(Y[:, j])]
+        if len(y):
+            tgt[str(t)] = [round(float(y.min()), 3), round(float(y.max()), 3)]
+    return {"latent_min": [round(float(v), 4) for v in Z.min(axis=0)],
+            "latent_max": [round(float(v), 4) for v in Z.max(axis=0)], "targets": tgt, "n": int(len(Z)),
+            "source": str(source)}
+
+
+def shipped_elements() -> list[str]:
+    """Elements with a latent model shipped in ``xasml/data/latent/<El>/``."""
+    return sorted(p.name for p in SHIPPED_DIR.iterdir() if (p / "latent.json").exists()) if SHIPPED_DIR.exists() else []
+
 
 def find_model(element: str | None = None, model: str | Path | None = None) -> Path:
     """The model folder to use: ``model`` (a model or run folder), else the shipped one of ``element``.
@@ -301,8 +412,7 @@ def find_model(element: str | None = None, model: str | Path | None = None) -> P
         if (c / "latent.json").exists():
             return c
     if model is None:
-        shipped = sorted(p.name for p in SHIPPED_DIR.iterdir() if (p / "latent.json").exists()) \
-            if SHIPPED_DIR.exists() else []
+        shipped = shipped_elements()
         raise DataError(f"no latent model shipped for {element} (shipped: {', '.join(shipped) or 'none'}); "
                         "train one with `xasml latent fit` and pass --model")
     raise DataError(f"no latent model found; looked in {', '.join(str(c) for c in candidates)}")
@@ -323,8 +433,11 @@ def encode_files(files: Sequence[str | Path], model: str | Path | None = None) -
         One per file: ``file``, ``element``, ``latent``, ``descriptors``, ``oxidation_state`` and
         ``coordination_number`` (``prediction``, ``std``), and the preprocessing: computed spectra
         ``energy_offset_eV``, measured ones ``calibration``, ``e0`` (eV) and ``warnings``
-        (``alignment_shift_eV`` with the first, area-aligned Cu model); or ``file`` and ``error``
-        when the file could not be used.
+        (``alignment_shift_eV`` with the first, area-aligned Cu model); the range flags of
+        :meth:`LatentModel.range_check` (``latent_in_range``, ``latent_out_of_range``,
+        ``targets_out_of_range``, their warnings in ``warnings``) and ``shipped_elements`` (the
+        elements with a shipped latent model); or ``file`` and ``error`` when the file could not
+        be used.
     """
     from xasml.errors import XasmlError
     from xasml.io.reader import read_spectrum
@@ -347,6 +460,10 @@ def encode_files(files: Sequence[str | Path], model: str | Path | None = None) -
                 r["alignment_shift_eV"] = round(float(rec.get("shift_eV", 0.0)), 2)
             elif rec:
                 r.update({k: rec[k] for k in ("calibration", "e0", "energy_offset_eV", "warnings") if k in rec})
+            flags = m.range_check(r)
+            r["warnings"] = list(r.get("warnings", [])) + flags.pop("warnings")
+            r.update(flags)
+            r["shipped_elements"] = shipped_elements()
             out.append(r)
         except (XasmlError, OSError, ValueError) as exc:
             out.append({"file": str(f), "error": str(exc)})
@@ -658,14 +775,14 @@ def fit_latent(cfg: LatentConfig, out: str | Path, overwrite: bool = False) -> d
     import torch
 
     from xasml.latent.sites import build_latent_data, one_hot
-    from xasml.local.multi import balance_rows
+    from xasml.datasets.sites import balance_rows
     from xasml.models.rankaae import LatentPropertyEnsemble, RankAAE
     from xasml.runs import RunFolder
     from xasml.utils import fingerprint_files
 
     t_start = time.time()
     if cfg.data is None:
-        from xasml.local.config import default_data_path
+        from xasml.datasets.sites import default_data_path
 
         cfg = cfg.model_copy(update={"data": str(default_data_path())})
     if not Path(cfg.data).exists():
@@ -739,7 +856,9 @@ def fit_latent(cfg: LatentConfig, out: str | Path, overwrite: bool = False) -> d
         tr_e = masks["train"] & (el == e)
         model = LatentModel(rankaae=best, properties=ens, element=e, edge=data.edge, grid=data.grid(e),
                             reference_mu=data.X[tr_e].mean(axis=0), descriptors=names, alignment="calibrated",
-                            energy_scale=data.energy_scale[e], elements=order)
+                            energy_scale=data.energy_scale[e], elements=order,
+                            training_range=training_range(Z[tr_e], D[tr_e][:, Ycols], TARGETS,
+                                                          f"training split, {int(tr_e.sum())} {e} sites"))
         te = metrics["test"]["by_element"].get(e, {})
         model.info = {**base_info, "test": {k: te[k] for k in ("spearman", "reconstruction_mae",
                                                                 "max_abs_offdiag_correlation", "n",

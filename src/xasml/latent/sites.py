@@ -1,21 +1,21 @@
 """Data of the RankAAE latent models: labelled site spectra of one or several elements on the
 calibrated energy scale, with the RankAAE descriptors and a split grouped by structure.
 
-The input handling is that of the multi-element local-structure models
-(:mod:`xasml.local.multi`), reused, not copied:
+The input handling is that of the multi-element local-structure models (the site-table
+helpers of :mod:`xasml.datasets.sites`), reused, not copied:
 
 * sites come from site tables (``xasml local sites``, Parquet) and/or FEFF folders
-  (:func:`xasml.local.multi.load_sites`, which labels FEFF folders with
+  (:func:`xasml.datasets.sites.load_sites`, which labels FEFF folders with
   :func:`xasml.datasets.sites.build_site_table`, cached);
 * every simulated spectrum is put on the calibrated experimental energy scale by one offset per
   (element, simulation) (:mod:`xasml.preprocess.energy_scale`) and resampled on its element's
   grid, fixed relative to the tabulated edge (-3 ... +46.5 eV, 100 points), then scaled to
-  maximum 1 (:func:`xasml.local.multi.spectra_matrix`). Nothing is aligned per spectrum, so the
+  maximum 1 (:func:`xasml.datasets.sites.spectra_matrix`). Nothing is aligned per spectrum, so the
   chemical shift (oxidation state) reaches the model, and spectra of two simulation codes of one
   element (OmniXAS FEFF 9.9.1 and FEFF10 Cu) share one energy scale;
 * near-duplicates are removed per element (:func:`xasml.datasets.local.deduplicate`, Carbone et
   al. 2019 §II.A);
-* the split is grouped by structure (:func:`xasml.local.multi.structure_key`: the sites of one
+* the split is grouped by structure (:func:`xasml.datasets.sites.structure_key`: the sites of one
   structure, whatever the absorber or data set, are in one part) and stratified by element and
   environment (:func:`xasml.datasets.local.grouped_stratified_split`).
 
@@ -128,12 +128,12 @@ def build_latent_data(paths: Sequence[str | Path], elements: Sequence[str], desc
         Split seed.
     fractions : (train, val, test)
     grid_start, step, n_points :
-        Grid relative to the tabulated edge (eV), as :class:`xasml.local.multi.MultiConfig`.
+        Grid relative to the tabulated edge (eV), as :class:`xasml.datasets.sites.SiteGrid`.
     dedup_threshold : float
         Mean absolute difference (units of the maximum) below which a later site of the same
         element is a duplicate.
     label_cache : str or Path, optional
-        Label cache for FEFF folders (:func:`xasml.local.multi.load_sites`).
+        Label cache for FEFF folders (:func:`xasml.datasets.sites.load_sites`).
     edge : str
 
     Returns
@@ -147,7 +147,7 @@ def build_latent_data(paths: Sequence[str | Path], elements: Sequence[str], desc
         there are too few structures to split.
     """
     from xasml.datasets.local import deduplicate, grouped_stratified_split
-    from xasml.local.multi import MultiConfig, load_sites, spectra_matrix, structure_key
+    from xasml.datasets.sites import SiteGrid, load_sites, spectra_matrix, structure_key
     from xasml.preprocess.energy_scale import energy_scales
 
     elements = list(dict.fromkeys(elements))
@@ -156,8 +156,7 @@ def build_latent_data(paths: Sequence[str | Path], elements: Sequence[str], desc
         frame = _override_labels(frame, labels)
     info: dict = {"n_found": len(frame)}
     scales = energy_scales()
-    mcfg = MultiConfig(elements=elements, edge=edge, grid_start=grid_start, step=step, n_points=n_points,
-                       normalization="max")
+    mcfg = SiteGrid(edge=edge, grid_start=grid_start, step=step, n_points=n_points, normalization="max")
     X, keep, dropped = spectra_matrix(frame, mcfg, scales)
     info["dropped"] = dropped
     frame = frame[keep].reset_index(drop=True)
@@ -236,7 +235,7 @@ def one_hot(element: str | Sequence[str], order: Sequence[str] | None, n: int | 
     n : int, optional
         Rows, when ``element`` is a single string.
     """
-    from xasml.local.multi import one_hot as _one_hot
+    from xasml.datasets.sites import one_hot as _one_hot
 
     if not order:
         return np.zeros((n if isinstance(element, str) else len(element), 0), np.float32)

@@ -54,10 +54,15 @@ def add_parser(subparsers) -> None:
                                    "covers about 95 % of sites within 2 std; the spread grows for spectra unlike "
                                    "the training data, and measured spectra get an 'out_of_domain' score (warned "
                                    "above 5). Measured spectra are calibrated with their reference foil; see "
-                                   "docs/local.md for how each task uses the energy scale.")
+                                   "docs/local.md for how each task uses the energy scale. A measured spectrum with "
+                                   "the metal evidence (edge at the foil energy, no white line) gets 'metal' "
+                                   "(lattice of the element's stable phase), oxidation state 0, and a coordination "
+                                   "number only where the model agrees with the lattice ('status' says which). "
+                                   "Warnings are printed under each result.")
     q.add_argument("files", nargs="+", metavar="FILE", help="spectrum files, or folders (every xmu.dat and .xdi in them)")
-    q.add_argument("--task", required=True, choices=["coordination", "cn", "oxidation"],
-                   help="coordination environment (classes), coordination number or oxidation state")
+    q.add_argument("--task", required=True, choices=["coordination", "cn", "oxidation", "all"],
+                   help="coordination environment (classes), coordination number, oxidation state, or all three "
+                        "in one result per spectrum")
     q.add_argument("--model", help="model bundle, or a run folder (default: the model shipped with xasml for the "
                                    "spectrum's absorbing element)")
     from xasml.measure.cli import add_reading_options
@@ -213,19 +218,68 @@ def _predict(args) -> int:
             print(file_error_line(r["file"], r["error"]), file=sys.stderr)
         elif args.json:
             print(json.dumps(r))
-        elif "probabilities" in r:
-            top = ", ".join(f"{c} {p:.2f}" for c, p in sorted(r["probabilities"].items(), key=lambda kv: -kv[1])[:3])
-            name = f" {r['environment_name']}" if r.get("environment_name") not in (None, r["prediction"]) else ""
-            print(f"{r['file']}: {r['prediction']}{name}  ({top})")
         else:
-            print(f"{r['file']}: {r['prediction']:.2f} ± {r['std']:.2g} (1 std)")
+            print("\n".join(format_result(r, args.task)))
     return status
+
+
+_TASK_NAMES = {"coordination": "environment", "cn": "coordination number", "oxidation": "oxidation state"}
+
+
+def _format_answer(r: dict) -> str:
+    """One task's answer as text (see :func:`format_result`)."""
+    if "error" in r:
+        return f"error: {r['error']}"
+    if r.get("status") == "abstained":
+        model = r.get("model_prediction")
+        return "no answer (abstained" + (f"; the model said {model:.2f})" if isinstance(model, (int, float)) else ")")
+    pred = r["prediction"]
+    if isinstance(pred, str):
+        if r.get("status") == "metal":
+            text = str(r.get("environment_name") or pred)
+            mp = r.get("model_probabilities") or {}
+            if r.get("model_prediction") in mp:
+                text += f"  (lattice: {r.get('lattice_source')}; the model said {r['model_prediction']} " \
+                        f"{mp[r['model_prediction']]:.2f})"
+            return text
+        top = ", ".join(f"{c} {p:.2f}" for c, p in sorted(r.get("probabilities", {}).items(), key=lambda kv: -kv[1])[:3])
+        name = f" {r['environment_name']}" if r.get("environment_name") not in (None, pred) else ""
+        return f"{pred}{name}  ({top})"
+    std = r.get("std")
+    text = f"{pred:.2f} ± {std:.2g} (1 std)" if std is not None else f"{pred:.2f}"
+    if r.get("status") == "metal" and isinstance(r.get("model_prediction"), (int, float)):
+        text += f"  (metal; the model said {r['model_prediction']:.2f})"
+    elif r.get("status") == "metal":
+        text += f"  (metal, {r.get('lattice')} lattice CN {r.get('lattice_cn')})"
+    return text
+
+
+def format_result(r: dict, task: str) -> list[str]:
+    """The plain-text lines of one :func:`xasml.local.predict.predict_files` result: the answer
+    (one line per task for ``task="all"``), then one ``  warning: ...`` line per warning.
+
+    Parameters
+    ----------
+    r : dict
+        A result without ``error``.
+    task : {"coordination", "cn", "oxidation", "all"}
+
+    Returns
+    -------
+    list of str
+    """
+    if task == "all":
+        lines = [f"{r['file']} ({r.get('absorbing_element')}):"]
+        lines += [f"  {_TASK_NAMES[t]}: {_format_answer(r[t])}" for t in ("coordination", "cn", "oxidation") if t in r]
+    else:
+        lines = [f"{r['file']}: {_format_answer(r)}"]
+    return lines + [f"  warning: {w}" for w in r.get("warnings", [])]
 
 
 def _label(args) -> int:
     from xasml.datasets.local import discover_sites
     from xasml.labels.site import label_sites, summarize_labels
-    from xasml.local.config import default_data_path
+    from xasml.datasets.sites import default_data_path
 
     data = args.data or default_data_path()
     sites = discover_sites(data, args.element)

@@ -16,18 +16,10 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from xasml.config import XasmlConfig
+from xasml.datasets.sites import default_data_path
 from xasml.utils import shared_data_dir
 
-__all__ = ["HELP", "PAPER_TRAINING", "QUICK", "LocalConfig", "Protocol", "default_data_path",
-           "default_experimental_path"]
-
-
-def default_data_path() -> str:
-    """``$XASML_DATA`` if set, else ``../shared/data/omnixas-cu-feff`` relative to the repository."""
-    env = os.environ.get("XASML_DATA")
-    if env:
-        return env
-    return str(shared_data_dir() / "omnixas-cu-feff")
+__all__ = ["HELP", "PAPER_TRAINING", "QUICK", "LocalConfig", "Protocol", "default_experimental_path"]
 
 
 def default_experimental_path() -> str:

@@ -27,7 +27,7 @@ import numpy as np
 from xasml.datasets.local import (LocalDataset, build_local_dataset, check_group_split, discover_sites,
                                   select_protocol)
 from xasml.local.config import LocalConfig
-from xasml.local.predict import SHIPPED_DIR, ModelBundle
+from xasml.models.bundle import SHIPPED_DIR, ModelBundle
 from xasml.models.local_nets import SpectrumClassifier, SpectrumEnsembleRegressor
 from xasml.errors import DataError
 from xasml.runs import RunFolder

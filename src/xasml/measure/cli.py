@@ -142,7 +142,7 @@ def _map(args) -> int:
     from pathlib import Path
 
     from xasml.errors import DataError
-    from xasml.local.predict import ModelBundle
+    from xasml.models.bundle import ModelBundle
     from xasml.measure.sdm import map_with_bundle, write_outputs
     from xasml.runs import RunFolder
 

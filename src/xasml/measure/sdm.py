@@ -403,14 +403,14 @@ def map_with_bundle(bundle, spectra: Sequence, n_motifs: int, n_restarts: int = 
     """Spectral domain mapping of measured spectra for one local-structure model bundle.
 
     The measured spectra are prepared as the bundle prepares measured input
-    (:meth:`xasml.local.predict.ModelBundle.prepare_full`: calibrated and flattened, or
+    (:meth:`xasml.models.bundle.ModelBundle.prepare_full`: calibrated and flattened, or
     area-aligned for the first Cu bundles; cubic resampling on the bundle grid, maximum 1), on
     the full grid of the bundle, where its ``training_spectra`` live. The mapped spectra ``Ŝ C`` are scaled to
     maximum 1 again (the model's input convention) before the model's feature window is taken.
 
     Parameters
     ----------
-    bundle : xasml.local.predict.ModelBundle
+    bundle : xasml.models.bundle.ModelBundle
         Must carry ``training_spectra`` (n_train, n_points).
     spectra : sequence of Spectrum
         Measured spectra of the bundle's element and edge (m of them, m >= n_motifs).
@@ -426,7 +426,7 @@ def map_with_bundle(bundle, spectra: Sequence, n_motifs: int, n_restarts: int = 
     dict
         ``result`` (SDMResult), ``measured`` (m, n_points: T), ``records`` (preprocessing per
         spectrum) and, with ``predict``, ``predictions`` and ``predictions_sdm`` (one dict per
-        spectrum, see :meth:`xasml.local.predict.ModelBundle.predict_prepared`).
+        spectrum, see :meth:`xasml.models.bundle.ModelBundle.predict_prepared`).
 
     Raises
     ------

@@ -205,3 +205,28 @@ def load_checked_estimator(path: str | Path):
         msg = " ".join(str(exc).split())[:200] or type(exc).__name__
         raise DataError(f"{path}: the model files do not fit together ({type(exc).__name__}: {msg}); "
                         "expected estimator.json and weights.safetensors saved together by xasml") from None
+
+
+def check_element(element: str, meta_path: Path) -> None:
+    """Check the ``element`` field of a model description.
+
+    Parameters
+    ----------
+    element : str
+        The absorbing element the model file names.
+    meta_path : Path
+        The model file, for the message.
+
+    Raises
+    ------
+    DataError
+        Naming ``meta_path``, unless ``element`` is a chemical symbol.
+    """
+    from xasml.spectrum import normalize_element
+
+    try:
+        ok = normalize_element(element) == element
+    except (XasmlError, ValueError, TypeError):
+        ok = False
+    if not ok:
+        raise DataError(f"{meta_path}: field 'element' is {element!r}; expected a chemical symbol such as 'Cu'")

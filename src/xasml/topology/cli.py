@@ -30,7 +30,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     measured = True if args.measured else (False if args.computed else None)
     res = predict_topology(args.paths, model_dir=args.model, measured=measured, compound=args.compound,
                            formula=args.formula, absorbing_element=args.element, edge=args.edge,
-                           energy_col=args.energy_col, mu=args.mu, group=args.group)
+                           energy_col=args.energy_col, mu=args.mu, group=args.group,
+                           allow_incomplete=args.allow_incomplete)
     if args.json:
         print(json.dumps(res))
     else:
@@ -85,7 +86,9 @@ def add_parser(subparsers) -> None:
                                    "per-spectrum area alignment removes chemical shifts) or one compound folder "
                                    "(FEFF-XANES/<idx>_<El>/xmu.dat + material.json). Elements of the formula "
                                    "(--formula or the XDI Sample.formula) without a K-edge spectrum are reported "
-                                   "as missing edges, with the atom-type-only probability beside the network's.")
+                                   "as missing edges: the headline is then withheld (status 'incomplete'; "
+                                   "--allow-incomplete gives it) and the atom-type-only probability shown beside "
+                                   "the network's.")
     q.add_argument("paths", nargs="+", metavar="PATH")
     q.add_argument("--model", metavar="DIR", help="model folder or run folder (default: pretrained model shipped "
                                                   "with xasml)")
@@ -96,6 +99,10 @@ def add_parser(subparsers) -> None:
     q.add_argument("--formula", metavar="FORMULA", help="the compound's formula, e.g. Fe2O3 (default: Sample.formula "
                                                        "of the XDI files): its elements without a K-edge spectrum "
                                                        "are reported as missing edges")
+    q.add_argument("--allow-incomplete", action="store_true",
+                   help="when edges of the formula are missing, give the network's probability as the answer "
+                        "anyway (default: withhold it, status 'incomplete', and show the atom-type-only "
+                        "probability beside it)")
     from xasml.measure.cli import add_reading_options
 
     add_reading_options(q)

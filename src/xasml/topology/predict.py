@@ -137,7 +137,7 @@ class TopologyPredictor:
                       compound: str | None = None, formula: str | None = None,
                       absorbing_element: str | None = None, edge: str | None = None,
                       energy_col: str | int | None = None, mu: str | int | None = None,
-                      group: str | None = None) -> dict:
+                      group: str | None = None, allow_incomplete: bool = False) -> dict:
         """Predict from spectrum files of one compound, or from one compound folder.
 
         Parameters
@@ -161,11 +161,19 @@ class TopologyPredictor:
             and μ (column name, 1-based index or expression such as ``ln(i0/it)``).
         group : str, optional
             Label of the Athena-project group to use when a project holds several samples.
+        allow_incomplete : bool
+            Give the network's answer as the headline even when edges of the formula are missing
+            (``status`` ``"incomplete-allowed"``). Default: withhold it (``"incomplete"``).
 
         Returns
         -------
         dict
-            ``probability`` (float, of the topological class), ``topological`` (bool),
+            ``status``: ``"ok"``, ``"incomplete"`` (edges of the formula are missing: the
+            headline ``probability`` and ``topological`` are None, withheld, and the network's
+            value is only ``network_probability``; compare ``atom_type_only``) or
+            ``"incomplete-allowed"`` (missing edges, headline given as asked);
+            ``network_probability`` (float, always the network's output),
+            ``probability`` (float, of the topological class, or None), ``topological`` (bool or None),
             ``threshold``, ``elements`` (used), ``elements_ignored``, ``inputs`` (per file:
             path, element, edge, kind and, for measured spectra, the ``preprocessing`` record
             with the fitted pre-edge line, a1, a2, a3 and the energy shift), ``model``,
@@ -222,9 +230,18 @@ class TopologyPredictor:
                             f"--formula, or Sample.formula in the XDI header): if the compound has other elements, "
                             f"their missing edges leave the network close to the {used[0]} prior; atom-type-only "
                             f"probability {atom_type['probability']:.3f}")
+        status = "ok" if not missing else ("incomplete-allowed" if allow_incomplete else "incomplete")
+        if status == "incomplete":
+            messages.append(f"headline withheld: the edges of {', '.join(missing)} are missing, so the network's "
+                            f"{p:.3f} is not an answer for {formula} (the atom-type-only baseline over all its "
+                            f"elements: {atom_type['probability']:.3f}); give their K-edge spectra, or "
+                            "--allow-incomplete to take the network's value as the answer")
         for m in messages:
             warnings.warn(m, stacklevel=2)
-        return {"probability": p, "topological": bool(p >= thr), "threshold": thr, "elements": used,
+        headline = status != "incomplete"
+        return {"status": status, "network_probability": p,
+                "probability": p if headline else None, "topological": bool(p >= thr) if headline else None,
+                "threshold": thr, "elements": used,
                 "elements_ignored": sorted(ignored), "material_id": material_id, "inputs": inputs,
                 "model": str(self.path), "model_name": self.meta.get("model"), "formula": formula,
                 "missing_edges": missing, "atom_type_only": atom_type,
@@ -477,10 +494,20 @@ def predict_topology(paths: Sequence[str | Path], model_dir: str | Path | None =
 
 
 def format_prediction(res: dict) -> str:
-    """Human-readable lines for a prediction dict."""
-    cls = "topological" if res["topological"] else "trivial"
-    lines = [f"P(topological) = {res['probability']:.3f}  ->  {cls} (threshold {res['threshold']:.3f})",
-             f"elements used: {', '.join(res['elements'])}"]
+    """Human-readable lines for a prediction dict (:meth:`TopologyPredictor.predict_paths`): the
+    headline (or why it is withheld), the elements, the atom-type-only probability, the measured
+    inputs' preprocessing and the model (the warnings go to stderr, as Python warnings)."""
+    if res.get("probability") is None:
+        p_net = res.get("network_probability")
+        lines = [f"P(topological): withheld (status {res.get('status')}: edges missing; the network saw "
+                 f"{', '.join(res['elements'])} only and gives {p_net:.3f}, which is not an answer for "
+                 f"{res.get('formula')}; --allow-incomplete takes it as one)",
+                 f"elements used: {', '.join(res['elements'])}"]
+    else:
+        cls = "topological" if res["topological"] else "trivial"
+        lines = [f"P(topological) = {res['probability']:.3f}  ->  {cls} (threshold {res['threshold']:.3f})"
+                 + ("  [edges missing: --allow-incomplete]" if res.get("status") == "incomplete-allowed" else ""),
+                 f"elements used: {', '.join(res['elements'])}"]
     if res["elements_ignored"]:
         lines.append(f"elements ignored: {', '.join(res['elements_ignored'])}")
     at = res.get("atom_type_only")

@@ -1,0 +1,95 @@
+"""Answers for metallic spectra: "metal" (with the element's lattice) or an abstention, never a
+ligand environment.
+
+The environment classes of the local-structure models are ChemEnv polyhedra of compounds (T:4,
+O:6, ...): no metal packing is among them, so a classifier shown a metal foil answers some
+polyhedron with confidence (T:4 at p 1.00 for V, Co; Cu foil T:4 at 0.91). When a measured
+spectrum carries the metal evidence of :func:`xasml.preprocess.calibrated.metal_evidence`
+(strength ``"metal"``: edge at the foil energy, no white line, slow rise), the answers become:
+
+* environment: ``"metal"``, with ``lattice`` bcc / fcc / hcp of the element's stable phase at room
+  temperature where that is unambiguous (:data:`METAL_LATTICE`) - taken from the element, not read
+  from the spectrum (``lattice_source`` says so);
+* oxidation state: 0 (the evidence), the model's value kept as ``model_prediction``;
+* coordination number: the model's value when it agrees with the lattice's (within
+  :data:`CN_TOLERANCE`), else an abstention (``prediction`` null, ``status`` ``"abstained"``).
+
+Weaker evidence (``"metal-or-low-valent"``, e.g. Cu2S) keeps the model's answers with the warning.
+"""
+
+from __future__ import annotations
+
+#: lattice of each 3d metal's stable phase at room temperature (C. Kittel, Introduction to Solid
+#: State Physics, 8th ed., Table 1.3 / the periodic table of crystal structures inside its cover);
+#: None where the phase is no simple packing (alpha-Mn: 58 atoms per cubic cell, four site types)
+METAL_LATTICE = {"Ti": "hcp", "V": "bcc", "Cr": "bcc", "Mn": None, "Fe": "bcc", "Co": "hcp", "Ni": "fcc",
+                 "Cu": "fcc", "Zn": "hcp"}
+#: coordination number of each lattice in the convention of the training labels (ChemEnv,
+#: neighbours within 1.2 x the nearest distance, :mod:`xasml.labels.site`): fcc and hcp 12; bcc 14,
+#: its 8 nearest and 6 second neighbours at 1.155 x that distance (ChemEnv labels the simulated V,
+#: Cr and Fe foils UNKNOWN:14, so no bcc CN reached the CN models' training)
+LATTICE_CN = {"bcc": 14, "fcc": 12, "hcp": 12}
+#: a coordination-number answer within this of the lattice's is kept for a metal
+CN_TOLERANCE = 2.0
+
+LATTICE_SOURCE = "the element's stable phase at room temperature, not read from the spectrum"
+
+
+def apply_metal_evidence(result: dict, task: str) -> dict:
+    """One prediction of :meth:`xasml.models.bundle.ModelBundle.predict` with the metal rule applied.
+
+    Parameters
+    ----------
+    result : dict
+        A result with ``absorbing_element`` and, for a measured spectrum that looks metallic,
+        ``metal_evidence`` (:func:`xasml.preprocess.calibrated.metal_evidence`).
+    task : {"coordination", "cn", "oxidation"}
+
+    Returns
+    -------
+    dict
+        ``result`` with ``status``: ``"ok"`` (the model's answer), ``"metal"`` (answer from the
+        metal evidence; the model's answer moved to ``model_prediction`` and
+        ``model_probabilities`` / ``model_std``) or ``"abstained"`` (``prediction`` and ``std``
+        null; the model's answer contradicts the metal evidence). Metallic answers carry
+        ``lattice`` (bcc / fcc / hcp, or null for Mn), ``lattice_source`` and, for the
+        coordination number, ``lattice_cn``.
+    """
+    ev = result.get("metal_evidence")
+    out = dict(result)
+    if not ev or ev.get("strength") != "metal" or "prediction" not in result:
+        out.setdefault("status", "ok")
+        return out
+    el = str(result.get("absorbing_element"))
+    lattice = METAL_LATTICE.get(el)
+    out.update({"lattice": lattice, "lattice_source": LATTICE_SOURCE})
+    warns = list(out.get("warnings", []))
+    if task == "coordination":
+        out["model_prediction"] = out["prediction"]
+        out["model_probabilities"] = out.pop("probabilities", {})
+        out.pop("environment_name", None)
+        out.update({"prediction": "metal", "status": "metal",
+                    "environment_name": f"metal ({lattice})" if lattice else "metal"})
+        warns.append(f"metal: the model's environment {out['model_prediction']} (p "
+                     f"{out['model_probabilities'].get(out['model_prediction'], float('nan')):.2f}) is withheld; "
+                     f"the lattice{f' ({lattice})' if lattice else ''} is {LATTICE_SOURCE}")
+    elif task == "oxidation":
+        out.update({"model_prediction": out["prediction"], "model_std": out.get("std"), "prediction": 0.0,
+                    "std": None, "status": "metal"})
+        warns.append(f"metal: oxidation state 0 from the metal evidence (the model says "
+                     f"{out['model_prediction']:.2f})")
+    elif task == "cn":
+        cn = LATTICE_CN.get(lattice) if lattice else None
+        out["lattice_cn"] = cn
+        if cn is not None and abs(float(out["prediction"]) - cn) <= CN_TOLERANCE:
+            out["status"] = "metal"
+        else:
+            out.update({"model_prediction": out["prediction"], "model_std": out.get("std"), "prediction": None,
+                        "std": None, "status": "abstained"})
+            why = (f"contradicts the {lattice} lattice's {cn}" if cn is not None
+                   else f"cannot be checked: the {el} metal has no simple lattice")
+            warns.append(f"metal: the model's coordination number {out['model_prediction']:.1f} {why}; no answer")
+    else:
+        out.setdefault("status", "ok")
+    out["warnings"] = warns
+    return out
