@@ -101,11 +101,12 @@ def conformal_scale(errors: Sequence[float], sigmas: Sequence[float], weights: S
 def lcf_raw_sigma(lcf: Mapping[str, Any], valences: Iterable[float]) -> float | None:
     """Raw σ of the LCF valence (before the conformal scale).
 
-    σ² = spread² + 0.3² + 0.3²·(R/0.005) + (1 if the valence is at an end of the standards'
-    valence range), with spread the weighted spread of the valences of the fits whose R-factor is
-    within 1.5× the best (:func:`~xasml.references.evidence.linear_combination_fit`) and R the best
-    fit's R-factor: several fits as good but different, a poor fit, and a value a fit could not
-    have exceeded all make the valence less certain.
+    σ² = spread² + 0.3² + 0.3²·(R/0.005) + min(1, R/0.005)·[the valence is at an end of the
+    standards' valence range], with spread the weighted spread of the valences of the fits whose
+    R-factor is within 1.5× the best (:func:`~xasml.references.evidence.linear_combination_fit`)
+    and R the best fit's R-factor: several fits as good but different, a poor fit, and a value a
+    fit could not have exceeded (unless the end standard matches closely) all make the valence
+    less certain. The scale is set by the conformal calibration that follows.
     """
     v = lcf.get("valence")
     if v is None:
@@ -113,7 +114,7 @@ def lcf_raw_sigma(lcf: Mapping[str, Any], valences: Iterable[float]) -> float | 
     vals = [x for x in valences if x is not None and np.isfinite(x)]
     spread = lcf.get("valence_spread") or 0.0
     rf = float(lcf["best"]["r_factor"])
-    edge = 1.0 if vals and (v <= min(vals) + 0.05 or v >= max(vals) - 0.05) else 0.0
+    edge = min(1.0, rf / 0.005) if vals and (v <= min(vals) + 0.05 or v >= max(vals) - 0.05) else 0.0
     return float(np.sqrt(spread ** 2 + 0.09 + 0.09 * rf / 0.005 + edge))
 
 
