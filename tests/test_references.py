@@ -166,3 +166,23 @@ def test_bad_input_is_one_line(shared_data, tmp_path, capsys, argv, expect):
     err = capsys.readouterr().err.strip()
     assert err.startswith("xasml: error:") and len(err.splitlines()) == 1 and expect in err, err
     assert not (tmp_path / "lib" / LIBRARY_FILE).exists()
+
+
+def test_local_predict_oxidation_carries_the_evidence(shared_data, test_data, capsys):
+    import json
+
+    mn = _xdl(shared_data, "Mn/Mn3O4_rt_01.xdi")
+    assert main(["local", "predict", "--task", "oxidation", "--json", str(mn)]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert set(r["evidence"]) == {"model", "lcf", "edge_position", "nearest"}
+    assert r["evidence"]["model"]["value"] == pytest.approx(r["prediction"], abs=1e-3)
+    c = r["combined"]
+    assert c["methods"] == ["model", "lcf", "edge_position"] and abs(c["oxidation_state"] - 8 / 3) <= 2 * c["sigma"]
+    assert main(["local", "predict", "--task", "oxidation", "--no-evidence", "--json", str(mn)]) == 0
+    assert "evidence" not in json.loads(capsys.readouterr().out)
+    assert main(["local", "predict", "--task", "oxidation", str(mn)]) == 0
+    out = capsys.readouterr().out
+    assert "combined oxidation state" in out and "LCF:" in out and "nearest standards:" in out
+    xmu = next((test_data / "local").rglob("xmu.dat"))  # computed spectra: the model alone
+    assert main(["local", "predict", "--task", "oxidation", "--json", str(xmu)]) == 0
+    assert "evidence" not in json.loads(capsys.readouterr().out.splitlines()[0])
