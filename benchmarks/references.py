@@ -3,8 +3,8 @@
     python benchmarks/references.py [--shared ../shared/data] [--model DIR] [--no-calibration]
                                     [--heldout CSV] [--figures]
 
-For every standard of the shipped reference library (xasml/data/references/references.parquet,
-the XAS Data Library) with a known valence, leave-one-compound-out (LOCO): every library entry of
+For every standard of the shipped reference library (xasml/data/references/references.parquet:
+the XAS Data Library and the xraylarch example Athena projects) with a known valence, leave-one-compound-out (LOCO): every library entry of
 the standard's compound is removed from the library AND from the σ calibration, then
 
 * ``model``: the shipped local oxidation model (``xasml.local.predict.predict_files``, as
@@ -55,7 +55,7 @@ def pair_order(items):
     return right, total
 
 
-def model_answers(lib_dir: Path, rows, model: str | None) -> dict[str, dict]:
+def model_answers(lib_dir: Path, athena_dir: Path, rows, model: str | None) -> dict[str, dict]:
     """id -> the local oxidation model's record, for elements with a shipped model."""
     from xasml.local.predict import predict_files
     from xasml.models.bundle import shipped_elements
@@ -67,9 +67,16 @@ def model_answers(lib_dir: Path, rows, model: str | None) -> dict[str, dict]:
         if r["edge"] == "K" and (have is None or r["element"] in have):
             by_el.setdefault(r["element"], []).append(r)
     for el, rs in by_el.items():
-        res = predict_files([lib_dir / r["file"] for r in rs], "oxidation", model, element=el, edge="K")
-        for r, p in zip(rs, res):
+        xdl = [r for r in rs if not r["id"].startswith("athena/")]
+        res = predict_files([lib_dir / r["file"] for r in xdl], "oxidation", model, element=el, edge="K",
+                            evidence=False)
+        for r, p in zip(xdl, res):
             out[r["id"]] = p
+        for r in rs:  # Athena-project standards: the result of the first group with the label
+            if r["id"].startswith("athena/"):
+                project, group = r["file"].split("#", 1)
+                res = predict_files([athena_dir / project], "oxidation", model, element=el, edge="K", evidence=False)
+                out[r["id"]] = next((p for p in res if p["file"].endswith(f":{group}")), {})
     return out
 
 
@@ -193,7 +200,7 @@ def run_heldout(path: Path, lib, model: str | None) -> list[dict]:
         try:
             s = read_spectra(f, r.get("element") or None, r.get("edge") or None, include_references=False)[0]
             u = unknown_from_spectrum(s)
-            m = predict_files([f], "oxidation", model, element=s.absorbing_element, edge=s.edge)[0] \
+            m = predict_files([f], "oxidation", model, element=s.absorbing_element, edge=s.edge, evidence=False)[0] \
                 if (model or s.absorbing_element in have) else None
             ev = collect_evidence(u, lib, model=m if m and "prediction" in m else None)
             c = ev["combined"]
@@ -277,7 +284,7 @@ def main() -> int:
     lib = load_library()
     known = lib[lib["valence"].notna()]
     rows = [r for _, r in known.iterrows()]
-    models = model_answers(lib_dir, rows, args.model)
+    models = model_answers(lib_dir, Path(args.shared) / "experimental" / "athena-projects", rows, args.model)
     items = []
     for r in rows:
         g = gather_evidence(unknown_from_row(r), lib, exclude_compounds=[r["compound"]])

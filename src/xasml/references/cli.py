@@ -4,8 +4,9 @@
 line per compound: element, edge, compound, formula, valence, entries, where from).
 ``xasml references add --references DIR --compound NAME --valence V FILE...`` measures the files
 (checks, calibration, normalisation) and appends them to the user's library folder atomically.
-``xasml references build DATA_DIR [--out FILE]`` rebuilds a library from the XAS Data Library's
-``data/<El>/*.xdi`` folders and the compound table (how the shipped library is made).
+``xasml references build DATA_DIR [--athena DIR] [--out FILE]`` rebuilds a library from the XAS
+Data Library's ``data/<El>/*.xdi`` folders and the compound table, and the standards of the
+xraylarch example Athena projects (how the shipped library is made).
 ``xasml references evidence FILE...`` prints the nearest standards, the best linear-combination
 fits, the edge-position valence and their combination for measured spectra.
 Bad input is one line ``xasml: error: ...`` naming the file or option (exit status 2).
@@ -58,6 +59,8 @@ def add_parser(subparsers) -> None:
     b.add_argument("folder", metavar="DATA_DIR", help="the XAS Data Library's data folder")
     b.add_argument("--out", help="Parquet file or folder to write (default: the shipped library's path)")
     b.add_argument("--table", help="compound table JSON (default: the shipped xas_data_library.json)")
+    b.add_argument("--athena", metavar="DIR", help="also the standards of the xraylarch example Athena projects in "
+                                                   "DIR named by the shipped athena_projects.json")
     b.add_argument("--quiet", action="store_true", help="no line per file")
     b.set_defaults(func=_build)
     e = sub.add_parser("evidence", help="nearest standards, linear-combination fits, edge-position valence and "
@@ -122,7 +125,7 @@ def _build(args) -> int:
     from xasml.references.library import build_library, shipped_library_path
 
     out = args.out or shipped_library_path()
-    df, skipped = build_library(args.folder, out=out, table=args.table, progress=not args.quiet)
+    df, skipped = build_library(args.folder, out=out, table=args.table, progress=not args.quiet, athena=args.athena)
     for s in skipped:
         print(f"skipped: {s}", file=sys.stderr)
     print(f"{len(df)} spectra of {df['compound'].nunique()} compounds written to {out}")

@@ -34,7 +34,7 @@ from xasml.errors import DataError, SpectrumError
 
 __all__ = ["GRID_START", "GRID_STEP", "GRID_N", "LIBRARY_FILE", "COLUMNS", "shipped_library_path",
            "compound_table", "match_compound", "half_height_energy", "standard_row", "build_library",
-           "read_library", "write_library", "load_library", "add_standards", "library_summary",
+           "read_library", "write_library", "load_library", "add_standards", "build_athena_standards", "library_summary",
            "entry_energy", "entry_flat"]
 
 #: relative energy grid of the stored spectra: e0 + GRID_START + GRID_STEP * k, k < GRID_N (eV)
@@ -314,8 +314,9 @@ def _library_files(folder: Path) -> list[tuple[str, Path]]:
 
 
 def build_library(folder: str | Path, out: str | Path | None = None, table: str | Path | None = None,
-                  progress: bool = False):
-    """Build the library from the XAS Data Library's ``data/<El>/*.xdi`` files and the compound table.
+                  progress: bool = False, athena: str | Path | None = None):
+    """Build the library from the XAS Data Library's ``data/<El>/*.xdi`` files and the compound table
+    (and, with ``athena``, the standards of the xraylarch example Athena projects).
 
     Files matched by no rule of the table are skipped (reported); files that fail the checks are
     skipped with their one-line error.
@@ -330,6 +331,8 @@ def build_library(folder: str | Path, out: str | Path | None = None, table: str 
         Compound table (default: the shipped ``xas_data_library.json``).
     progress : bool
         Print one line per file.
+    athena : str or Path, optional
+        Folder of Athena projects named by ``athena_projects.json`` (:func:`build_athena_standards`).
 
     Returns
     -------
@@ -362,10 +365,65 @@ def build_library(folder: str | Path, out: str | Path | None = None, table: str 
                 print(f"{r['id']:<50} {r['compound']:<28} e0 {r['e0']:.2f}  {r['calibration']}")
         except (SpectrumError, DataError, OSError, ValueError) as exc:
             skipped.append(f"{f}: {exc}")
+    if athena is not None:
+        more, sk = build_athena_standards(athena, progress=progress)
+        rows += more
+        skipped += sk
     df = _frame(rows)
     if out is not None:
         write_library(df, out)
     return df, skipped
+
+
+def build_athena_standards(folder: str | Path, table: str | Path | None = None, progress: bool = False):
+    """Library rows from the groups of Athena projects named by a table (``athena_projects.json``).
+
+    Parameters
+    ----------
+    folder : str or Path
+        Folder of the ``.prj`` files (the xraylarch examples: shared data ``experimental/athena-projects``).
+    table : str or Path, optional
+        The table (default: the shipped ``athena_projects.json``): ``source``, ``licence`` and
+        ``rules`` with ``project``, ``group`` (label; the first group so labelled), ``element`` and
+        what the standard is (as :func:`compound_table`).
+    progress : bool
+        Print one line per standard.
+
+    Returns
+    -------
+    (list of dict, list of str)
+        The rows (``id`` = ``athena/<project stem>/<group>``) and the groups skipped with the reason.
+    """
+    from xasml.io.reader import read_spectra
+
+    p = Path(table) if table else Path(str(resources.files("xasml") / "data" / "references" / "athena_projects.json"))
+    tab = compound_table(p)
+    folder = Path(folder)
+    rows, skipped, cache = [], [], {}
+    for rule in tab["rules"]:
+        f = folder / rule["project"]
+        try:
+            if f not in cache:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    cache[f] = read_spectra(f, include_references=False)
+            s = next((x for x in cache[f] if x.metadata.get("label") == rule["group"]), None)
+            if s is None:
+                skipped.append(f"{f}: no group {rule['group']!r}")
+                continue
+            if s.absorbing_element != rule["element"]:
+                skipped.append(f"{f}: group {rule['group']!r} is {s.absorbing_element}, not {rule['element']}")
+                continue
+            info = {**{k: rule.get(k) for k in ("compound", "formula", "valence", "environment", "cn", "note")},
+                    "id": f"athena/{f.stem}/{rule['group']}", "file": f"{f.name}#{rule['group']}",
+                    "source": tab.get("source"), "licence": tab.get("licence")}
+            rows.append(standard_row(s, info))
+            if progress:
+                r = rows[-1]
+                print(f"{r['id']:<50} {r['compound']:<28} e0 {r['e0']:.2f}  {r['calibration']}")
+        except (SpectrumError, DataError, OSError, ValueError) as exc:
+            skipped.append(f"{f} {rule['group']!r}: {exc}")
+    return rows, skipped
 
 
 def add_standards(library_dir: str | Path, files: Iterable[str | Path], compound: str, valence: float | None,
