@@ -32,6 +32,8 @@ def test_shipped_library_is_small_and_described(lib):
     fe3o4 = lib[lib["compound"] == "Fe3O4 (magnetite)"]
     assert len(fe3o4) >= 2 and np.allclose(fe3o4["valence"], 8 / 3, atol=1e-3)  # mixed valence, both files
     assert lib[lib["compound"] == "FeN"]["valence"].isna().all()  # unclear: nearest-standard evidence only
+    nio = lib[lib["id"] == "athena/NiO/NiO.000"].iloc[0]  # an Athena project's group (xraylarch examples, MIT)
+    assert nio["valence"] == 2 and nio["licence"].startswith("MIT") and nio["calibration"] == "athena-reference-group"
     mno = lib[lib["id"] == "Mn/MnO_rt_01"].iloc[0]
     assert mno["calibration"] == "reference-channel" and mno["environment"] == "O:6" and mno["cn"] == 6
     e = entry_energy(mno)
