@@ -275,7 +275,7 @@ def main() -> int:
     ap.add_argument("--figures", action="store_true", help="write docs/figures/references_*.png")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "references"))
     args = ap.parse_args()
-    from xasml.references.combine import calibration_path, gather_evidence, load_calibration
+    from xasml.references.combine import calibration_path, gather_evidence
     from xasml.references.evidence import unknown_from_row
     from xasml.references.library import load_library
 
@@ -357,8 +357,8 @@ def main() -> int:
         print(part)
         for k, s in sc.items():
             print(f"  {k:<9}", fmt_score(s))
-    print("scales", full["scales"], "doubtful", full["scales_doubtful"], "written" if not args.no_calibration else "(not written)")
-    _ = load_calibration
+    print("scales", full["scales"], "doubtful", full["scales_doubtful"],
+          "written" if not args.no_calibration else "(not written)")
     return 0
 
 

@@ -62,7 +62,8 @@ def predict_files(files: Sequence[str | Path], task: str, model: str | Path | No
         ``metal_evidence`` when the spectrum looks metallic; ``error`` instead when the file could
         not be used. The oxidation state of a measured spectrum also has ``evidence`` (``model``,
         ``lcf``, ``edge_position``, ``nearest``), ``combined`` (the oxidation state and σ from all
-        of them, σ calibrated on measured standards) and ``flagged``. With ``task="all"``: ``coordination``, ``cn`` and ``oxidation`` hold the
+        of them, σ calibrated on measured standards) and ``flagged``. With ``task="all"``:
+        ``coordination``, ``cn`` and ``oxidation`` hold the
         per-task results (or their ``error``), and ``calibration``, ``e0``, ``metal_evidence``
         and ``warnings`` (of every task, once each) sit at the top.
     """

@@ -292,7 +292,8 @@ def assemble_evidence(gathered: Mapping[str, Any], model: Mapping[str, Any] | No
     return {"evidence": {"model": model_ev, "lcf": lcf, "edge_position": edge, "nearest": nearest},
             "combined": {k: combined[k] for k in ("oxidation_state", "sigma", "methods", "calibrated", "chi2", "dof",
                                                   "disagree", "widened_by")},
-            "flagged": flagged, "doubtful": bool(reasons), "flag_reasons": reasons, "warnings": list(dict.fromkeys(warnings)),
+            "flagged": flagged, "doubtful": bool(reasons), "flag_reasons": reasons,
+            "warnings": list(dict.fromkeys(warnings)),
             "sigma_calibration": "measured standards (leave-one-compound-out split conformal)" if cal.get("calibrated")
             else "none (raw σ)"}
 

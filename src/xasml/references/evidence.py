@@ -277,7 +277,8 @@ def _combo_fits(G: np.ndarray, c: np.ndarray, yy: float, max_components: int):
 
 
 def linear_combination_fit(unknown: Unknown, library, max_components: int = 3, exclude_compounds: Iterable[str] = (),
-                           top: int = 10, known_valence: bool = True, max_shift: float | None = None) -> dict[str, Any] | None:
+                           top: int = 10, known_valence: bool = True,
+                           max_shift: float | None = None) -> dict[str, Any] | None:
     """Linear-combination fit of the unknown's ``flat`` with the library's standards.
 
     Every combination of 1 to ``max_components`` standards (one entry per compound) of the same
@@ -380,7 +381,8 @@ def edge_position_valence(unknown: Unknown, library, exclude_compounds: Iterable
     element and edge with known valence (one point per compound: the median of its calibrated
     entries). The measure with the smaller residual σ is used (valence units; the n − 2 degrees
     of freedom of the residuals pooled with a prior σ of :data:`EDGE_PRIOR_SIGMA` on
-    :data:`EDGE_PRIOR_DOF` degrees of freedom, so that 3–4 compounds do not claim a tiny σ); the prediction σ is the residual σ times √(1 + 1/n + (E − Ē)²/Sₓₓ).
+    :data:`EDGE_PRIOR_DOF` degrees of freedom, so that 3–4 compounds do not claim a tiny σ); the
+    prediction σ is the residual σ times √(1 + 1/n + (E − Ē)²/Sₓₓ).
 
     Parameters
     ----------
