@@ -44,6 +44,8 @@ LEVEL = 0.95
 MIN_SIMILARITY = 0.96
 #: two lines of evidence this far apart (oxidation state) make the answer doubtful
 MAX_DISAGREEMENT = 1.5
+#: the model this far from the measured standards' combined LCF and edge-position valence: flagged
+MODEL_STANDARDS_GAP = 1.0
 
 
 def calibration_path() -> Path:
@@ -241,7 +243,9 @@ def assemble_evidence(gathered: Mapping[str, Any], model: Mapping[str, Any] | No
     gathered : mapping
         :func:`gather_evidence`'s result.
     model : mapping, optional
-        The model's answer: ``prediction`` and ``std`` (``xasml local predict``'s record).
+        The model's answer: ``prediction``, ``std`` and ``status`` (``xasml local predict``'s
+        record; ``status == "metal"``: the answer of the metal evidence, not judged against the
+        standards).
     calibration : mapping, optional
         σ scales (:func:`load_calibration`; default the shipped ones).
 
@@ -250,9 +254,10 @@ def assemble_evidence(gathered: Mapping[str, Any], model: Mapping[str, Any] | No
     dict
         ``evidence``: ``model`` (value, σ calibrated), ``lcf`` (valence, σ, the best fits),
         ``edge_position`` (valence, σ, the line), ``nearest`` (standards with similarity and
-        shift); ``combined`` (:func:`combine`); ``flagged`` (the answer is doubtful: the model
-        disagrees with the measured-standard evidence, the lines of evidence disagree, or no
-        standard resembles the spectrum), ``flag_reasons`` and ``warnings``.
+        shift); ``combined`` (:func:`combine`); ``flagged`` (the answer is doubtful: :func:`doubts`,
+        the model :data:`MODEL_STANDARDS_GAP` or more from the combined LCF and edge-position
+        valence, or the χ² test), ``doubtful`` (:func:`doubts` only: which σ scales were used),
+        ``flag_reasons`` and ``warnings``.
     """
     cal = calibration if calibration is not None else load_calibration()
     nearest, lcf, edge, vals = gathered["nearest"], gathered["lcf"], gathered["edge_position"], gathered["valences"]
@@ -269,7 +274,10 @@ def assemble_evidence(gathered: Mapping[str, Any], model: Mapping[str, Any] | No
         edge_est = (edge["valence"], edge["sigma"])
     if model is not None and model.get("prediction") is not None:
         model_est = (float(model["prediction"]), float(model.get("std") or 0.0) or 0.5)
-    reasons = doubts(nearest, model_est, lcf_est, edge_est, el, ed)
+    # an answer from the metal evidence (edge at the foil's tabulated energy, no white line;
+    # xasml.local.metal) is a physical check of its own: it is not judged against the standards
+    metal = model is not None and model.get("status") == "metal"
+    reasons = doubts(nearest, None if metal else model_est, lcf_est, edge_est, el, ed)
     group = "scales_doubtful" if reasons and "scales_doubtful" in cal else "scales"
     scales = dict(cal.get(group, {}))
     if group == "scales":  # an element's own scales where its standards gave them
@@ -287,12 +295,21 @@ def assemble_evidence(gathered: Mapping[str, Any], model: Mapping[str, Any] | No
         if model.get("out_of_domain") is not None:
             model_ev["out_of_domain"] = model["out_of_domain"]
     combined = combine({"model": model_est, "lcf": lcf_est, "edge_position": edge_est}, cal_used)
-    flagged = bool(reasons) or bool(combined.get("disagree"))
+    doubt_reasons = list(reasons)
+    flag_reasons = list(reasons)
+    if model_est is not None and not metal and (lcf_est is not None or edge_est is not None):
+        standards = combine({"lcf": lcf_est, "edge_position": edge_est}, cal_used)
+        d = abs(model_est[0] - standards["oxidation_state"])
+        if d >= MODEL_STANDARDS_GAP and not any(r.startswith("the model") for r in reasons):
+            flag_reasons.append(f"the model ({model_est[0]:.2f}) is {d:.1f} from the measured standards' "
+                                f"{standards['oxidation_state']:.2f} ± {standards['sigma']:.2f}")
+    flagged = bool(flag_reasons) or bool(combined.get("disagree"))
+    reasons = flag_reasons
     warnings += combined["warnings"] + reasons
     return {"evidence": {"model": model_ev, "lcf": lcf, "edge_position": edge, "nearest": nearest},
             "combined": {k: combined[k] for k in ("oxidation_state", "sigma", "methods", "calibrated", "chi2", "dof",
                                                   "disagree", "widened_by")},
-            "flagged": flagged, "doubtful": bool(reasons), "flag_reasons": reasons,
+            "flagged": flagged, "doubtful": bool(doubt_reasons), "flag_reasons": reasons,
             "warnings": list(dict.fromkeys(warnings)),
             "sigma_calibration": "measured standards (leave-one-compound-out split conformal)" if cal.get("calibrated")
             else "none (raw σ)"}
