@@ -22,6 +22,7 @@ COMMANDS = {
     "simulate": "xasml.simulate.cli",
     "measure": "xasml.measure.cli",
     "latent": "xasml.latent.cli",
+    "references": "xasml.references.cli",
     "serve": "xasml.serve.cli",
 }
 

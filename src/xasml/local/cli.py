@@ -69,6 +69,13 @@ def add_parser(subparsers) -> None:
 
     add_reading_options(q, calibration=True)
     q.add_argument("--json", action="store_true", help="one JSON object per line")
+    from xasml.references.cli import add_references_option
+
+    add_references_option(q)
+    q.add_argument("--no-evidence", action="store_true",
+                   help="oxidation state of measured spectra: the model alone, without the evidence of the measured "
+                        "reference standards (nearest standards, linear-combination fit, edge position) and their "
+                        "combined answer")
     q.set_defaults(func=_predict)
 
     lab = sub.add_parser("label", help="label the absorbing sites of a data folder (ChemEnv, bond valence)")
@@ -210,7 +217,7 @@ def _predict(args) -> int:
 
     results = predict_files(args.files, args.task, args.model, element=args.element, edge=args.edge,
                             energy_col=args.energy_col, mu=args.mu, calibrate=args.calibrate,
-                            reference=args.reference)
+                            reference=args.reference, evidence=not args.no_evidence, references=args.references)
     status = 0
     for r in results:
         if "error" in r:
@@ -271,9 +278,36 @@ def format_result(r: dict, task: str) -> list[str]:
     if task == "all":
         lines = [f"{r['file']} ({r.get('absorbing_element')}):"]
         lines += [f"  {_TASK_NAMES[t]}: {_format_answer(r[t])}" for t in ("coordination", "cn", "oxidation") if t in r]
+        ox = r.get("oxidation") or {}
     else:
         lines = [f"{r['file']}: {_format_answer(r)}"]
+        ox = r if task == "oxidation" else {}
+    if ox.get("combined"):
+        lines += _evidence_lines(ox)
     return lines + [f"  warning: {w}" for w in r.get("warnings", [])]
+
+
+def _evidence_lines(r: dict) -> list[str]:
+    """The measured-standard evidence of an oxidation-state result, as indented lines."""
+    c, ev = r["combined"], r["evidence"]
+    out = []
+    if c.get("oxidation_state") is not None:
+        out.append(f"  combined oxidation state: {c['oxidation_state']:.2f} ± {c['sigma']:.2f} (1 σ, calibrated on "
+                   f"measured standards; from {', '.join(c['methods'])})" + ("  FLAGGED" if r.get("flagged") else ""))
+    lcf = ev.get("lcf")
+    if lcf and lcf.get("valence") is not None:
+        best = lcf["best"]
+        comps = " + ".join(f"{x['weight']:.2f} {x['compound']}" for x in best["components"])
+        out.append(f"  LCF: {lcf['valence']:.2f} ± {lcf['sigma']:.2f} = {comps} (shift {best['shift']:+.1f} eV, "
+                   f"R {best['r_factor']:.4f})")
+    ed = ev.get("edge_position")
+    if ed:
+        out.append(f"  edge position: {ed['valence']:.2f} ± {ed['sigma']:.2f} ({ed['measure']} {ed['energy']:.2f} eV)")
+    near = ev.get("nearest") or []
+    if near:
+        out.append("  nearest standards: " + "; ".join(
+            f"{n['compound']} (r {n['similarity']:.3f}, {n['shift']:+.1f} eV)" for n in near[:3]))
+    return out
 
 
 def _label(args) -> int:

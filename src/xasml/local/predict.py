@@ -10,6 +10,7 @@ from typing import Sequence
 
 from xasml.errors import DataError, SpectrumError
 from xasml.models.bundle import TASKS, ModelBundle, find_bundle
+from xasml.preprocess.calibrated import is_computed
 
 
 #: ``--task all``: every task, in this order
@@ -20,7 +21,8 @@ _SHARED = ("calibration", "e0", "metal_evidence")
 
 def predict_files(files: Sequence[str | Path], task: str, model: str | Path | None = None,
                   element: str | None = None, edge: str | None = None, energy_col: str | None = None,
-                  mu: str | None = None, calibrate: str = "auto", reference: str | Path | None = None) -> list[dict]:
+                  mu: str | None = None, calibrate: str = "auto", reference: str | Path | None = None,
+                  evidence: bool = True, references: Sequence[str | Path] | None = None) -> list[dict]:
     """Predict ``task`` for spectrum files (FEFF ``xmu.dat``, XDI, Athena, column files).
 
     The model is ``model``, or the one shipped for the spectrum's absorbing element (``element``
@@ -42,6 +44,11 @@ def predict_files(files: Sequence[str | Path], task: str, model: str | Path | No
         Column files: energy column and μ (name, 1-based index or expression, e.g. ``ln(i0/it)``).
     calibrate, reference :
         Energy calibration of measured spectra (:func:`xasml.preprocess.calibrate.calibrate`).
+    evidence : bool
+        Oxidation state of measured spectra: add the evidence of the measured reference standards
+        and the combined answer (:func:`xasml.references.combine.collect_evidence`).
+    references : sequence of path, optional
+        The user's reference libraries, read with the shipped one (``--references DIR``).
 
     Returns
     -------
@@ -53,7 +60,10 @@ def predict_files(files: Sequence[str | Path], task: str, model: str | Path | No
         times the factor calibrated on validation data so that ±2σ covers 95 % of validation
         sites; for measured spectra the ``calibration`` record, ``warnings`` and
         ``metal_evidence`` when the spectrum looks metallic; ``error`` instead when the file could
-        not be used. With ``task="all"``: ``coordination``, ``cn`` and ``oxidation`` hold the
+        not be used. The oxidation state of a measured spectrum also has ``evidence`` (``model``,
+        ``lcf``, ``edge_position``, ``nearest``), ``combined`` (the oxidation state and σ from all
+        of them, σ calibrated on measured standards) and ``flagged``. With ``task="all"``:
+        ``coordination``, ``cn`` and ``oxidation`` hold the
         per-task results (or their ``error``), and ``calibration``, ``e0``, ``metal_evidence``
         and ``warnings`` (of every task, once each) sit at the top.
     """
@@ -88,6 +98,8 @@ def predict_files(files: Sequence[str | Path], task: str, model: str | Path | No
                     per_task[t] = apply_metal_evidence({**head, **res}, t)
                 except (SpectrumError, DataError, OSError, ValueError) as exc:
                     per_task[t] = {**head, "error": str(exc)}
+            if evidence and "oxidation" in per_task and "error" not in per_task["oxidation"] and not is_computed(s):
+                per_task["oxidation"] = _with_evidence(per_task["oxidation"], s, calibrate, reference, references)
             if task != ALL:
                 out.append(per_task[task])
             else:
@@ -95,6 +107,32 @@ def predict_files(files: Sequence[str | Path], task: str, model: str | Path | No
         for fail in getattr(spectra, "failed", []):  # Athena groups that could not be read: never silent
             out.append({"file": f"{f}:{fail.label}", "error": str(fail.error)})
     return out
+
+
+_LIBRARIES: dict = {}
+
+
+def _with_evidence(result: dict, spectrum, calibrate: str, reference, references) -> dict:
+    """An oxidation-state result with the measured-standard evidence and the combined answer added
+    (:mod:`xasml.references`); a spectrum the evidence cannot use keeps the model's answer, with a warning."""
+    from xasml.references.combine import collect_evidence
+    from xasml.references.evidence import unknown_from_spectrum
+    from xasml.references.library import load_library
+
+    key = tuple(str(r) for r in references or ())
+    if key not in _LIBRARIES:
+        _LIBRARIES.clear()
+        _LIBRARIES[key] = load_library(list(key) or None)
+    model = {"prediction": result.get("prediction"), "std": result.get("std"),
+             "out_of_domain": result.get("out_of_domain")}
+    try:
+        ev = collect_evidence(unknown_from_spectrum(spectrum, calibrate=calibrate, reference=reference),
+                              _LIBRARIES[key], model=model if model["prediction"] is not None else None)
+    except (SpectrumError, DataError, ValueError) as exc:
+        return {**result, "warnings": [*result.get("warnings", []), f"no evidence from measured standards: {exc}"]}
+    warns = list(result.get("warnings", [])) + [f"{result['file']}: {w}" for w in ev["warnings"]]
+    return {**result, "evidence": ev["evidence"], "combined": ev["combined"], "flagged": ev["flagged"],
+            "warnings": list(dict.fromkeys(warns))}
 
 
 def _merge_tasks(head: dict, per_task: dict[str, dict]) -> dict:
