@@ -220,10 +220,11 @@ def _local_input(n_features: int) -> np.ndarray:
     return X / X.max(axis=1, keepdims=True)
 
 
+@pytest.mark.parametrize("element", ["Fe", "Cu"])
 @pytest.mark.parametrize("task", ["coordination", "cn", "oxidation"])
-def test_shipped_local_models_load_pickle_and_keep_their_format(task):
+def test_shipped_local_models_load_pickle_and_keep_their_format(task, element):
     """The shipped estimator.json parameters are all settable parameters; the loaded models pickle."""
-    folder = DATA / "local" / task / "estimator"
+    folder = DATA / "local" / element / task / "estimator"
     if not (folder / "weights.safetensors").exists():
         pytest.skip("shipped local model not present")
     est = load_estimator(folder)
