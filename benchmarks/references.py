@@ -1,11 +1,12 @@
 """Oxidation state from measured reference standards, alone and combined with the model (issue 16).
 
     python benchmarks/references.py [--shared ../shared/data] [--model DIR] [--no-calibration]
-                                    [--heldout CSV] [--figures]
+                                    [--heldout CSV] [--figures] [--cache FILE]
 
 For every standard of the shipped reference library (xasml/data/references/references.parquet:
-the XAS Data Library and the xraylarch example Athena projects) with a known valence, leave-one-compound-out (LOCO): every library entry of
-the standard's compound is removed from the library AND from the σ calibration, then
+the XAS Data Library and the xraylarch example Athena projects) with a known valence,
+leave-one-compound-out (LOCO): every library entry of the standard's compound is removed from the
+library AND from the σ calibration, then
 
 * ``model``: the shipped local oxidation model (``xasml.local.predict.predict_files``, as
   ``benchmarks/measured_standards.py`` calls it) on the standard's file, for elements with a model;
@@ -14,14 +15,20 @@ the standard's compound is removed from the library AND from the σ calibration,
 * ``combined``: their inverse-variance combination with the disagreement test
   (:mod:`xasml.references.combine`).
 
-Every σ is calibrated by split-conformal scales fitted on the OTHER compounds. Scores per method:
-pairs of same-element compounds (one file per compound) with different valences in the right order,
-truth within ±2σ (files), MAE, and item 4's two rates: answers off by ≥ 1 that are flagged or carry
-σ ≥ their error, and right answers (off by < 1) that are flagged. Finally the scales fitted on all
-development standards are written to ``src/xasml/data/references/calibration.json`` (unless
-``--no-calibration``). ``--heldout CSV`` (columns ``file,element,edge,compound,valence``) scores
-other measured files against the whole library with the shipped calibration. ``--figures`` writes
-docs/figures/references_*.png (spectrum, nearest standards, LCF) for three standards.
+Nested leave-one-compound-out: every σ scale (split conformal, one set per regime: the lines of
+evidence agree / two of them lie 1 or more apart) is fitted on the OTHER compounds, and so is the
+R-factor threshold of the "no combination of standards reproduces the spectrum" flag (chosen from
+MAX_R_GRID by Youden's J on the other compounds' own leave-one-compound-out answers). Scores per
+method: pairs of same-element compounds (one file per compound) with different valences in the
+right order, truth within ±2σ (files), MAE, and item 4's two rates: answers off by ≥ 1 that are
+flagged or carry σ ≥ their error, and right answers (off by < 1) that are flagged (the flag is the
+combined answer's, :func:`xasml.references.combine.assemble_evidence`). Finally the scales and
+threshold chosen on all development standards are written to
+``src/xasml/data/references/calibration.json`` (unless ``--no-calibration``). ``--heldout CSV``
+(columns ``file,element,edge,compound,valence``) scores other measured files against the whole
+library with the shipped calibration. ``--figures`` writes docs/figures/references_*.png
+(spectrum, nearest standards, LCF) for three standards. ``--cache FILE`` keeps the gathered
+evidence and model answers between runs (delete it when the library or the models change).
 Writes benchmarks/results/references/{results.json, table.md}.
 """
 from __future__ import annotations
@@ -29,6 +36,7 @@ from __future__ import annotations
 import argparse
 import csv
 import itertools
+from collections import Counter
 import sys
 import time
 from pathlib import Path
@@ -95,34 +103,27 @@ def estimates(item, cal):
     return out, a
 
 
-#: an element's own σ scale for a method needs this many other compounds with that method's answer
-MIN_ELEMENT_COMPOUNDS = 4
+#: candidate R-factor thresholds of :data:`xasml.references.combine` ``flag.max_r_factor`` (inf:
+#: never flagged, the standards always outweigh a disagreeing model); the one used is chosen by
+#: nested leave-one-compound-out (:func:`choose_max_r`)
+MAX_R_GRID = (0.005, 0.01, 0.02, 0.03, 0.05, float("inf"))
+REGIMES = (("agree", "scales"), ("disagree", "scales_disagree"))
 
 
-def _group_scales(use, counts, base: dict | None = None, min_compounds: int = 1) -> dict:
-    """Conformal scales of the three methods over ``use`` (None/``base`` where fewer than ``min_compounds``)."""
-    from xasml.references.combine import conformal_scale
-
-    scales = {}
-    for m, key in (("model", "model"), ("lcf", "lcf"), ("edge_position", "edge")):
-        errs, sig, w = [], [], []
-        for it in use:
-            e = it["raw"][key]
-            if e is not None:
-                errs.append(e[0] - it["valence"])
-                sig.append(e[1])
-                w.append(1 / counts[it["compound"]])
-        k = conformal_scale(errs, sig, w) if sum(w) >= min_compounds - 1e-9 else None
-        scales[m] = k if k is not None else (base or {}).get(m, 1.0 if base is not None or min_compounds <= 1 else None)
-    scales["combined"] = 1.0
-    return scales
+def _cal(max_r: float, scales=None, scales_disagree=None) -> dict:
+    one = {k: 1.0 for k in ("model", "lcf", "edge_position", "combined")}
+    return {"scales": scales or one, "scales_disagree": scales_disagree or one, "calibrated": scales is not None,
+            "flag": {"max_r_factor": None if not np.isfinite(max_r) else max_r}}
 
 
-def fit_scales(items, exclude: str | None = None):
-    """Conformal σ scales from the items (compound ``exclude`` left out); each compound weighs 1.
+def fit_scales(items, max_r: float, exclude: str | None = None) -> dict:
+    """Conformal σ scales from the items (compound ``exclude`` left out), per regime; each compound weighs 1.
 
-    Two groups (group-conditional conformal): the doubtful items (:func:`xasml.references.combine.doubts`)
-    give ``scales_doubtful``, the others ``scales``.
+    For each regime (``agree``/``disagree``, :func:`xasml.references.combine.assemble_evidence`)
+    one scale per line of evidence (the ⌈(n+1)·0.95⌉/n weighted quantile of |error|/σ_raw over the
+    answers of that regime, halved; the pooled scale where a regime has fewer than 2 compounds with
+    that line), then one for the combined σ with those scales in place. Each item holds
+    ``raw[max_r]`` = (raw estimates, regime) from :func:`estimates` under unit scales.
     """
     from xasml.references.combine import conformal_scale
 
@@ -130,21 +131,28 @@ def fit_scales(items, exclude: str | None = None):
     counts: dict[str, int] = {}
     for it in use:
         counts[it["compound"]] = counts.get(it["compound"], 0) + 1
-    every = _group_scales(use, counts)
-    cal = {"scales": _group_scales([it for it in use if not it["doubtful"]], counts, every),
-           "scales_doubtful": _group_scales([it for it in use if it["doubtful"]], counts, every), "calibrated": True}
-    by_el: dict[str, dict] = {}
-    for el in sorted({it["element"] for it in use}):
-        mine = [it for it in use if it["element"] == el and not it["doubtful"]]
-        sc = _group_scales(mine, counts, None, min_compounds=MIN_ELEMENT_COMPOUNDS)
-        sc = {m: v for m, v in sc.items() if m != "combined" and v is not None}
-        if sc:
-            by_el[el] = sc
-    cal["scales_by_element"] = by_el
-    for group, doubtful in (("scales", False), ("scales_doubtful", True)):
+
+    def scale(sub, key):
+        errs, sig, w = [], [], []
+        for it in sub:
+            e = it["raw"][max_r][0][key]
+            if e is not None:
+                errs.append(e[0] - it["valence"])
+                sig.append(e[1])
+                w.append(1 / counts[it["compound"]])
+        return conformal_scale(errs, sig, w) if sum(w) >= 2 else None
+
+    pooled = {m: scale(use, key) or 1.0 for m, key in (("model", "model"), ("lcf", "lcf"), ("edge_position", "edge"))}
+    cal = _cal(max_r, {}, {})
+    for regime, group in REGIMES:
+        sub = [it for it in use if it["raw"][max_r][1] == regime]
+        cal[group] = {m: scale(sub, key) or pooled[m] for m, key in (("model", "model"), ("lcf", "lcf"),
+                                                                     ("edge_position", "edge"))}
+        cal[group]["combined"] = 1.0
+    for regime, group in REGIMES:
         errs, sig, w = [], [], []
         for it in use:
-            if it["doubtful"] != doubtful:
+            if it["raw"][max_r][1] != regime:
                 continue
             c = estimates(it, cal)[0]["combined"]
             if c is not None:
@@ -153,6 +161,36 @@ def fit_scales(items, exclude: str | None = None):
                 w.append(1 / counts[it["compound"]])
         cal[group]["combined"] = conformal_scale(errs, sig, w) or 1.0
     return cal
+
+
+def choose_max_r(items, exclude: str | None = None) -> float:
+    """The R-factor threshold that best separates wrong from right combined answers on the other
+    compounds: the largest of :data:`MAX_R_GRID` maximising Youden's J = (answers off by ≥ 1 flagged
+    or covered by σ) − (right answers flagged), each rate weighing every compound 1.
+
+    Each item holds ``by_r`` (threshold -> (combined error, σ, flagged)) under its own
+    leave-one-compound-out scales.
+    """
+    use = [it for it in items if it["compound"] != exclude and it["by_r"][MAX_R_GRID[0]][0] is not None]
+    counts: dict[str, int] = {}
+    for it in use:
+        counts[it["compound"]] = counts.get(it["compound"], 0) + 1
+    best, best_j = MAX_R_GRID[-1], -np.inf
+    for r in MAX_R_GRID:
+        caught = wrong = flagged = right = 0.0
+        for it in use:
+            err, sig, fl = it["by_r"][r]
+            w = 1 / counts[it["compound"]]
+            if abs(err) >= 1:
+                wrong += w
+                caught += w * (fl or sig >= abs(err))
+            else:
+                right += w
+                flagged += w * fl
+        j = (caught / wrong if wrong else 0) - (flagged / right if right else 0)
+        if j >= best_j - 1e-12:
+            best, best_j = r, j
+    return best
 
 
 def score(items, key: str) -> dict:
@@ -208,7 +246,7 @@ def run_heldout(path: Path, lib, model: str | None) -> list[dict]:
                         "valence": float(r["valence"]), "combined": [c["oxidation_state"], c["sigma"]],
                         "model": None if not ev["evidence"]["model"] else
                         [ev["evidence"]["model"]["value"], ev["evidence"]["model"]["sigma"]],
-                        "flagged": ev["flagged"]})
+                        "flagged": ev["flagged"], "flag_reasons": ev["flag_reasons"]})
         except Exception as exc:  # noqa: BLE001 - a benchmark reports, it does not stop
             out.append({"file": str(f), "error": str(exc)[:200]})
     return out
@@ -273,6 +311,8 @@ def main() -> int:
     ap.add_argument("--no-calibration", action="store_true", help="do not rewrite the shipped calibration.json")
     ap.add_argument("--heldout", help="CSV file,element,edge,compound,valence of held-back measured standards")
     ap.add_argument("--figures", action="store_true", help="write docs/figures/references_*.png")
+    ap.add_argument("--cache", help="pickle of the gathered evidence and model answers: read when present, "
+                    "else written (for iterating on the combination; delete it when the library or models change)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "references"))
     args = ap.parse_args()
     from xasml.references.combine import calibration_path, gather_evidence
@@ -284,41 +324,60 @@ def main() -> int:
     lib = load_library()
     known = lib[lib["valence"].notna()]
     rows = [r for _, r in known.iterrows()]
-    models = model_answers(lib_dir, Path(args.shared) / "experimental" / "athena-projects", rows, args.model)
-    items = []
-    for r in rows:
-        g = gather_evidence(unknown_from_row(r), lib, exclude_compounds=[r["compound"]])
-        m = models.get(r["id"])
-        m = m if m and "prediction" in m else None
-        it = {"id": r["id"], "element": r["element"], "edge": r["edge"], "compound": r["compound"],
-              "valence": float(r["valence"]), "gathered": g, "model": m}
-        one = {"scales": {k: 1.0 for k in ("model", "lcf", "edge_position", "combined")}, "calibrated": False}
-        it["raw"], a = estimates(it, one)
-        it["doubtful"] = a["doubtful"]
-        items.append(it)
-    print(f"evidence for {len(items)} standards in {time.time() - t0:.0f} s")
-    scales_by_compound = {c: fit_scales(items, exclude=c) for c in sorted({it["compound"] for it in items})}
+    import pickle
+
+    cache = Path(args.cache) if args.cache else None
+    if cache is not None and cache.is_file():
+        items = pickle.loads(cache.read_bytes())
+    else:
+        models = model_answers(lib_dir, Path(args.shared) / "experimental" / "athena-projects", rows, args.model)
+        items = []
+        for r in rows:
+            g = gather_evidence(unknown_from_row(r), lib, exclude_compounds=[r["compound"]])
+            m = models.get(r["id"])
+            m = m if m and "prediction" in m else None
+            it = {"id": r["id"], "element": r["element"], "edge": r["edge"], "compound": r["compound"],
+                  "valence": float(r["valence"]), "gathered": g, "model": m}
+            items.append(it)
+        if cache is not None:
+            cache.write_bytes(pickle.dumps(items))
     for it in items:
-        it["final"], a = estimates(it, scales_by_compound[it["compound"]])
+        it["raw"] = {}
+        for r in MAX_R_GRID:
+            f, a = estimates(it, _cal(r))
+            it["raw"][r] = (f, a["combined"]["regime"])
+    print(f"evidence for {len(items)} standards in {time.time() - t0:.0f} s")
+    # nested leave-one-compound-out: each compound's σ scales are fitted on the other compounds, and
+    # so is its R-factor threshold (on the others' own leave-one-compound-out answers)
+    compounds = sorted({it["compound"] for it in items})
+    scales_by_compound = {(c, r): fit_scales(items, r, exclude=c) for c in compounds for r in MAX_R_GRID}
+    for it in items:
+        it["by_r"] = {}
+        for r in MAX_R_GRID:
+            f, a = estimates(it, scales_by_compound[it["compound"], r])
+            c = f["combined"]
+            it["by_r"][r] = (None, None, a["flagged"]) if c is None else (c[0] - it["valence"], c[1], a["flagged"])
+    max_r_by_compound = {c: choose_max_r(items, exclude=c) for c in compounds}
+    for it in items:
+        it["final"], a = estimates(it, scales_by_compound[it["compound"], max_r_by_compound[it["compound"]]])
         it["flagged"] = a["flagged"]
         it["flag_reasons"] = a["flag_reasons"]
+        it["regime"] = a["combined"]["regime"]
     with_model = [it for it in items if it["model"] is not None]
     scores = {"all standards": {k: score(items, k) for k in METHODS},
               "elements with a model": {k: score(with_model, k) for k in METHODS}}
-    full = fit_scales(items)
-    full.update({"level": 0.95, "method": "split conformal, weighted quantile of |error|/σ_raw (each compound "
-                 "weighs 1), halved; fitted on the development standards of the shipped library by "
-                 "benchmarks/references.py", "n_standards": len(items),
+    max_r = choose_max_r(items)
+    full = fit_scales(items, max_r)
+    full.update({"level": 0.95, "method": "split conformal per regime (agree / disagree), weighted quantile of "
+                 "|error|/σ_raw (each compound weighs 1), halved; fitted on the development standards of the shipped "
+                 "library by benchmarks/references.py", "n_standards": len(items),
                  "n_compounds": len({it["compound"] for it in items}),
-                 "n_doubtful": sum(it["doubtful"] for it in items),
-                 "loco_scales_range": {f"{g}.{m}": [round(min(s[g][m] for s in scales_by_compound.values()), 3),
-                                                    round(max(s[g][m] for s in scales_by_compound.values()), 3)]
-                                       for g in ("scales", "scales_doubtful")
-                                       for m in ("model", "lcf", "edge_position", "combined")}})
-    for g in ("scales", "scales_doubtful"):
+                 "n_disagree": sum(it["raw"][max_r][1] == "disagree" for it in items),
+                 "flag_method": "max_r_factor: the largest of MAX_R_GRID maximising (answers off by >= 1 flagged "
+                 "or covered by sigma) - (right answers flagged) over the development standards",
+                 "loco_max_r_factor": {str(r): n for r, n in sorted(Counter(max_r_by_compound.values()).items())}})
+    for g in ("scales", "scales_disagree"):
         full[g] = {k: round(v, 4) for k, v in full[g].items()}
-    full["scales_by_element"] = {el: {k: round(v, 4) for k, v in sc.items()}
-                                 for el, sc in full["scales_by_element"].items()}
     if not args.no_calibration:
         atomic_write_json(calibration_path(), full)
     lines = ["Leave-one-compound-out on the development standards (XAS Data Library, shipped library); "
@@ -330,22 +389,31 @@ def main() -> int:
                   "|---|---|---|---|---|---|"]
         lines += [f"| {k} " + fmt_score(s) for k, s in sc.items()]
         lines.append("")
-    lines += ["| element | file | true | model | LCF | edge | combined | flagged |", "|---|---|---|---|---|---|---|---|"]
+    lines += ["| element | file | true | model | LCF | edge | combined | regime | flagged |",
+              "|---|---|---|---|---|---|---|---|---|"]
     f2 = lambda v: "-" if v is None else f"{v[0]:.2f} ± {v[1]:.2f}"  # noqa: E731
     for it in items:
-        fl = "; ".join(it["flag_reasons"]) or ("disagree" if it["flagged"] else "")
+        fl = "; ".join(it["flag_reasons"])
         lines.append(f"| {it['element']} | {it['id'].split('/')[1]} | {it['valence']:.2f} | {f2(it['final']['model'])} | "
-                     f"{f2(it['final']['lcf'])} | {f2(it['final']['edge'])} | {f2(it['final']['combined'])} | {fl} |")
-    lines += ["", "Scales (fitted on all development standards, shipped): " +
-              ", ".join(f"{k} {v:g}" for k, v in full["scales"].items()) + "; doubtful answers: " +
-              ", ".join(f"{k} {v:g}" for k, v in full["scales_doubtful"].items())]
+                     f"{f2(it['final']['lcf'])} | {f2(it['final']['edge'])} | {f2(it['final']['combined'])} | "
+                     f"{it['regime']} | {fl} |")
+    lines += ["", "Scales (fitted on all development standards, shipped): lines agree: " +
+              ", ".join(f"{k} {v:g}" for k, v in full["scales"].items()) + "; lines 1 or more apart: " +
+              ", ".join(f"{k} {v:g}" for k, v in full["scales_disagree"].items()) +
+              f"; flag when the best LCF R-factor exceeds {full['flag']['max_r_factor']} (None: never; nested "
+              f"leave-one-compound-out choices: {full['loco_max_r_factor']})"]
     heldout = None
     if args.heldout:
         heldout = run_heldout(Path(args.heldout), lib, args.model)
         ok = [h for h in heldout if "error" not in h and h["combined"][0] is not None]
         r, t = pair_order([(h["valence"], h["combined"][0]) for h in ok])
         cov = sum(abs(h["combined"][0] - h["valence"]) <= 2 * h["combined"][1] for h in ok)
-        lines += ["", f"Held-back files ({args.heldout}): combined pairs {r}/{t}, within ±2σ {cov}/{len(ok)}"]
+        wrong = [h for h in ok if abs(h["combined"][0] - h["valence"]) >= 1]
+        caught = sum(h["flagged"] or h["combined"][1] >= abs(h["combined"][0] - h["valence"]) for h in wrong)
+        right_fl = sum(h["flagged"] for h in ok if h not in wrong)
+        lines += ["", f"Held-back files ({args.heldout}): combined pairs {r}/{t}, within ±2σ {cov}/{len(ok)}, "
+                  f"off by ≥ 1 flagged or covered {caught}/{len(wrong)}, "
+                  f"right flagged {right_fl}/{len(ok) - len(wrong)}"]
     figs = figures(lib, {it["id"]: it for it in items}, ROOT / "docs" / "figures") if args.figures else []
     atomic_write_text(Path(args.out) / "table.md", "\n".join(lines) + "\n")
     atomic_write_json(Path(args.out) / "results.json", {
@@ -357,8 +425,8 @@ def main() -> int:
         print(part)
         for k, s in sc.items():
             print(f"  {k:<9}", fmt_score(s))
-    print("scales", full["scales"], "doubtful", full["scales_doubtful"],
-          "written" if not args.no_calibration else "(not written)")
+    print("scales", full["scales"], "disagree", full["scales_disagree"], "flag", full["flag"],
+          "nested", full["loco_max_r_factor"], "written" if not args.no_calibration else "(not written)")
     return 0
 
 

@@ -7,7 +7,8 @@ import pytest
 
 from xasml.cli import main
 from xasml.errors import DataError
-from xasml.references.combine import collect_evidence, combine, conformal_scale, load_calibration
+from xasml.references.combine import (GOOD_FIT_R, assemble_evidence, collect_evidence, combine, conformal_scale,
+                                      gather_evidence, load_calibration)
 from xasml.references.evidence import (Unknown, edge_position_valence, linear_combination_fit, nearest_standards,
                                        standards_for, unknown_from_row, unknown_from_spectrum)
 from xasml.references.library import (LIBRARY_FILE, entry_energy, load_library, read_library,
@@ -92,17 +93,61 @@ def test_evidence_abstains_without_standards(lib):
     assert any("no Ti K standard" in w for w in ev["warnings"])
 
 
-def test_combination_flags_disagreement_and_widens_sigma():
+def test_combination_widens_sigma_by_the_spread_and_tests_disagreement():
     cal = {"scales": {"model": 1.0, "lcf": 1.0, "edge_position": 1.0, "combined": 1.0}}
     agree = combine({"model": (3.0, 0.3), "lcf": (3.1, 0.3), "edge_position": None}, cal)
     assert not agree["disagree"] and agree["oxidation_state"] == pytest.approx(3.05)
-    assert agree["sigma"] == pytest.approx(0.3 / np.sqrt(2), abs=1e-3)
+    # inverse-variance σ and the answers' standard deviation in quadrature
+    assert agree["sigma"] == pytest.approx(np.hypot(0.3 / np.sqrt(2), np.std([3.0, 3.1], ddof=1)), abs=1e-3)
     far = combine({"model": (1.0, 0.3), "lcf": (3.0, 0.3), "edge_position": (3.1, 0.4)}, cal)
-    assert far["disagree"] and far["widened_by"] > 1 and far["sigma"] > 0.5
+    assert far["disagree"] and far["widened_by"] > 1 and far["sigma"] > 1.0
     # the conformal scale: ±2kσ covers the ceil((n+1)·0.95)-th smallest |error|/σ
     errs, sig = np.arange(1, 21) * 0.1, np.full(20, 0.1)
     k = conformal_scale(errs, sig)
     assert 2 * k * 0.1 >= 2.0 - 1e-9
+
+
+def _loco(lib, compound, model=None):
+    """The evidence for the first standard of a compound with the compound left out of the library."""
+    row = lib[lib["compound"] == compound].iloc[0]
+    return assemble_evidence(gather_evidence(unknown_from_row(row), lib, exclude_compounds=[compound]), model)
+
+
+def test_standards_that_reproduce_the_spectrum_outweigh_a_disagreeing_model(lib):
+    # K2Cr2O7 without K2Cr2O7 in the library: the LCF (K2CrO4, Na2CrO4: R < 0.005) and the edge line
+    # say 6; a model answering 4.5 (the shipped model's value) is shown but not averaged in
+    ev = _loco(lib, "K2Cr2O7", {"prediction": 4.5, "std": 0.7, "status": "ok"})
+    assert ev["evidence"]["lcf"]["best"]["r_factor"] <= GOOD_FIT_R
+    assert ev["evidence"]["model"]["used"] is False and "model" not in ev["combined"]["methods"]
+    assert abs(ev["combined"]["oxidation_state"] - 6) < 0.5 and not ev["flagged"], ev["flag_reasons"]
+    # a model that agrees is averaged in
+    ev = _loco(lib, "K2Cr2O7", {"prediction": 5.8, "std": 0.7, "status": "ok"})
+    assert ev["evidence"]["model"]["used"] and "model" in ev["combined"]["methods"]
+
+
+def test_a_metal_answer_is_the_metal_evidence_and_standards_are_shown(lib):
+    # the Cu foils without any Cu metal in the library: LCF and edge line cannot reach 0
+    ev = _loco(lib, "Cu metal", {"prediction": 0.0, "std": 0.5, "status": "metal"})
+    assert ev["combined"]["methods"] == ["model"] and ev["combined"]["oxidation_state"] == 0
+    assert ev["evidence"]["lcf"]["valence"] > 0.5 and not ev["flagged"]
+    assert any("metal evidence" in w for w in ev["warnings"])
+
+
+def test_flags_an_extrapolation_and_a_single_line(lib):
+    # a Cr answer far below the Cr standards' valences (3-6), as a molecular Cr(0)/Cr(III) complex gives
+    ev = _loco(lib, "Cr2S3", {"prediction": 0.4, "std": 0.5, "status": "ok"})
+    assert ev["flagged"] and any("outside the valences" in r for r in ev["flag_reasons"]), ev["flag_reasons"]
+    # W: an LCF over two valences and no edge line (fewer than 3 compounds left): one line, flagged
+    ev = _loco(lib, "W metal")
+    assert ev["combined"]["methods"] == ["lcf"] and ev["flagged"]
+    assert any("one line of evidence" in r for r in ev["flag_reasons"])
+    assert any("only 2 valences" in w for w in ev["warnings"])
+
+
+def test_model_sigma_is_not_shrunk_per_element(lib):
+    # every Zn standard is Zn(II): a per-element scale once made the Zn model's σ 0.01, whatever the file
+    ev = _loco(lib, "ZnO (zincite)", {"prediction": 2.03, "std": 0.32, "status": "ok"})
+    assert ev["evidence"]["model"]["sigma"] >= 0.3 and ev["combined"]["sigma"] >= 0.2
 
 
 def test_pca_counts_two_components_of_a_real_two_standard_series(lib):

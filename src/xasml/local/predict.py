@@ -123,7 +123,7 @@ def _with_evidence(result: dict, spectrum, calibrate: str, reference, references
     if key not in _LIBRARIES:
         _LIBRARIES.clear()
         _LIBRARIES[key] = load_library(list(key) or None)
-    model = {"prediction": result.get("prediction"), "std": result.get("std"),
+    model = {"prediction": result.get("prediction"), "std": result.get("std"), "status": result.get("status"),
              "out_of_domain": result.get("out_of_domain")}
     try:
         ev = collect_evidence(unknown_from_spectrum(spectrum, calibrate=calibrate, reference=reference),

@@ -1,4 +1,4 @@
-"""One oxidation state from independent evidence, with σ calibrated on measured standards.
+"""One oxidation state from independent evidence, with σ calibrated on measured standards, and an out-of-domain flag.
 
 Three estimates of the absorber's oxidation state, each with a raw σ:
 
@@ -6,7 +6,8 @@ Three estimates of the absorber's oxidation state, each with a raw σ:
 * ``lcf``: the valence implied by the best linear-combination fit
   (:func:`xasml.references.evidence.linear_combination_fit`), raw σ from the spread of the
   valences of the fits about as good as the best, the fit's R-factor, and whether the answer sits
-  at the end of the valence range of the standards (a fit cannot extrapolate);
+  at the end of the valence range of the standards (a fit cannot extrapolate; with fewer than 3
+  valences it never can);
 * ``edge_position``: the edge-energy line (:func:`xasml.references.evidence.edge_position_valence`),
   raw σ = the line's prediction σ.
 
@@ -14,18 +15,22 @@ Each raw σ is multiplied by a scale fitted on measured standards by split-confo
 (Vovk et al., *Algorithmic Learning in a Random World* (2005); Angelopoulos & Bates,
 arXiv:2107.07511): the scale is the finite-sample ⌈(n+1)·0.95⌉/n weighted quantile of |error|/σ_raw
 over the development standards, halved, so that ±2σ holds the truth for 95 % of exchangeable
-spectra (each compound weighs 1, split over its files). ``benchmarks/references.py`` fits the
-scales leave-one-compound-out (a standard's own compound is out of the library and out of the
-calibration) and writes the shipped ``xasml/data/references/calibration.json``.
+spectra (each compound weighs 1, split over its files). The scales are group-conditional
+("Mondrian", Vovk et al. §4.5): one set where the lines of evidence agree, one where two of them
+lie :data:`DISAGREE_GAP` or more apart. ``benchmarks/references.py`` fits them leave-one-compound-out
+(a standard's own compound is out of the library and out of the calibration) and writes the shipped
+``xasml/data/references/calibration.json``.
 
-The combination is the inverse-variance mean of the calibrated estimates. Their disagreement is
-tested by χ² = Σ (vᵢ − v̄)²/σᵢ² on k − 1 degrees of freedom: above the 95 % point the output
-says so and σ is widened by √(χ²/(k − 1)) (the Birge ratio). The combined σ then gets its own
-conformal scale.
+The combination (:func:`assemble_evidence`) is the inverse-variance mean of the calibrated
+estimates, σ widened by their spread; a metal answer is the metal evidence's, and a model that
+disagrees with standards that reproduce the spectrum is not averaged in. The answer is flagged
+only on evidence that it is unreliable (nothing measured to check it, an extrapolation beyond the
+standards' valences, lines of evidence :data:`FLAG_GAP` apart, the model out of its domain).
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 from importlib import resources
 from pathlib import Path
@@ -34,18 +39,32 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 __all__ = ["METHODS", "LEVEL", "load_calibration", "conformal_scale", "lcf_raw_sigma", "combine",
-           "collect_evidence", "gather_evidence", "assemble_evidence", "doubts"]
+           "collect_evidence", "gather_evidence", "assemble_evidence"]
 
 #: the evidence lines combined, in order
 METHODS = ("model", "lcf", "edge_position")
 #: coverage the conformal scales aim at (±2σ)
 LEVEL = 0.95
-#: a nearest standard less similar than this (Pearson r of flat) means the library has nothing like the spectrum
-MIN_SIMILARITY = 0.96
-#: two lines of evidence this far apart (oxidation state) make the answer doubtful
-MAX_DISAGREEMENT = 1.5
-#: the model this far from the measured standards' combined LCF and edge-position valence: flagged
-MODEL_STANDARDS_GAP = 1.0
+#: R-factor of the best linear-combination fit above which no combination of the standards reproduces
+#: the spectrum (flagged); None: no such flag. The shipped value (``flag.max_r_factor`` of
+#: calibration.json) is chosen by nested leave-one-compound-out in benchmarks/references.py; on the
+#: development standards every threshold flagged more right answers than it caught wrong ones, so
+#: none is shipped
+MAX_R_FACTOR = None
+#: best LCF R-factor at or below which the standards reproduce the spectrum closely: a model
+#: :data:`DISAGREE_GAP` or more from their valence is then not averaged in (the R-factor at which the
+#: poor-fit term of :func:`lcf_raw_sigma` equals its floor)
+GOOD_FIT_R = 0.005
+#: the χ² test of :func:`combine` reports disagreement above its (1 − CHI2_ALPHA) point
+CHI2_ALPHA = 0.05
+#: two lines of evidence this far apart (oxidation state) describe different compounds: the answer
+#: takes the σ scales of the "disagree" regime (and a model this far from standards that reproduce
+#: the spectrum is not averaged in)
+DISAGREE_GAP = 1.0
+#: two lines of evidence this far apart: at least one is off by 1 or more (flagged)
+FLAG_GAP = 2.0
+#: an answer this far outside the valences of the element's standards is an extrapolation (flagged)
+SPAN_MARGIN = 0.5
 
 
 def calibration_path() -> Path:
@@ -116,28 +135,34 @@ def lcf_raw_sigma(lcf: Mapping[str, Any], valences: Iterable[float]) -> float | 
     vals = [x for x in valences if x is not None and np.isfinite(x)]
     spread = lcf.get("valence_spread") or 0.0
     rf = float(lcf["best"]["r_factor"])
-    edge = min(1.0, rf / 0.005) if vals and (v <= min(vals) + 0.05 or v >= max(vals) - 0.05) else 0.0
+    if len(set(vals)) < 3:  # two valences: every answer lies on the one segment between them
+        edge = 1.0
+    else:
+        edge = min(1.0, rf / 0.005) if vals and (v <= min(vals) + 0.05 or v >= max(vals) - 0.05) else 0.0
     return float(np.sqrt(spread ** 2 + 0.09 + 0.09 * rf / 0.005 + edge))
 
 
-def combine(estimates: Mapping[str, tuple[float, float] | None], calibration: Mapping[str, Any] | None = None
-            ) -> dict[str, Any]:
-    """Inverse-variance combination of calibrated estimates, with a disagreement test.
+def combine(estimates: Mapping[str, tuple[float, float] | None], calibration: Mapping[str, Any] | None = None,
+            alpha: float = CHI2_ALPHA) -> dict[str, Any]:
+    """Inverse-variance combination of calibrated estimates, σ widened by their spread, and a disagreement test.
 
     Parameters
     ----------
     estimates : mapping
         Method (``model``, ``lcf``, ``edge_position``) -> (value, raw σ) or None (no answer).
     calibration : mapping, optional
-        :func:`load_calibration`'s dict (default: the shipped one).
+        :func:`load_calibration`'s dict (default: the shipped one); ``scales`` multiply the raw σ.
+    alpha : float
+        Significance of the disagreement test.
 
     Returns
     -------
     dict
         ``oxidation_state``, ``sigma`` (calibrated; None when no method answered), ``methods``
         (those used), ``calibrated`` (each method's value and calibrated σ), ``chi2``, ``dof``,
-        ``disagree`` (bool), ``widened_by`` (the Birge ratio applied, 1 when none) and
-        ``warnings``.
+        ``disagree`` (χ² above its 1 − ``alpha`` point), ``widened_by`` (σ is the inverse-variance
+        σ and the sample standard deviation of the answers added in quadrature, then times the
+        ``combined`` scale: answers that scatter widen σ; this is the factor) and ``warnings``.
     """
     from scipy.stats import chi2 as chi2_dist
 
@@ -162,43 +187,19 @@ def combine(estimates: Mapping[str, tuple[float, float] | None], calibration: Ma
     sig = float(np.sqrt(1 / w.sum()))
     dof = len(v) - 1
     chi2 = float(np.sum((v - mean) ** 2 * w))
-    disagree = bool(dof > 0 and chi2 > chi2_dist.ppf(0.95, dof))
-    widen = float(np.sqrt(chi2 / dof)) if disagree else 1.0
-    sig *= widen * float(scales.get("combined", 1.0) or 1.0)
+    disagree = bool(dof > 0 and chi2 > chi2_dist.ppf(1 - alpha, dof))
+    spread = float(np.std(v, ddof=1)) if dof > 0 else 0.0
+    widen = float(np.hypot(sig, spread) / sig)
+    sig = float(np.hypot(sig, spread)) * float(scales.get("combined", 1.0) or 1.0)
     if disagree:
         parts = ", ".join(f"{m} {x[0]:.2f} ± {x[1]:.2f}" for m, x in used.items())
-        out["warnings"].append(f"the evidence disagrees beyond its σ ({parts}; χ² {chi2:.1f} on {dof} dof): "
-                               f"σ widened ×{widen:.1f}")
+        out["warnings"].append(f"the evidence disagrees beyond its σ ({parts}; χ² {chi2:.1f} on {dof} dof)")
+    if widen > 1.05:
+        out["warnings"].append(f"σ widened ×{widen:.1f} by the spread of the answers ({spread:.2f})")
     if len(used) == 1:
         out["warnings"].append(f"only one line of evidence ({next(iter(used))})")
     return {**out, "oxidation_state": round(mean, 3), "sigma": round(sig, 3), "chi2": round(chi2, 3), "dof": dof,
             "disagree": disagree, "widened_by": round(widen, 3)}
-
-
-def doubts(nearest: Sequence[Mapping[str, Any]], model: tuple[float, float] | None,
-           lcf: tuple[float, float] | None, edge: tuple[float, float] | None, element: str, edge_name: str) -> list[str]:
-    """Why an answer is doubtful, from the raw evidence (no σ calibration involved): the reasons.
-
-    Doubtful when no standard of the element and edge is in the library, when the nearest one is
-    less similar than :data:`MIN_SIMILARITY` (nothing like the spectrum was measured), or when two
-    lines of evidence differ by :data:`MAX_DISAGREEMENT` or more (the model against the LCF or the
-    edge position; without a model, the LCF against the edge position). Doubtful answers get the
-    σ scales calibrated on doubtful standards (``scales_doubtful``; group-conditional, "Mondrian"
-    conformal calibration, Vovk et al. 2005 §4.5), the others those calibrated on the others.
-    """
-    out = []
-    if not nearest:
-        out.append(f"no {element} {edge_name} standard in the reference library")
-    elif nearest[0]["similarity"] < MIN_SIMILARITY:
-        out.append(f"no measured standard resembles this spectrum (best: {nearest[0]['compound']}, "
-                   f"r = {nearest[0]['similarity']:.3f} < {MIN_SIMILARITY})")
-    pairs = [("model", model, "LCF", lcf), ("model", model, "edge position", edge)] if model is not None \
-        else [("LCF", lcf, "edge position", edge)]
-    for n1, a, n2, b in pairs:
-        if a is not None and b is not None and abs(a[0] - b[0]) >= MAX_DISAGREEMENT:
-            out.append(f"the {n1} ({a[0]:.2f}) and the {n2} ({b[0]:.2f}) differ by {abs(a[0] - b[0]):.1f} in "
-                       "oxidation state")
-    return out
 
 
 def gather_evidence(unknown, library, exclude_compounds: Iterable[str] = (), k_nearest: int = 5,
@@ -238,34 +239,60 @@ def assemble_evidence(gathered: Mapping[str, Any], model: Mapping[str, Any] | No
                       calibration: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Calibrate, combine and flag the evidence of :func:`gather_evidence` and the model's answer.
 
+    1. An answer of the metal evidence (``status == "metal"``: edge at the foil's tabulated energy,
+       no white line; :func:`xasml.preprocess.calibrated.metal_evidence`) is a physical check of its
+       own: it is the answer, the standards are reported beside it.
+    2. The model is not averaged in when the standards reproduce the spectrum (best LCF R-factor ≤
+       :data:`GOOD_FIT_R`) and the model lies :data:`DISAGREE_GAP` or more from their valence:
+       measured evidence that fits is what a beamline scientist checks.
+    3. Regime: ``"disagree"`` when two of the lines used lie :data:`DISAGREE_GAP` or more apart, else
+       ``"agree"``; each regime has its own conformal σ scales (``scales_disagree`` and ``scales``
+       of the calibration; group-conditional, "Mondrian" conformal prediction, Vovk et al. 2005
+       §4.5), so mild disagreement widens σ instead of raising a flag. :func:`combine` averages the
+       calibrated lines.
+    4. The answer is **flagged** (out of domain) only on evidence that it is unreliable: no measured
+       standard to check it against (none of the element and edge, or fewer than 2 valences among
+       them and no edge line) or a single line of evidence that nothing cross-checks; no
+       combination of the standards reproduces the spectrum (best R-factor above
+       ``flag.max_r_factor``, default :data:`MAX_R_FACTOR`); the model's out-of-domain score
+       above its warning level (:data:`xasml.models.bundle.OOD_WARN`); the answer more than
+       :data:`SPAN_MARGIN` outside the valences of the standards (an extrapolation nothing measured
+       confirms); or two lines of evidence :data:`FLAG_GAP` or more apart (then one of them is off
+       by 1 or more).
+
     Parameters
     ----------
     gathered : mapping
         :func:`gather_evidence`'s result.
     model : mapping, optional
-        The model's answer: ``prediction``, ``std`` and ``status`` (``xasml local predict``'s
-        record; ``status == "metal"``: the answer of the metal evidence, not judged against the
-        standards).
+        The model's answer: ``prediction``, ``std``, and where known ``status`` and
+        ``out_of_domain`` (``xasml local predict``'s record).
     calibration : mapping, optional
-        σ scales (:func:`load_calibration`; default the shipped ones).
+        σ scales and flag threshold (:func:`load_calibration`; default the shipped ones).
 
     Returns
     -------
     dict
-        ``evidence``: ``model`` (value, σ calibrated), ``lcf`` (valence, σ, the best fits),
-        ``edge_position`` (valence, σ, the line), ``nearest`` (standards with similarity and
-        shift); ``combined`` (:func:`combine`); ``flagged`` (the answer is doubtful: :func:`doubts`,
-        the model :data:`MODEL_STANDARDS_GAP` or more from the combined LCF and edge-position
-        valence, or the χ² test), ``doubtful`` (:func:`doubts` only: which σ scales were used),
+        ``evidence``: ``model`` (value, σ calibrated, ``used``: averaged in), ``lcf`` (valence, σ,
+        the best fits), ``edge_position`` (valence, σ, the line), ``nearest`` (standards with
+        similarity and shift); ``combined`` (:func:`combine`, with ``regime``); ``flagged``,
         ``flag_reasons`` and ``warnings``.
     """
+    from xasml.models.bundle import OOD_WARN
+
     cal = calibration if calibration is not None else load_calibration()
+    max_r = (cal.get("flag") or {}).get("max_r_factor", MAX_R_FACTOR)
+    max_r = np.inf if max_r is None else float(max_r)
     nearest, lcf, edge, vals = gathered["nearest"], gathered["lcf"], gathered["edge_position"], gathered["valences"]
     el, ed = gathered["element"], gathered["edge"]
     warnings: list[str] = []
+    reasons: list[str] = []
     lcf_est = edge_est = model_est = None
     if lcf is not None and len(vals) >= 2:
         lcf_est = (lcf["valence"], lcf_raw_sigma(lcf, vals))
+        if len(vals) < 3:
+            warnings.append(f"only {len(vals)} valences among the {el} {ed} standards: the linear combination "
+                            "cannot reach beyond them, and its σ is widened")
     elif lcf is not None:
         warnings.append(f"fewer than 2 valences among the {el} {ed} standards: the linear combination implies "
                         "no valence")
@@ -274,42 +301,64 @@ def assemble_evidence(gathered: Mapping[str, Any], model: Mapping[str, Any] | No
         edge_est = (edge["valence"], edge["sigma"])
     if model is not None and model.get("prediction") is not None:
         model_est = (float(model["prediction"]), float(model.get("std") or 0.0) or 0.5)
-    # an answer from the metal evidence (edge at the foil's tabulated energy, no white line;
-    # xasml.local.metal) is a physical check of its own: it is not judged against the standards
-    metal = model is not None and model.get("status") == "metal"
-    reasons = doubts(nearest, None if metal else model_est, lcf_est, edge_est, el, ed)
-    group = "scales_doubtful" if reasons and "scales_doubtful" in cal else "scales"
-    scales = dict(cal.get(group, {}))
-    if group == "scales":  # an element's own scales where its standards gave them
-        scales.update((cal.get("scales_by_element") or {}).get(el, {}))
-    cal_used = {**cal, "scales": scales}
+    metal = model_est is not None and model.get("status") == "metal"
+    rf = float(lcf["best"]["r_factor"]) if lcf_est is not None else None
+    standards = {} if metal else {k: v for k, v in (("lcf", lcf_est), ("edge_position", edge_est)) if v is not None}
+    use_model = model_est
+    if metal:
+        warnings.append("the metal evidence (edge at the foil's energy, no white line) gives the answer; the "
+                        "standards are shown beside it")
+    elif model_est is not None and standards:
+        st = combine(standards, {"scales": {}})  # raw σ: the regime does not depend on the scales
+        gap = abs(model_est[0] - st["oxidation_state"])
+        if rf is not None and rf <= GOOD_FIT_R and gap >= DISAGREE_GAP:
+            use_model = None
+            warnings.append(f"the model ({model_est[0]:.2f}) lies {gap:.1f} from the measured standards' "
+                            f"{st['oxidation_state']:.2f}, which reproduce the spectrum (R {rf:.4f}): the answer "
+                            "is theirs")
+    used = {k: v for k, v in (("model", use_model), *standards.items()) if v is not None}
+    gaps = [(m1, a[0], m2, b[0]) for (m1, a), (m2, b) in itertools.combinations(used.items(), 2)]
+    regime = "disagree" if any(abs(a - b) >= DISAGREE_GAP for _, a, _, b in gaps) else "agree"
+    scales = dict(cal.get("scales_disagree" if regime == "disagree" and "scales_disagree" in cal else "scales", {}))
+    cal_s = lambda m, est: round(est[1] * float(scales.get(m, 1.0) or 1.0), 3)  # noqa: E731
     if lcf_est is not None:
-        lcf = {**lcf, "sigma_raw": round(lcf_est[1], 3), "sigma": round(lcf_est[1] * float(scales.get("lcf", 1.0)), 3)}
+        lcf = {**lcf, "sigma_raw": round(lcf_est[1], 3), "sigma": cal_s("lcf", lcf_est)}
     if edge is not None:
-        edge = {**edge, "sigma_raw": edge["sigma"],
-                "sigma": round(edge["sigma"] * float(scales.get("edge_position", 1.0)), 3)}
+        edge = {**edge, "sigma_raw": edge["sigma"], "sigma": cal_s("edge_position", edge_est)}
     model_ev = None
     if model_est is not None:
         model_ev = {"value": round(model_est[0], 3), "sigma_raw": round(model_est[1], 3),
-                    "sigma": round(model_est[1] * float(scales.get("model", 1.0)), 3)}
+                    "sigma": cal_s("model", model_est), "used": use_model is not None}
         if model.get("out_of_domain") is not None:
             model_ev["out_of_domain"] = model["out_of_domain"]
-    combined = combine({"model": model_est, "lcf": lcf_est, "edge_position": edge_est}, cal_used)
-    doubt_reasons = list(reasons)
-    flag_reasons = list(reasons)
-    if model_est is not None and not metal and (lcf_est is not None or edge_est is not None):
-        standards = combine({"lcf": lcf_est, "edge_position": edge_est}, cal_used)
-        d = abs(model_est[0] - standards["oxidation_state"])
-        if d >= MODEL_STANDARDS_GAP and not any(r.startswith("the model") for r in reasons):
-            flag_reasons.append(f"the model ({model_est[0]:.2f}) is {d:.1f} from the measured standards' "
-                                f"{standards['oxidation_state']:.2f} ± {standards['sigma']:.2f}")
-    flagged = bool(flag_reasons) or bool(combined.get("disagree"))
-    reasons = flag_reasons
+    combined = combine(used, {"scales": scales})
+    names = {"model": "model", "lcf": "LCF", "edge_position": "edge position"}
+    if not nearest and not metal:
+        reasons.append(f"no {el} {ed} standard in the reference library: nothing measured checks the answer")
+    elif lcf_est is None and edge_est is None and not metal:
+        reasons.append(f"fewer than 2 valences among the {el} {ed} standards: nothing measured checks the answer")
+    elif len(used) == 1 and not metal:
+        reasons.append(f"one line of evidence ({names[next(iter(used))]}): nothing cross-checks it")
+    if rf is not None and not metal and rf > max_r:
+        reasons.append(f"no combination of the {el} {ed} standards reproduces the spectrum (best R-factor "
+                       f"{rf:.3f} > {max_r:g}; nearest {nearest[0]['compound']})")
+    ood = (model or {}).get("out_of_domain")
+    if ood is not None and not metal and float(ood) > OOD_WARN:
+        reasons.append(f"the spectrum is unlike the model's training spectra (out-of-domain score {ood:.1f} > "
+                       f"{OOD_WARN:g})")
+    v = combined["oxidation_state"]
+    if v is not None and vals and not metal and not (min(vals) - SPAN_MARGIN <= v <= max(vals) + SPAN_MARGIN):
+        reasons.append(f"the answer {v:.2f} lies outside the valences of the {el} {ed} standards "
+                       f"({min(vals):g} to {max(vals):g}): an extrapolation that no standard confirms")
+    for m1, a, m2, b in gaps:
+        if abs(a - b) >= FLAG_GAP:
+            reasons.append(f"the {names[m1]} ({a:.2f}) and the {names[m2]} ({b:.2f}) differ by {abs(a - b):.1f} in "
+                           "oxidation state: one of them is off by 1 or more")
     warnings += combined["warnings"] + reasons
     return {"evidence": {"model": model_ev, "lcf": lcf, "edge_position": edge, "nearest": nearest},
-            "combined": {k: combined[k] for k in ("oxidation_state", "sigma", "methods", "calibrated", "chi2", "dof",
-                                                  "disagree", "widened_by")},
-            "flagged": flagged, "doubtful": bool(doubt_reasons), "flag_reasons": reasons,
+            "combined": {**{k: combined[k] for k in ("oxidation_state", "sigma", "methods", "calibrated", "chi2",
+                                                     "dof", "disagree", "widened_by")}, "regime": regime},
+            "flagged": bool(reasons), "flag_reasons": reasons,
             "warnings": list(dict.fromkeys(warnings)),
             "sigma_calibration": "measured standards (leave-one-compound-out split conformal)" if cal.get("calibrated")
             else "none (raw σ)"}
