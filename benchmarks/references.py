@@ -17,8 +17,9 @@ library AND from the σ calibration, then
 
 Nested leave-one-compound-out: every σ scale (split conformal, one set per regime: the lines of
 evidence agree / two of them lie 1 or more apart) is fitted on the OTHER compounds, and so is the
-R-factor threshold of the "no combination of standards reproduces the spectrum" flag (chosen from
-MAX_R_GRID by Youden's J on the other compounds' own leave-one-compound-out answers). Scores per
+flag thresholds: the R-factor of "no combination of standards reproduces the spectrum" and the gap
+between two lines of evidence (chosen from FLAG_GRID by Youden's J on the other compounds' own
+leave-one-compound-out answers). Scores per
 method: pairs of same-element compounds (one file per compound) with different valences in the
 right order, truth within ±2σ (files), MAE, and item 4's two rates: answers off by ≥ 1 that are
 flagged or carry σ ≥ their error, and right answers (off by < 1) that are flagged (the flag is the
@@ -105,8 +106,11 @@ def estimates(item, cal):
 
 #: candidate R-factor thresholds of :data:`xasml.references.combine` ``flag.max_r_factor`` (inf:
 #: never flagged, the standards always outweigh a disagreeing model); the one used is chosen by
-#: nested leave-one-compound-out (:func:`choose_max_r`)
+#: nested leave-one-compound-out (:func:`choose_flag`)
 MAX_R_GRID = (0.005, 0.01, 0.02, 0.03, 0.05, float("inf"))
+#: candidate gaps between two lines of evidence that flag the answer (``flag.max_gap``; oxidation state)
+MAX_GAP_GRID = (1.0, 1.5, 2.0, 2.5, 3.0, float("inf"))
+FLAG_GRID = tuple(itertools.product(MAX_R_GRID, MAX_GAP_GRID))
 REGIMES = (("agree", "scales"), ("disagree", "scales_disagree"))
 
 
@@ -163,23 +167,24 @@ def fit_scales(items, max_r: float, exclude: str | None = None) -> dict:
     return cal
 
 
-def choose_max_r(items, exclude: str | None = None) -> float:
-    """The R-factor threshold that best separates wrong from right combined answers on the other
-    compounds: the largest of :data:`MAX_R_GRID` maximising Youden's J = (answers off by ≥ 1 flagged
-    or covered by σ) − (right answers flagged), each rate weighing every compound 1.
+def choose_flag(items, exclude: str | None = None) -> tuple[float, float]:
+    """The flag thresholds (R-factor, gap) that best separate wrong from right combined answers on the
+    other compounds: the pair of :data:`FLAG_GRID` maximising Youden's J = (answers off by ≥ 1
+    flagged or covered by σ) − (right answers flagged), each rate weighing every compound 1; of
+    equally good pairs the last (largest thresholds, fewest flags).
 
-    Each item holds ``by_r`` (threshold -> (combined error, σ, flagged)) under its own
+    Each item holds ``by_flag`` ((R, gap) -> (combined error, σ, flagged)) under its own
     leave-one-compound-out scales.
     """
-    use = [it for it in items if it["compound"] != exclude and it["by_r"][MAX_R_GRID[0]][0] is not None]
+    use = [it for it in items if it["compound"] != exclude and it["by_flag"][FLAG_GRID[0]][0] is not None]
     counts: dict[str, int] = {}
     for it in use:
         counts[it["compound"]] = counts.get(it["compound"], 0) + 1
-    best, best_j = MAX_R_GRID[-1], -np.inf
-    for r in MAX_R_GRID:
+    best, best_j = FLAG_GRID[-1], -np.inf
+    for key in FLAG_GRID:
         caught = wrong = flagged = right = 0.0
         for it in use:
-            err, sig, fl = it["by_r"][r]
+            err, sig, fl = it["by_flag"][key]
             w = 1 / counts[it["compound"]]
             if abs(err) >= 1:
                 wrong += w
@@ -189,7 +194,7 @@ def choose_max_r(items, exclude: str | None = None) -> float:
                 flagged += w * fl
         j = (caught / wrong if wrong else 0) - (flagged / right if right else 0)
         if j >= best_j - 1e-12:
-            best, best_j = r, j
+            best, best_j = key, j
     return best
 
 
@@ -351,31 +356,36 @@ def main() -> int:
     # so is its R-factor threshold (on the others' own leave-one-compound-out answers)
     compounds = sorted({it["compound"] for it in items})
     scales_by_compound = {(c, r): fit_scales(items, r, exclude=c) for c in compounds for r in MAX_R_GRID}
+    fin = lambda x: None if not np.isfinite(x) else x  # noqa: E731
     for it in items:
-        it["by_r"] = {}
-        for r in MAX_R_GRID:
-            f, a = estimates(it, scales_by_compound[it["compound"], r])
+        it["by_flag"] = {}
+        for r, g in FLAG_GRID:
+            cal = {**scales_by_compound[it["compound"], r], "flag": {"max_r_factor": fin(r), "max_gap": fin(g)}}
+            f, a = estimates(it, cal)
             c = f["combined"]
-            it["by_r"][r] = (None, None, a["flagged"]) if c is None else (c[0] - it["valence"], c[1], a["flagged"])
-    max_r_by_compound = {c: choose_max_r(items, exclude=c) for c in compounds}
+            it["by_flag"][r, g] = (None, None, a["flagged"]) if c is None else (c[0] - it["valence"], c[1], a["flagged"])
+    flag_by_compound = {c: choose_flag(items, exclude=c) for c in compounds}
     for it in items:
-        it["final"], a = estimates(it, scales_by_compound[it["compound"], max_r_by_compound[it["compound"]]])
+        r, g = flag_by_compound[it["compound"]]
+        cal = {**scales_by_compound[it["compound"], r], "flag": {"max_r_factor": fin(r), "max_gap": fin(g)}}
+        it["final"], a = estimates(it, cal)
         it["flagged"] = a["flagged"]
         it["flag_reasons"] = a["flag_reasons"]
         it["regime"] = a["combined"]["regime"]
     with_model = [it for it in items if it["model"] is not None]
     scores = {"all standards": {k: score(items, k) for k in METHODS},
               "elements with a model": {k: score(with_model, k) for k in METHODS}}
-    max_r = choose_max_r(items)
+    max_r, max_gap = choose_flag(items)
     full = fit_scales(items, max_r)
+    full["flag"]["max_gap"] = fin(max_gap)
     full.update({"level": 0.95, "method": "split conformal per regime (agree / disagree), weighted quantile of "
                  "|error|/σ_raw (each compound weighs 1), halved; fitted on the development standards of the shipped "
                  "library by benchmarks/references.py", "n_standards": len(items),
                  "n_compounds": len({it["compound"] for it in items}),
                  "n_disagree": sum(it["raw"][max_r][1] == "disagree" for it in items),
-                 "flag_method": "max_r_factor: the largest of MAX_R_GRID maximising (answers off by >= 1 flagged "
-                 "or covered by sigma) - (right answers flagged) over the development standards",
-                 "loco_max_r_factor": {str(r): n for r, n in sorted(Counter(max_r_by_compound.values()).items())}})
+                 "flag_method": "max_r_factor, max_gap: the pair of FLAG_GRID maximising (answers off by >= 1 "
+                 "flagged or covered by sigma) - (right answers flagged) over the development standards",
+                 "loco_flag": {f"R {r}, gap {g}": n for (r, g), n in sorted(Counter(flag_by_compound.values()).items())}})
     for g in ("scales", "scales_disagree"):
         full[g] = {k: round(v, 4) for k, v in full[g].items()}
     if not args.no_calibration:
@@ -400,8 +410,9 @@ def main() -> int:
     lines += ["", "Scales (fitted on all development standards, shipped): lines agree: " +
               ", ".join(f"{k} {v:g}" for k, v in full["scales"].items()) + "; lines 1 or more apart: " +
               ", ".join(f"{k} {v:g}" for k, v in full["scales_disagree"].items()) +
-              f"; flag when the best LCF R-factor exceeds {full['flag']['max_r_factor']} (None: never; nested "
-              f"leave-one-compound-out choices: {full['loco_max_r_factor']})"]
+              f"; flag when the best LCF R-factor exceeds {full['flag']['max_r_factor']} or two lines lie "
+              f"{full['flag']['max_gap']} apart (None: never; nested leave-one-compound-out choices: "
+              f"{full['loco_flag']})"]
     heldout = None
     if args.heldout:
         heldout = run_heldout(Path(args.heldout), lib, args.model)
@@ -426,7 +437,7 @@ def main() -> int:
         for k, s in sc.items():
             print(f"  {k:<9}", fmt_score(s))
     print("scales", full["scales"], "disagree", full["scales_disagree"], "flag", full["flag"],
-          "nested", full["loco_max_r_factor"], "written" if not args.no_calibration else "(not written)")
+          "nested", full["loco_flag"], "written" if not args.no_calibration else "(not written)")
     return 0
 
 

@@ -61,7 +61,9 @@ CHI2_ALPHA = 0.05
 #: takes the σ scales of the "disagree" regime (and a model this far from standards that reproduce
 #: the spectrum is not averaged in)
 DISAGREE_GAP = 1.0
-#: two lines of evidence this far apart: at least one is off by 1 or more (flagged)
+#: default gap between two lines of evidence that flags the answer: this far apart, at least one
+#: of them is off by 1 or more. The shipped value (``flag.max_gap`` of calibration.json) is chosen by
+#: nested leave-one-compound-out in benchmarks/references.py
 FLAG_GAP = 2.0
 #: an answer this far outside the valences of the element's standards is an extrapolation (flagged)
 SPAN_MARGIN = 0.5
@@ -257,8 +259,8 @@ def assemble_evidence(gathered: Mapping[str, Any], model: Mapping[str, Any] | No
        ``flag.max_r_factor``, default :data:`MAX_R_FACTOR`); the model's out-of-domain score
        above its warning level (:data:`xasml.models.bundle.OOD_WARN`); the answer more than
        :data:`SPAN_MARGIN` outside the valences of the standards (an extrapolation nothing measured
-       confirms); or two lines of evidence :data:`FLAG_GAP` or more apart (then one of them is off
-       by 1 or more).
+       confirms); or two lines of evidence ``flag.max_gap`` (default :data:`FLAG_GAP`) or more
+       apart.
 
     Parameters
     ----------
@@ -283,6 +285,8 @@ def assemble_evidence(gathered: Mapping[str, Any], model: Mapping[str, Any] | No
     cal = calibration if calibration is not None else load_calibration()
     max_r = (cal.get("flag") or {}).get("max_r_factor", MAX_R_FACTOR)
     max_r = np.inf if max_r is None else float(max_r)
+    max_gap = (cal.get("flag") or {}).get("max_gap", FLAG_GAP)
+    max_gap = np.inf if max_gap is None else float(max_gap)
     nearest, lcf, edge, vals = gathered["nearest"], gathered["lcf"], gathered["edge_position"], gathered["valences"]
     el, ed = gathered["element"], gathered["edge"]
     warnings: list[str] = []
@@ -351,9 +355,9 @@ def assemble_evidence(gathered: Mapping[str, Any], model: Mapping[str, Any] | No
         reasons.append(f"the answer {v:.2f} lies outside the valences of the {el} {ed} standards "
                        f"({min(vals):g} to {max(vals):g}): an extrapolation that no standard confirms")
     for m1, a, m2, b in gaps:
-        if abs(a - b) >= FLAG_GAP:
+        if abs(a - b) >= max_gap:
             reasons.append(f"the {names[m1]} ({a:.2f}) and the {names[m2]} ({b:.2f}) differ by {abs(a - b):.1f} in "
-                           "oxidation state: one of them is off by 1 or more")
+                           "oxidation state")
     warnings += combined["warnings"] + reasons
     return {"evidence": {"model": model_ev, "lcf": lcf, "edge_position": edge, "nearest": nearest},
             "combined": {**{k: combined[k] for k in ("oxidation_state", "sigma", "methods", "calibrated", "chi2",
