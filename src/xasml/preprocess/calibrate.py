@@ -243,9 +243,9 @@ def calibrate(spectrum, method: str = "auto", reference=None, e0_method: str = "
         e0r = find_e0(re_[keep], rm[keep], method=e0_method)
         shift = tab - e0r
         if abs(shift) > MAX_CALIBRATION_SHIFT:
-            import xraydb
+            from xasml.edges import guess_edge
 
-            guess = xraydb.guess_edge(e0r)
+            guess = guess_edge(e0r)
             raise SpectrumError(f"reference ({desc}) has its edge at {e0r:.1f} eV, {shift:+.1f} eV from the tabulated "
                                 f"{rel} {red} edge ({tab:.1f} eV); xraydb.guess_edge says {guess[0]} {guess[1]}: "
                                 "not the expected foil", source=src, field="reference")
