@@ -1,16 +1,25 @@
-"""Labels: topology catalogues (Materiae, Topological Materials Arsenal, generic CSV)."""
+"""Labels: topology catalogues (Materiae, Topological Materials Arsenal, generic CSV), and ChemEnv /
+bond-valence site labels (:mod:`xasml.labels.site`).
 
-from xasml.labels.topology import (
-    SUBCLASSES,
-    TOPOLOGICAL_SUBCLASSES,
-    CatalogueEntry,
-    TopologyCatalogue,
-    TopologyLabel,
-    TopologyLabeler,
-    formula_key,
-    is_topological,
-    normalize_subclass,
-)
+The names below are imported from :mod:`xasml.labels.topology` on first use (PEP 562 module
+``__getattr__``): importing :mod:`xasml.labels.site` (``local predict`` names environments with
+it) then does not import the catalogues and pandas.
+"""
 
 __all__ = ["SUBCLASSES", "TOPOLOGICAL_SUBCLASSES", "CatalogueEntry", "TopologyCatalogue", "TopologyLabel",
            "TopologyLabeler", "formula_key", "is_topological", "normalize_subclass"]
+
+
+def __getattr__(name: str):
+    """The public name ``name`` of :mod:`xasml.labels.topology`, imported on first access."""
+    if name not in __all__:
+        raise AttributeError(f"module 'xasml.labels' has no attribute {name!r}")
+    from xasml.labels import topology
+
+    value = getattr(topology, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
