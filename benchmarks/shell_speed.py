@@ -22,7 +22,7 @@ load average is recorded beside the numbers; compare medians of runs made close 
 
 Usage::
 
-    python benchmarks/shell_speed.py before|after [--repeat 7] [--top 25]
+    python benchmarks/shell_speed.py before|after [--repeat 7] [--top 25] [--src DIR/src]
                                     [--data-root ../shared/data] [--out benchmarks/results/shell_speed]
 
 writes ``<out>/<label>.json``.
@@ -67,9 +67,8 @@ def _launcher() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "xasml.cli"]
 
 
-def _env() -> dict[str, str]:
+def _env(src: str) -> dict[str, str]:
     env = dict(os.environ)
-    src = str(REPO / "src")
     env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     return env
 
@@ -140,6 +139,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--top", type=int, default=25, help="imports to record per command")
     ap.add_argument("--data-root", default=str(REPO.parent / "shared" / "data"))
     ap.add_argument("--only", default=None, help="run only the commands whose name contains this text")
+    ap.add_argument("--src", default=str(REPO / "src"),
+                    help="the xasml source tree to time (default: this checkout's src/; e.g. an earlier commit "
+                         "extracted with 'git archive REV src | tar -x -C DIR' to time before and after together)")
+    ap.add_argument("--revision", default=None, help="git revision of --src to record (default: this checkout's)")
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "shell_speed"))
     args = ap.parse_args(argv)
 
@@ -147,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     missing = [str(p) for p in files.values() if not p.exists()]
     if missing:
         ap.error(f"missing input files: {', '.join(missing)}")
-    env = _env()
+    env = _env(args.src)
     launcher = _launcher()
     results = {}
     for name, cmd in _commands(files).items():
@@ -170,11 +173,11 @@ def main(argv: list[str] | None = None) -> int:
               f"imports {prof['total_import_s']:.2f} s; heavy: {', '.join(prof['heavy_loaded']) or '-'})",
               flush=True)
     out = {
-        "label": args.label, "git_revision": _git_revision(), "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ",
+        "label": args.label, "git_revision": args.revision or _git_revision(), "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ",
                                                                                       time.gmtime()),
         "python": platform.python_version(), "machine": platform.machine(), "cpu_count": os.cpu_count(),
         "load_average_1_5_15": [round(x, 2) for x in os.getloadavg()], "repeat": args.repeat,
-        "launcher": launcher, "commands": results,
+        "launcher": launcher, "src": args.src, "commands": results,
     }
     path = Path(args.out) / f"{args.label}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
