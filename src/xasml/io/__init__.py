@@ -32,10 +32,20 @@ def __getattr__(name: str):
     """The public reader ``name``, imported from its module on first access."""
     module = _EXPORTS.get(name)
     if module is None:
-        raise AttributeError(f"module 'xasml.io' has no attribute {name!r}")
+        return _submodule(name)
     value = getattr(import_module(f"xasml.io.{module}"), name)
     globals()[name] = value
     return value
+
+
+def _submodule(name: str):
+    """``xasml.io.<name>`` as an attribute, imported if needed (as when this package imported them all)."""
+    import importlib
+    import importlib.util
+
+    if name.startswith("_") or importlib.util.find_spec(f"{__name__}.{name}") is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return importlib.import_module(f"{__name__}.{name}")
 
 
 def __dir__() -> list[str]:

@@ -13,12 +13,22 @@ __all__ = ["SUBCLASSES", "TOPOLOGICAL_SUBCLASSES", "CatalogueEntry", "TopologyCa
 def __getattr__(name: str):
     """The public name ``name`` of :mod:`xasml.labels.topology`, imported on first access."""
     if name not in __all__:
-        raise AttributeError(f"module 'xasml.labels' has no attribute {name!r}")
+        return _submodule(name)
     from xasml.labels import topology
 
     value = getattr(topology, name)
     globals()[name] = value
     return value
+
+
+def _submodule(name: str):
+    """``xasml.labels.<name>`` as an attribute, imported if needed (as when this package imported them all)."""
+    import importlib
+    import importlib.util
+
+    if name.startswith("_") or importlib.util.find_spec(f"{__name__}.{name}") is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return importlib.import_module(f"{__name__}.{name}")
 
 
 def __dir__() -> list[str]:
