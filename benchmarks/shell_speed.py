@@ -173,8 +173,8 @@ def main(argv: list[str] | None = None) -> int:
               f"imports {prof['total_import_s']:.2f} s; heavy: {', '.join(prof['heavy_loaded']) or '-'})",
               flush=True)
     out = {
-        "label": args.label, "git_revision": args.revision or _git_revision(), "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ",
-                                                                                      time.gmtime()),
+        "label": args.label, "git_revision": args.revision or _git_revision(),
+        "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "python": platform.python_version(), "machine": platform.machine(), "cpu_count": os.cpu_count(),
         "load_average_1_5_15": [round(x, 2) for x in os.getloadavg()], "repeat": args.repeat,
         "launcher": launcher, "src": args.src, "commands": results,

@@ -141,7 +141,7 @@ def _edge_table() -> tuple[tuple[str, str, float], ...]:
 
 @lru_cache(maxsize=1)
 def _guess_tables():
-    """Per edge of :data:`_GUESS_EDGES`, the edge energy (eV) indexed by atomic number, as xraydb.guess_edge builds it."""
+    """Per edge of :data:`_GUESS_EDGES`, the edge energy (eV) indexed by atomic number, as xraydb.guess_edge has it."""
     import numpy as np
 
     symbols, levels = _levels()

@@ -189,7 +189,8 @@ class ModelBundle:
         ensemble, its NumPy twin (:class:`xasml.models.inference.EnsemblePredictor`: same numbers,
         no torch or scikit-learn to import); else the estimator."""
         d = self.__dict__
-        if d.get("_predictor") is not None and d.get("estimator", d.get("_loaded_estimator")) is d.get("_loaded_estimator"):
+        loaded = d.get("_loaded_estimator")
+        if d.get("_predictor") is not None and d.get("estimator", loaded) is loaded:
             return d["_predictor"]  # (an estimator assigned after loading replaces it)
         return self.estimator
 

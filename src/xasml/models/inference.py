@@ -5,8 +5,9 @@ importing libraries it did not need for the answer. ``import torch`` took about 
 scikit-learn about 0.4 s (its ``sklearn.base`` imports ``scipy.stats``) of a 3.5 s call on the
 development machine (``python -X importtime``; ``benchmarks/shell_speed.py``, results in
 ``benchmarks/results/shell_speed/``), while the shipped models are small MLP ensembles
-(Carbone et al., Phys. Rev. Materials 3, 033604 (2019), Figure 1: 100 points -> 90 -> 60 -> 20
--> output, 5 members) whose forward pass is four matrix products per member. A loaded
+(Carbone et al., Phys. Rev. Materials 3, 033604 (2019), Figure 1: the spectrum on 100 grid
+points and a one-hot element code -> 90 -> 60 -> 20 -> output, 5 members) whose forward pass is
+four matrix products per member. A loaded
 :class:`~xasml.models.bundle.ModelBundle` therefore predicts with the :class:`EnsemblePredictor`
 here, built from the same saved folder (``estimator.json`` + ``weights.safetensors``), and
 loads the scikit-learn estimator (and torch) only when its ``estimator`` is asked for.
@@ -27,7 +28,8 @@ import numpy as np
 
 from xasml.errors import DataError
 
-__all__ = ["EnsemblePredictor", "ClassifierPredictor", "RegressorPredictor", "ensemble_forward", "member_probabilities", "ensemble_mean_std", "load_predictor"]
+__all__ = ["EnsemblePredictor", "ClassifierPredictor", "RegressorPredictor", "ensemble_forward",
+           "member_probabilities", "ensemble_mean_std", "load_predictor"]
 
 #: registered names of the estimators this module reproduces (:mod:`xasml.models.local_nets`)
 CLASSIFIER = "local_classifier"
