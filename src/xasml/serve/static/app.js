@@ -136,7 +136,7 @@ function renderEvidence(answers, s) {
   if (ev) {
     const c = ox.combined || {}, cal = c.calibrated || {};
     const lcf = ev.lcf, ep = ev.edge_position, m = ev.model;
-    html += '<div id="evidence-lines">' + table(["line of evidence", "oxidation state ± σ (calibrated)", "how"], [
+    html += '<div id="evidence-lines">' + table(["line of evidence", "oxidation state ± σ (σ calibrated on measured standards)", "how"], [
       ["model", m ? pm(m) : "–", m ? "the shipped model" + (m.out_of_domain !== undefined ? `, out-of-domain ${fmt(m.out_of_domain)}` : "") : "no model answer"],
       ["linear-combination fit", lcf && lcf.valence !== null && lcf.valence !== undefined ? pm(lcf) : "–",
         lcf ? `${lcf.n_standards} standards, ${lcf.n_combinations} combinations of 1-3 fitted` : "no standard of this element and edge"],
@@ -195,11 +195,16 @@ function plotSpectrum(s) {
   ], { title: { text: "raw μ(E)", font: { size: 13 } }, margin: { t: 30, r: 10, b: 40, l: 50 }, xaxis: { title: { text: "energy (eV)" } },
        shapes: [{ type: "line", x0: s.e0, x1: s.e0, yref: "paper", y0: 0, y1: 1, line: { color: "#999", dash: "dot" } }] }, PLOTCFG);
   const lo = s.e0 - 40, hi = s.e0 + 120;
-  Plotly.react("plot-norm", [
+  const traces = [
     { x: c.energy, y: c.norm, name: "norm", mode: "lines" },
     { x: c.energy, y: c.flat, name: "flat", mode: "lines" },
-  ].concat(overlays(s)), { title: { text: "normalised and flattened", font: { size: 13 } }, margin: { t: 30, r: 10, b: 40, l: 50 },
-       xaxis: { title: { text: "energy (eV)" }, range: [lo, hi] } }, PLOTCFG);
+  ].concat(overlays(s));
+  // the y range of what is inside the energy window (Plotly would scale to the whole scan)
+  const ys = traces.flatMap((tr) => tr.y.filter((y, i) => tr.x[i] >= lo && tr.x[i] <= hi && y !== null && isFinite(y)));
+  const ymin = Math.min(...ys), ymax = Math.max(...ys), pad = 0.05 * (ymax - ymin || 1);
+  Plotly.react("plot-norm", traces, { title: { text: "normalised and flattened, with the evidence", font: { size: 13 } },
+       margin: { t: 30, r: 10, b: 40, l: 50 }, legend: { x: 0.01, y: 0.99, bgcolor: "rgba(255,255,255,0.75)", font: { size: 10 } },
+       xaxis: { title: { text: "energy (eV)" }, range: [lo, hi] }, yaxis: ys.length ? { range: [ymin - pad, ymax + pad] } : {} }, PLOTCFG);
 }
 
 async function loadSeries() {
