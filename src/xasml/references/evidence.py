@@ -487,9 +487,11 @@ def evidence_curves(evidence: dict[str, Any], library, n_nearest: int = 3) -> di
     """
     from xasml.references.library import entry_energy
 
-    rows = {r["id"]: r for _, r in library.iterrows()} if len(library) else {}
-    out: dict[str, Any] = {"lcf": None, "nearest": []}
     lcf = (evidence or {}).get("lcf")
+    ids = {c["id"] for c in ((lcf or {}).get("best") or {}).get("components", [])}
+    ids |= {n["id"] for n in ((evidence or {}).get("nearest") or [])[:n_nearest]}
+    rows = {r["id"]: r for _, r in library[library["id"].isin(ids)].iterrows()} if len(library) else {}
+    out: dict[str, Any] = {"lcf": None, "nearest": []}
     if lcf and lcf.get("best") and lcf.get("window"):
         best = lcf["best"]
         comps = [(c, rows.get(c["id"])) for c in best["components"]]
