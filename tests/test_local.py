@@ -419,3 +419,29 @@ def test_run_show_config_lists_every_option(tmp_path):
     assert res.returncode != 0 and res.stdout == "" and "Traceback" not in res.stderr
     assert res.stderr.startswith(f"xasml: error: {bad}: field 'epochz': unknown option")
     assert len(res.stderr.strip().splitlines()) == 1
+
+
+def test_predict_scan_option_picks_the_scan_of_hdf5_and_spec_files(test_data, tmp_path, capsys):
+    """``--scan`` (every reading command) reaches read_spectra: HDF5/NeXus entries (a file made with h5py
+    from the real X-DAC Fe foil scan fe.060) and SPEC ``#S`` scans."""
+    from test_beamline_files import _h5_from
+
+    from xasml.cli import main
+    from xasml.local.predict import predict_files
+
+    beamline = test_data / "io" / "beamline"
+    h5 = _h5_from(beamline, tmp_path / "foil.h5", "bliss")
+    last, first = predict_files([h5], "oxidation", scan=None)[0], predict_files([h5], "oxidation", scan="1.1")[0]
+    assert any("choose another with --scan" in w for w in last["warnings"])
+    assert not any("choose another" in w for w in first["warnings"])
+    assert first["prediction"] == pytest.approx(last["prediction"], abs=1e-6)  # it only differs by a factor 2
+    assert first["combined"]["oxidation_state"] < 1.0  # an Fe foil
+    code = main(["local", "predict", "--task", "oxidation", "--json", "--scan", "9.1", str(h5)])
+    err = capsys.readouterr().err
+    assert code == 2 and "field 'scan'" in err and "its scans are 1.1, 2.1" in err
+    code = main(["local", "predict", "--task", "oxidation", "--json", "--scan", "7", str(beamline / "ESRF_SNBL_2013.dat")])
+    assert code == 2 and "no scan #S 7 in the file: its scans are 1, 2" in capsys.readouterr().err
+    from xasml.cli import build_parser
+
+    for cmd in (["topology", "predict", "x"], ["measure", "read", "x"], ["references", "evidence", "x"]):
+        assert build_parser().parse_args([*cmd, "--scan", "2"]).scan == "2"

@@ -72,6 +72,42 @@ def test_lcf_recovers_a_50_50_mix_of_two_real_standards(lib):
                                              for f in fit["fits"])
 
 
+def test_evidence_curves_redraw_the_fit_and_the_nearest_standards(lib):
+    """The curves the beamline page draws: the best LCF rebuilt from the library is the mix it fitted."""
+    from xasml.references.evidence import evidence_curves, unknown_from_curves
+    from xasml.references.library import entry_flat
+
+    mn = standards_for(lib, "Mn", "K")
+    a = mn[mn["id"] == "Mn/MnO_rt_01"].iloc[0]
+    b = mn[mn["id"] == "Mn/Mn2O3_rt_01"].iloc[0]
+    e = entry_energy(a)
+    mix = 0.5 * entry_flat(a, e) + 0.5 * entry_flat(b, e)
+    u = unknown_from_curves("Mn", "K", e, mix, 0.5 * (a["e0"] + b["e0"]), "mix")
+    assert a["e_half"] - 1 < u.e_half < b["e_half"] + 1  # the half-height energy of the mix lies between
+    ev = {"lcf": linear_combination_fit(u, lib), "nearest": nearest_standards(u, lib, k=3)}
+    c = evidence_curves(ev, lib)
+    assert len(c["lcf"]["energy"]) == ev["lcf"]["n_points"]
+    assert np.max(np.abs(c["lcf"]["flat"] - np.interp(c["lcf"]["energy"], e, mix))) < 0.03
+    assert [n["id"] for n in c["nearest"]] == [n["id"] for n in ev["nearest"]]
+    n0, r0 = c["nearest"][0], lib[lib["id"] == ev["nearest"][0]["id"]].iloc[0]
+    ok = np.isfinite(np.asarray(r0["flat"], float))  # the stored flat is NaN where the scan had no data
+    assert n0["energy"][0] == pytest.approx(entry_energy(r0)[ok][0] + ev["nearest"][0]["shift"])
+    assert len(n0["energy"]) == len(n0["flat"]) == ok.sum() and np.all(np.isfinite(n0["flat"]))
+    assert evidence_curves({"lcf": None, "nearest": []}, lib) == {"lcf": None, "nearest": []}
+
+
+def test_cached_library_rereads_a_changed_user_library(shared_data, tmp_path):
+    from xasml.references.library import add_standards, cached_library
+
+    user = tmp_path / "mylib"
+    add_standards(user, [_xdl(shared_data, "Mn/MnO2_rt_01.xdi")], "my MnO2", 4.0)
+    first = cached_library([user])
+    assert cached_library([user]) is first and "my MnO2" in set(first["compound"])
+    add_standards(user, [_xdl(shared_data, "Mn/MnO_rt_01.xdi")], "my MnO", 2.0)
+    again = cached_library([user])
+    assert again is not first and {"my MnO2", "my MnO"} <= set(again["compound"])
+
+
 def test_edge_position_valence_of_mno2_leave_one_compound_out(lib):
     row = lib[lib["id"] == "Mn/MnO2_rt_01"].iloc[0]
     ev = edge_position_valence(unknown_from_row(row), lib, exclude_compounds=[row["compound"]])

@@ -25,6 +25,12 @@ def fe2o3(test_data):
     return test_data / "measure" / "Fe2O3_rt_01.xdi"
 
 
+@pytest.fixture(scope="module")
+def cr2o3(test_data):
+    """Cr2O3 (Cr III) at 15 K: the Cr model says about 2, the measured standards about 3.5: FLAGGED."""
+    return test_data / "measure" / "cr2o3_15K_001.xdi"
+
+
 def test_analysis_of_a_measured_xdi_matches_local_predict(analyzer, fe2o3):
     from xasml.local.predict import predict_files
 
@@ -40,12 +46,35 @@ def test_analysis_of_a_measured_xdi_matches_local_predict(analyzer, fe2o3):
     assert abs(np.asarray(c["flat"])[(e > s["e0"] + 50) & (e < s["e0"] + 200)].mean() - 1) < 0.1
     ox = s["answers"]["oxidation"]
     cli = predict_files([fe2o3], "oxidation")[0]  # what `xasml local predict` says
-    assert ox["prediction"] == cli["prediction"] and ox["std"] == cli["std"]
+    assert ox == cli  # one answer path: the model, the evidence of the standards and the combined answer
     assert 2.3 < ox["prediction"] < 3.3 and ox["out_of_domain"] < 5
+    c = ox["combined"]
+    assert c["methods"] == ["model", "lcf", "edge_position"] and 2.5 < c["oxidation_state"] < 3.3
+    assert 0.05 < c["sigma"] < 1.0 and ox["flagged"] is False and ox["flag_reasons"] == []
+    # the spectra behind the evidence, to draw: the best LCF (hematite itself, a library standard) and the nearest
+    ec = s["evidence_curves"]
+    assert ec["lcf"]["label"] == "1.00 Fe2O3 (hematite)" and len(ec["lcf"]["energy"]) == len(ec["lcf"]["flat"]) > 300
+    assert [n["compound"] for n in ec["nearest"]] == [n["compound"] for n in ox["evidence"]["nearest"][:3]]
+    lcf_e = np.asarray(ec["lcf"]["energy"])
+    page_flat = np.interp(lcf_e, e, np.asarray(s["curves"]["flat"]))  # the fit lies on the spectrum
+    assert np.sqrt(np.mean((page_flat - np.asarray(ec["lcf"]["flat"])) ** 2)) < 0.02
     assert s["answers"]["coordination"]["prediction"] == "O:6"
     assert len(s["model_input"]["x"]) == len(s["model_input"]["energy"])
     assert any("no reference foil" in w for w in s["warnings"])
     json.dumps(r, allow_nan=False)  # JSON-ready as it is
+
+
+def test_flagged_answer_is_the_same_on_the_page_and_in_the_shell(analyzer, cr2o3):
+    from xasml.local.predict import predict_files
+
+    s = analyzer.analyze(cr2o3)["spectra"][0]
+    ox = s["answers"]["oxidation"]
+    assert ox == predict_files([cr2o3], "oxidation")[0]
+    # the model says Cr(II); the LCF and the edge position say Cr(III)-(IV): flagged, with the reasons
+    assert ox["prediction"] < 2.5 and ox["flagged"] is True and ox["flag_reasons"]
+    assert any("the model" in r for r in ox["flag_reasons"])
+    assert ox["combined"]["oxidation_state"] > 2.8 and "lcf" in ox["combined"]["methods"]
+    assert all(r in "\n".join(s["warnings"]) for r in ox["flag_reasons"])
 
 
 def test_editing_e0_changes_the_normalisation_and_the_answer(analyzer, fe2o3):
@@ -57,6 +86,10 @@ def test_editing_e0_changes_the_normalisation_and_the_answer(analyzer, fe2o3):
     new, old = s["answers"]["oxidation"]["prediction"], base["answers"]["oxidation"]["prediction"]
     assert new != old and abs(new - old) < 0.5
     assert any("no reference foil" in w for w in s["answers"]["oxidation"]["warnings"])  # kept after the edit
+    # the edited spectrum gets the evidence and the combined answer too, compared at the user's e0
+    ox, ox0 = s["answers"]["oxidation"], base["answers"]["oxidation"]
+    assert ox["combined"]["oxidation_state"] is not None and ox["combined"] != ox0["combined"]
+    assert ox["evidence"]["lcf"]["window"][0] == pytest.approx(7115 - 20.0)
     bad = analyzer.analyze(fe2o3, {"e0": 9000})
     assert bad["status"] == "error" and "e0 = 9000.00 eV is outside the data" in bad["error"]
 
@@ -71,12 +104,51 @@ def test_options_are_checked_field_by_field():
         AnalysisOptions.from_dict({"e00": 1})
 
 
+def test_user_library_reaches_the_evidence(test_data, fe2o3, tmp_path):
+    """A user's standard (``xasml references add``) is evidence on the page, as in the shell."""
+    from xasml.local.predict import predict_files
+    from xasml.references.library import add_standards
+
+    lib = tmp_path / "mylib"
+    add_standards(lib, [fe2o3], "my hematite", 3.0, formula="Fe2O3")
+    page = Analyzer(library=[lib]).analyze(fe2o3)["spectra"][0]["answers"]["oxidation"]
+    assert page["evidence"]["nearest"][0]["compound"] in ("my hematite", "Fe2O3 (hematite)")
+    assert "my hematite" in {n["compound"] for n in page["evidence"]["nearest"]}
+    assert page == predict_files([fe2o3], "oxidation", references=[lib])[0]
+
+
+def test_serve_references_folder_holds_foils_and_a_library(tmp_path, fe2o3, test_data):
+    """``xasml serve --references DIR``: the foil scans are calibration choices, DIR's references.parquet
+    (``xasml references add``) joins the shipped library as evidence; a broken library stops the start."""
+    import shutil
+
+    from xasml.errors import DataError
+    from xasml.references.library import add_standards
+    from xasml.serve.service import ServeConfig, ServeService
+
+    refs = tmp_path / "refs"
+    add_standards(refs, [fe2o3], "my hematite", 3.0)
+    shutil.copy(test_data / "io" / "xdi" / "cu_metal_rt.xdi", refs)
+    svc = ServeService(ServeConfig(store=tmp_path / "store", references=refs))
+    try:
+        st = svc.status()
+        assert st["references"] == ["cu_metal_rt.xdi"] and st["reference_errors"] == []
+        assert st["library"]["user"] == [str(refs.resolve())] and st["library"]["standards"] > 100
+        assert "my hematite" in set(svc.analyzer.standards()["compound"])
+    finally:
+        svc.stop()
+    (refs / "references.parquet").write_bytes(b"not parquet")
+    with pytest.raises(DataError, match="references.parquet: not a readable Parquet reference library"):
+        ServeService(ServeConfig(store=tmp_path / "store2", references=refs))
+
+
 def test_athena_project_gives_one_answer_per_group(analyzer, test_data):
     r = analyzer.analyze(test_data / "io" / "athena" / "cu.prj")
     assert r["status"] == "ok" and [s["label"] for s in r["spectra"]] == ["cu010k.dat", "cu050k.dat", "cu150k.dat"]
     for s in r["spectra"]:
         assert s["absorbing_element"] == "Cu" and s["e0_source"].startswith("Athena")
         assert 0 <= s["answers"]["oxidation"]["prediction"] < 1.5  # Cu foil
+        assert s["answers"]["oxidation"]["combined"]["oxidation_state"] < 1.0
 
 
 @pytest.mark.parametrize("name, where", [("bad_13.xdi", "line 31"), ("bad_16.xdi", "line 30"),
@@ -214,3 +286,73 @@ def test_cli_binds_loopback_by_default():
 
     args = build_parser().parse_args(["serve"])
     assert args.host == "127.0.0.1" and args.port == 8050 and args.watch is None
+
+
+def test_api_hdf5_and_spec_uploads_and_the_scan_option(client, test_data, tmp_path):
+    """HDF5/NeXus scans (made here with h5py from the real X-DAC Fe foil scan) and SPEC files with
+    several scans read through read_spectra; the page's scan option picks another scan."""
+    from test_beamline_files import _h5_from
+
+    beamline = test_data / "io" / "beamline"
+    for layout, name in (("bliss", "foil.h5"), ("nexus", "foil.nxs")):
+        h5 = _h5_from(beamline, tmp_path / name, layout)
+        e = client.post("/api/upload", params={"name": name}, content=h5.read_bytes()).json()
+        assert e["status"] == "ok", e["result"].get("error")
+        s = e["result"]["spectra"][0]
+        assert (s["absorbing_element"], s["edge"]) == ("Fe", "K") and s["mu_source"] == "ln(i0/it)"
+        assert any("choose another with --scan" in w and w.startswith(name) for w in s["warnings"])
+        ox = s["answers"]["oxidation"]
+        assert ox["prediction"] < 1.0 and ox["combined"]["oxidation_state"] < 1.0  # an Fe foil
+        again = client.post(f"/api/entries/{e['id']}/analyse", json={"scan": "1.1"}).json()
+        assert again["result"]["spectra"][0]["e0"] == pytest.approx(s["e0"], abs=0.01)
+        assert not any("choose another" in w for w in again["result"]["spectra"][0]["warnings"])
+        bad = client.post(f"/api/entries/{e['id']}/analyse", json={"scan": "9.1"}).json()
+        assert bad["status"] == "error" and "no scan '9.1' in the file: its scans are 1.1, 2.1" in bad["result"]["error"]
+    spec = (beamline / "ESRF_SNBL_2013.dat").read_bytes()  # two #S scans, Ge K: no Ge model
+    e = client.post("/api/upload", params={"name": "ESRF_SNBL_2013.dat"}, content=spec).json()
+    s = e["result"]["spectra"][0]
+    assert s["absorbing_element"] == "Ge" and "no oxidation model for Ge" in s["answer_errors"]["oxidation"]
+    first = client.post(f"/api/entries/{e['id']}/analyse", json={"scan": "1"}).json()["result"]["spectra"][0]
+    assert first["e0"] != s["e0"] or first["curves"]["mu"] != s["curves"]["mu"]
+
+
+def test_api_athena_failed_groups_each_show_their_error(client, test_data, tmp_path):
+    from test_athena import _broken_project
+
+    prj = _broken_project(test_data, tmp_path)
+    client.service.config.max_upload_bytes = 2 * prj.stat().st_size  # nine groups: larger than the fixture's limit
+    e = client.post("/api/upload", params={"name": "broken.prj"}, content=prj.read_bytes()).json()
+    assert e["status"] == "ok"
+    errors = {s["label"]: s["error"] for s in e["result"]["spectra"] if "error" in s}
+    assert {"bad x", "short y", "grp7"} <= set(errors)
+    for label in ("bad x", "short y", "grp7"):
+        assert "\n" not in errors[label] and errors[label].startswith("broken.prj")
+    assert "@x holds 'abc'" in errors["bad x"] and "612 energies but 607 mu values" in errors["short y"]
+    assert "not executed" in errors["grp7"]
+    rows = [r for r in client.get("/api/rows").json() if r["entry"] == e["id"]]
+    shown = {r["label"]: r for r in rows}
+    assert all(shown[k]["status"] == "error" and shown[k]["error"] == errors[k] for k in errors)
+    assert shown["cu010k.dat"]["status"] == "ok" and shown["cu010k.dat"]["combined_oxidation_state"] is not None
+
+
+def test_api_series_combined_values_and_factor_analysis(client, test_data, cr2o3):
+    e = client.post("/api/upload", params={"name": "cu.prj"},
+                    content=(test_data / "io" / "athena" / "cu.prj").read_bytes()).json()
+    series = client.get("/api/series", params={"element": "Cu"}).json()
+    assert len(series["rows"]) == 3
+    for r, s in zip(series["rows"], e["result"]["spectra"]):
+        ox = s["answers"]["oxidation"]
+        assert r["oxidation_state"] == ox["combined"]["oxidation_state"] and r["combined"] is True
+        assert r["oxidation_state_std"] == ox["combined"]["sigma"] and r["model_oxidation_state"] == ox["prediction"]
+    f = series["factors"]
+    assert f["element"] == "Cu" and f["edge"] == "K" and f["pca"]["spectra"] == ["cu010k.dat", "cu050k.dat", "cu150k.dat"]
+    assert 1 <= f["pca"]["n_components"] <= 2 and len(f["pca"]["ind"]) == 2
+    assert f["pca"]["ind"][f["pca"]["n_components"] - 1] == min(f["pca"]["ind"])
+    assert f["targets"] and f["targets"][0]["compound"] == "Cu metal"  # the foils are copper metal
+    client.post("/api/upload", params={"name": "cr2o3.xdi"}, content=cr2o3.read_bytes())
+    cr = client.get("/api/series", params={"element": "Cr"}).json()
+    assert cr["rows"][0]["flagged"] is True and "at least 3 spectra" in cr["factors"]["error"]
+    csv = client.get("/api/download/results.csv").text.splitlines()
+    head = csv[0].split(",")
+    row = dict(zip(head, csv[-1].split(",")))
+    assert row["flagged"] == "True" and float(row["combined_oxidation_state"]) > 2.8

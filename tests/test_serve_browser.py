@@ -1,7 +1,9 @@
 """Browser test of the beamline page: a real headless Chromium (Debian's ``chromium`` and
 ``chromedriver``, driven by Selenium) uploads a measured XDI file and an Athena project to a real
-``xasml serve`` process, reads the oxidation state and σ from the page, changes e0 and sees the
-answer update, and saves a screenshot (``docs/figures/serve.png`` when
+``xasml serve`` process, reads the combined oxidation state and σ (the headline) and the model's
+answer beside it from the page, changes e0 and sees the answer update, uploads a spectrum whose
+answer the measured standards doubt (Cr2O3 at 15 K) and finds the FLAGGED marker, its reasons, the
+evidence tables and the LCF fit drawn over the spectrum, and saves a screenshot (``docs/figures/serve.png`` when
 ``XASML_SCREENSHOT=docs/figures/serve.png`` is set).
 
 scripts/install.sh installs chromium and chromium-driver with apt when they are missing and it
@@ -50,12 +52,21 @@ def _text(driver, css):
     return driver.find_element(By.CSS_SELECTOR, css).text
 
 
+def _row_texts(driver, css):
+    """The texts of the table rows ``css``, read in one script (the table is redrawn as results arrive)."""
+    return driver.execute_script(f"return [...document.querySelectorAll({css!r})].map((r) => r.innerText)")
+
+
 def test_upload_read_answer_change_e0_screenshot(browser, tmp_path, test_data):
     from selenium.webdriver.common.by import By
 
+    from xasml.local.predict import predict_files
+
     xdi = test_data / "measure" / "Fe2O3_rt_01.xdi"
     prj = test_data / "io" / "athena" / "cu.prj"
-    with serve_process(tmp_path / "store", elements=("Fe", "Cu")) as url:
+    cr = test_data / "measure" / "cr2o3_15K_001.xdi"
+    shell = predict_files([xdi], "oxidation")[0]  # what `xasml local predict` says
+    with serve_process(tmp_path / "store", elements=("Fe", "Cu", "Cr")) as url:
         d = browser
         d.get(url + "/")
         wait_for(lambda: "models:" in _text(d, "#feeds"), 30, what="the page to load")
@@ -67,12 +78,21 @@ def test_upload_read_answer_change_e0_screenshot(browser, tmp_path, test_data):
         wait_for(lambda: "Fe2O3_rt_01.xdi" in _text(d, "#detail-title"), 60, what="the XDI file's answer")
         os_value = float(_text(d, "#answer-os"))
         os_std = float(_text(d, "#answer-os-std"))
-        # Fe2O3 is Fe(III): the shipped Fe model says about 2.8 with sigma about 0.5
+        # the headline is the combined answer of the model and the measured standards, as in the shell
+        assert f"{os_value:.2f}" == f"{shell['combined']['oxidation_state']:.2f}"
+        assert f"{os_std:.2f}" == f"{shell['combined']['sigma']:.2f}"
+        assert _text(d, "#answer-os-source").startswith("(combined: model, lcf, edge_position")
+        # Fe2O3 is Fe(III): the shipped Fe model says about 2.8 with sigma about 0.5, beside the headline
+        assert float(_text(d, "#answer-model-os")) == pytest.approx(shell["prediction"], abs=0.006)
         assert 2.3 < os_value < 3.3 and 0.05 < os_std < 1.5
+        assert not d.find_element(By.ID, "flagged").is_displayed()
+        assert "Fe2O3 (hematite)" in _text(d, "#evidence-lcf") and "Fe2O3 (hematite)" in _text(d, "#evidence-nearest")
         assert _text(d, "#answer-env").startswith("O:6")
-        rows = d.find_elements(By.CSS_SELECTOR, "#scan-table tbody tr.ok")
-        assert len(rows) == 4 and sum("Cu" in r.text for r in rows) == 3
-        cu_os = [float(r.find_element(By.CSS_SELECTOR, ".os").text) for r in rows if "Cu" in r.text]
+        rows = _row_texts(d, "#scan-table tbody tr.ok")
+        assert len(rows) == 4 and sum("Cu" in r for r in rows) == 3
+        cu_os = [float(v) for v in d.execute_script(
+            "return [...document.querySelectorAll('#scan-table tbody tr.ok')].filter((r) => r.innerText.includes('Cu'))"
+            ".map((r) => r.querySelector('.os').innerText)")]
         assert all(0.0 <= v < 1.5 for v in cu_os)  # the Cu foil of cu.prj is metallic
         e0_before = float(_text(d, "#answer-e0"))
         assert abs(e0_before - 7125.6) < 1.0
@@ -83,12 +103,31 @@ def test_upload_read_answer_change_e0_screenshot(browser, tmp_path, test_data):
         d.find_element(By.ID, "btn-apply").click()
         wait_for(lambda: _text(d, "#answer-e0") == "7115.00", 60, what="the answer for e0 = 7115 eV")
         os_after = float(_text(d, "#answer-os"))
-        assert os_after != os_value and abs(os_after - os_value) < 0.3
+        assert os_after != os_value and abs(os_after - os_value) < 0.5
         # the table shows the new answer too
-        wait_for(lambda: any(f"{os_after:.2f}" in r.text for r in
-                             d.find_elements(By.CSS_SELECTOR, "#scan-table tbody tr.ok")), 30, what="the table")
+        wait_for(lambda: any(f"{os_after:.2f}" in r for r in _row_texts(d, "#scan-table tbody tr.ok")), 30,
+                 what="the table")
         assert d.find_elements(By.CSS_SELECTOR, "#plot-raw .main-svg"), "no raw mu(E) plot"
         assert d.find_elements(By.CSS_SELECTOR, "#plot-series .main-svg"), "no series plot"
+        # the series of the three Cu scans: factor analysis by IND beside the PCA
+        wait_for(lambda: "independent component" in _text(d, "#factors"), 30, what="the factor analysis")
+        assert int(_text(d, "#factors-n")) in (1, 2) and d.find_elements(By.CSS_SELECTOR, "#plot-ind .main-svg")
+
+        # a doubtful answer: the Cr model says Cr(II) for Cr2O3, the standards Cr(III)
+        file_input.send_keys(str(cr))
+        wait_for(lambda: "cr2o3_15K_001.xdi" in _text(d, "#detail-title"), 60, what="the Cr2O3 answer")
+        wait_for(lambda: d.find_element(By.ID, "flagged").is_displayed(), 30, what="the FLAGGED marker")
+        assert _text(d, "#flagged") == "FLAGGED"
+        assert "FLAGGED" in _text(d, "#flag-reasons") and "the model" in _text(d, "#flag-reasons")
+        assert float(_text(d, "#answer-os")) > 2.8 and float(_text(d, "#answer-model-os")) < 2.5
+        lines = _text(d, "#evidence-lines")
+        assert "linear-combination fit" in lines and "edge position" in lines and "combined" in lines
+        assert _text(d, "#evidence-lcf") and _text(d, "#evidence-nearest")
+        names = d.execute_script("return document.getElementById('plot-norm').data.map((t) => t.name)")
+        assert any(n.startswith("LCF: ") for n in names) and len(names) >= 4  # norm, flat, the fit, standards
+        # the table marks the flagged row
+        wait_for(lambda: any("Cr" in r.split() and "⚑" in r for r in _row_texts(d, "#scan-table tbody tr.flagged")),
+                 30, what="the flagged row in the table")
         shot = Path(os.environ.get("XASML_SCREENSHOT") or tmp_path / "serve.png")
         if not shot.is_absolute():
             shot = REPO / shot

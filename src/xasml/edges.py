@@ -6,6 +6,7 @@ neither reaches into the other: tabulated edge energies (xraydb: Elam, Ravel & S
 file name or header states.
 
 * :func:`edge_energy` — tabulated energy of an element's edge (eV).
+* :func:`guess_edge` — xraydb's guess of the element and edge of an observed edge energy.
 * :func:`identify_edge` — the tabulated edge nearest an observed edge energy, optionally
   restricted to an element and/or edge.
 * :func:`element_edge_from_text` — the element and edge a file name or header text states
@@ -18,6 +19,17 @@ file name or header states.
   here, below ``io/`` and ``preprocess/``, because readers need it to identify an edge.
   Readers check their arrays first with :func:`xasml.spectrum.check_energy_mu` (finite,
   distinct, increasing energies), so that a bad file is named in the error.
+* :func:`guess_edge` — xraydb's ``guess_edge`` rule on the same table.
+
+Speed: the edge energies are read from xraydb's own SQLite file (``xraydb.sqlite`` in the
+installed ``xraydb`` package, table ``xray_levels``; XrayDB is published as an SQLite database
+meant to be read from any language) with the standard library's :mod:`sqlite3`, without
+importing the ``xraydb`` Python package: its import loads SQLAlchemy and ``scipy.interpolate``
+(0.5-1.3 s measured on the development machine, about half of a one-file ``xasml measure read``;
+``benchmarks/shell_speed.py``), while reading the ~1,700 edge rows takes milliseconds. The data
+are xraydb's installed data, so there is nothing to cache or invalidate. Should the file be
+missing or its layout change, the same table is built through xraydb's Python API instead
+(slower to import, same numbers); ``tests/test_speed.py`` checks both agree.
 """
 
 from __future__ import annotations
@@ -30,11 +42,73 @@ import numpy as np
 
 from xasml.errors import SpectrumError
 
-__all__ = ["edge_energy", "identify_edge", "element_edge_from_text", "stated_element", "resolve_absorber",
+__all__ = ["edge_energy", "guess_edge", "identify_edge", "element_edge_from_text", "stated_element", "resolve_absorber",
            "Absorber", "find_e0", "E0_METHODS", "ELEMENT_SOURCES", "has_edge", "stated_edge"]
 
 _MAIN_EDGES = ("K", "L3")
 _ALL_EDGES = ("K", "L1", "L2", "L3", "M1", "M2", "M3", "M4", "M5")
+#: the edges :func:`guess_edge` considers, in its order of preference on ties (xraydb's default)
+_GUESS_EDGES = ("K", "L3", "L2", "L1", "M5")
+
+
+def _xraydb_sqlite():
+    """Path of the installed xraydb's ``xraydb.sqlite``, found without importing xraydb (or None)."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.find_spec("xraydb")
+    for folder in (spec.submodule_search_locations or []) if spec is not None else []:
+        path = Path(folder) / "xraydb.sqlite"
+        if path.is_file():
+            return path
+    return None
+
+
+def _levels_from_sqlite() -> tuple[tuple[str, ...], dict[str, dict[str, float]]] | None:
+    """Element symbols (index = Z) and ``{symbol: {edge: energy (eV)}}`` from ``xraydb.sqlite``, or None."""
+    import sqlite3
+
+    path = _xraydb_sqlite()
+    if path is None:
+        return None
+    try:
+        con = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
+        try:
+            symbols = con.execute("SELECT atomic_number, element FROM elements ORDER BY atomic_number").fetchall()
+            rows = con.execute("SELECT element, iupac_symbol, absorption_edge FROM xray_levels ORDER BY id").fetchall()
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return None
+    if not symbols or not rows or [z for z, _ in symbols] != list(range(1, len(symbols) + 1)):
+        return None
+    levels: dict[str, dict[str, float]] = {}
+    for el, edge, energy in rows:
+        levels.setdefault(str(el), {})[str(edge)] = float(energy)
+    return ("",) + tuple(str(s) for _, s in symbols), levels
+
+
+def _levels_from_api() -> tuple[tuple[str, ...], dict[str, dict[str, float]]]:
+    """The same table through xraydb's Python API (imports xraydb: slow, but independent of its file layout)."""
+    import xraydb
+
+    symbols, levels = [""], {}
+    for z in range(1, 119):
+        try:
+            sym = xraydb.atomic_symbol(z)
+        except Exception:  # noqa: BLE001 - beyond xraydb's elements
+            break
+        symbols.append(sym)
+        edges = {name: float(e.energy) for name, e in xraydb.xray_edges(sym).items()}
+        if edges:
+            levels[sym] = edges
+    return tuple(symbols), levels
+
+
+@lru_cache(maxsize=1)
+def _levels() -> tuple[tuple[str, ...], dict[str, dict[str, float]]]:
+    """Element symbols (index = atomic number) and every tabulated edge energy (eV) per element, from xraydb."""
+    return _levels_from_sqlite() or _levels_from_api()
 
 
 def edge_energy(element: str, edge: str = "K") -> float:
@@ -50,43 +124,100 @@ def edge_energy(element: str, edge: str = "K") -> float:
     Returns
     -------
     float
-        Edge energy in eV (Cu K: 8979.0).
+        Edge energy in eV (Cu K: 8979.0), as ``xraydb.xray_edges(element)[edge].energy``.
 
     Raises
     ------
     SpectrumError
         If the element or edge is unknown to xraydb.
     """
-    import xraydb
-
     from xasml.spectrum import normalize_element
 
     el = normalize_element(element)
-    edges = xraydb.xray_edges(el)
+    edges = _levels()[1].get(el, {})
     key = str(edge).strip().upper()
     if key not in edges:
         raise SpectrumError(f"xraydb has no {key} edge for {el}; known: {', '.join(edges)}", field="edge")
-    return float(edges[key].energy)
+    return float(edges[key])
 
 
 @lru_cache(maxsize=1)
 def _edge_table() -> tuple[tuple[str, str, float], ...]:
-    import xraydb
-
+    symbols, levels = _levels()
     rows = []
-    for z in range(3, 99):
-        sym = xraydb.atomic_symbol(z)
-        for name, e in xraydb.xray_edges(sym).items():
-            if name in _ALL_EDGES and e.energy > 0:
-                rows.append((sym, name, float(e.energy)))
+    for sym in symbols[3:99]:
+        for name, energy in levels.get(sym, {}).items():
+            if name in _ALL_EDGES and energy > 0:
+                rows.append((sym, name, energy))
     return tuple(rows)
+
+
+@lru_cache(maxsize=1)
+def _guess_tables():
+    """Per edge of :data:`_GUESS_EDGES`, the edge energy (eV) indexed by atomic number, as xraydb.guess_edge has it."""
+    import numpy as np
+
+    symbols, levels = _levels()
+    z_of = {s: z for z, s in enumerate(symbols) if s}
+    zmax = max(z_of[s] for s in levels)
+    tables = {}
+    for edge in _GUESS_EDGES:
+        energies = np.full(zmax, -1.0)  # xraydb's placeholder where an element lacks the edge
+        for sym, edges in levels.items():
+            if edge in edges and z_of[sym] < zmax:  # xraydb's table stops below the heaviest element
+                energies[z_of[sym]] = edges[edge]
+        tables[edge] = energies
+    return tables
+
+
+def guess_edge(energy: float) -> tuple[str | None, str | None]:
+    """The element and edge of an observed edge energy, by the rule of ``xraydb.guess_edge``.
+
+    xraydb's heuristic over its edge table, evaluated on the same table read without importing
+    xraydb (see the module docstring; ``tests/test_speed.py`` checks the answers equal
+    ``xraydb.guess_edge``'s): for each of the K, L3, L2, L1 and M5 edges take the element whose
+    tabulated edge is nearest, and score the distance, doubled when the edge lies above the
+    energy, doubled for Z < 10 or Z > 92, quartered for K and doubled for L1 and M5 edges; the
+    first edge (in that order) within 2 eV of the best score wins.
+
+    Parameters
+    ----------
+    energy : float
+        Observed edge energy, eV.
+
+    Returns
+    -------
+    (element, edge) : tuple of (str or None, str or None)
+        Symbol and edge name, or ``(None, None)`` when nothing fits.
+    """
+    import numpy as np
+
+    symbols = _levels()[0]
+    scored = []
+    for edge, energies in _guess_tables().items():
+        z = int(np.abs(energies - energy).argmin())
+        diff = energy - energies[z]
+        if diff < 0:  # an edge above the observed energy is less likely than one below it
+            diff = -2.0 * diff
+        if z < 10 or z > 92:
+            diff *= 2.0
+        if edge == "K":
+            diff *= 0.25
+        elif edge in ("L1", "M5"):
+            diff *= 2.0
+        scored.append((edge, z, diff))
+    best = min(d for _, _, d in scored)
+    for edge, z, diff in scored:
+        if abs(diff - best) < 2 and z > 0:
+            return symbols[z], edge
+    return None, None
 
 
 def identify_edge(e0: float, element: str | None = None, edge: str | None = None,
                   tolerance: float = 100.0) -> tuple[str, str, float]:
     """The tabulated absorption edge of an observed edge energy.
 
-    Without constraints this is ``xraydb.guess_edge`` (which prefers the K and L3 edges that are
+    Without constraints this is ``xraydb.guess_edge`` (:func:`guess_edge`, which prefers the K and L3 edges that are
     usually measured); with ``element`` and/or ``edge`` given, the nearest tabulated edge among
     those allowed.
 
@@ -117,9 +248,9 @@ def identify_edge(e0: float, element: str | None = None, edge: str | None = None
     if element is None and edge is None:
         # xraydb's heuristic (K and L3 first, then other edges) names 271 of the 274 edges of the XAS
         # Data Library files right from their larch e0, where nearest-K/L3-first named 264
-        import xraydb
-
-        el, ed = xraydb.guess_edge(float(e0))
+        el, ed = guess_edge(float(e0))
+        if el is None:
+            raise ValueError(f"no tabulated edge fits e0 = {e0:.1f} eV")
         best = (el, ed, edge_energy(el, ed))
         if abs(best[2] - e0) > tolerance:
             raise ValueError(f"nearest tabulated edge {el} {ed} ({best[2]:.1f} eV) is {abs(best[2] - e0):.1f} eV "
@@ -237,8 +368,6 @@ def stated_element(value) -> str | None:
         The canonical symbol (``"Fe"``), or None when the value names no element (empty, ``undef``,
         unknown words, atomic numbers outside 1–98).
     """
-    import xraydb
-
     from xasml.spectrum import normalize_element
 
     if value is None or isinstance(value, bool):
@@ -257,15 +386,17 @@ def stated_element(value) -> str | None:
             z = float(s)
         except ValueError:
             try:
+                import xraydb  # element names ('iron') only: xraydb's import is slow (see the module docstring)
+
                 z = float(xraydb.atomic_number(s.lower()))
             except (ValueError, KeyError, TypeError):
                 # '15: P', 'P (15)', 'Fe K': one capitalised symbol among the words
                 words = {w for w in re.split(r"[^A-Za-z0-9]+", s) if w}
                 syms = {w for w in words if w[:1].isupper() and w in _SYMBOLS and len(w) <= 2}
                 return syms.pop() if len(syms) == 1 else None
-    if not (np.isfinite(z) and z == int(z) and 1 <= z <= 98):
+    if not (np.isfinite(z) and z == int(z) and 1 <= z <= len(_SYMBOLS)):
         return None
-    return xraydb.atomic_symbol(int(z))
+    return _SYMBOLS[int(z) - 1]
 
 
 def stated_edge(value) -> str | None:

@@ -17,10 +17,12 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:  # pandas is imported where it is used: reading this module stays light
+    import pandas as pd
 
 from xasml.errors import DataError
 
@@ -89,6 +91,8 @@ def discover_multi(roots: Sequence[str | Path], elements: Sequence[str] = METALS
     DataError
         If no root holds a site of any of the elements.
     """
+    import pandas as pd
+
     from xasml.datasets.local import discover_sites
     from xasml.simulate.pack import feff_root
 
@@ -135,6 +139,8 @@ def build_site_table(roots: Sequence[str | Path], elements: Sequence[str] = META
     report : dict
         Sites found, read, labelled, per element and data set.
     """
+    import pandas as pd
+
     from xasml.datasets.format import spectra_to_frame
     from xasml.datasets.local import load_spectra
     from xasml.labels.site import label_sites
@@ -263,6 +269,8 @@ def load_sites(paths: Sequence[str | Path], elements: Sequence[str], cache: str 
     DataError
         If nothing of ``elements`` is found.
     """
+    import pandas as pd
+
     from xasml.datasets.format import read_dataset
 
     frames, roots = [], []

@@ -2,18 +2,52 @@
 structures.
 
 :func:`read_spectrum` reads any supported spectrum file, recognising the format by content.
+
+The names below are imported from their modules on first use (PEP 562 module ``__getattr__``):
+``from xasml.io import read_xdi`` works as before, but importing one reader (``xasml.io.xdi``)
+no longer imports every other one (the Materials Project reader loads pydantic), which a
+one-file ``xasml measure read`` does not need.
 """
 
-from xasml.io.athena import read_athena, read_athena_project
-from xasml.io.columns import read_columns
-from xasml.io.feff import read_feff_compound, read_feff_xmu
-from xasml.io.matrix import read_spectrum_matrix
-from xasml.io.mp import read_mp_xas_document
-from xasml.io.nexus import read_nexus_table
-from xasml.io.reader import detect_format, read_spectrum
-from xasml.io.rfxas import read_rfxas_csv
-from xasml.io.xdi import XDIFile, XDIWarning, read_xdi, read_xdi_table, write_xdi
+from importlib import import_module
+
+#: public name -> module that defines it
+_EXPORTS = {
+    "read_athena": "athena", "read_athena_project": "athena",
+    "read_columns": "columns",
+    "read_feff_compound": "feff", "read_feff_xmu": "feff",
+    "read_spectrum_matrix": "matrix",
+    "read_mp_xas_document": "mp",
+    "detect_format": "reader", "read_spectrum": "reader",
+    "read_rfxas_csv": "rfxas",
+    "read_nexus_table": "nexus",
+    "XDIFile": "xdi", "XDIWarning": "xdi", "read_xdi": "xdi", "read_xdi_table": "xdi", "write_xdi": "xdi",
+}
 
 __all__ = ["read_spectrum", "detect_format", "read_feff_xmu", "read_feff_compound", "read_xdi",
            "read_xdi_table", "write_xdi", "XDIFile", "XDIWarning", "read_mp_xas_document", "read_rfxas_csv",
            "read_athena", "read_athena_project", "read_columns", "read_spectrum_matrix", "read_nexus_table"]
+
+
+def __getattr__(name: str):
+    """The public reader ``name``, imported from its module on first access."""
+    module = _EXPORTS.get(name)
+    if module is None:
+        return _submodule(name)
+    value = getattr(import_module(f"xasml.io.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def _submodule(name: str):
+    """``xasml.io.<name>`` as an attribute, imported if needed (as when this package imported them all)."""
+    import importlib
+    import importlib.util
+
+    if name.startswith("_") or importlib.util.find_spec(f"{__name__}.{name}") is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return importlib.import_module(f"{__name__}.{name}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -286,13 +286,9 @@ def _candidates(columns: list[str], roles: dict[str, str], element: str | None,
 
 
 def _edge_in_range(el: str, rng: tuple[float, float]) -> bool:
-    import xraydb
+    from xasml.edges import edge_energy, has_edge
 
-    try:
-        edges = xraydb.xray_edges(el)
-    except Exception:  # noqa: BLE001 - unknown element: not in range
-        return False
-    return any(rng[0] < edges[k].energy < rng[1] for k in ("K", "L3") if k in edges)
+    return any(rng[0] < edge_energy(el, k) < rng[1] for k in ("K", "L3") if has_edge(el, k))
 
 
 #: a fluorescence channel whose edge strength is this many times the transmission's is taken instead

@@ -34,10 +34,12 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import TYPE_CHECKING, Iterable, Sequence
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:  # pandas is imported where it is used: reading this module stays light
+    import pandas as pd
 
 from xasml.errors import DataError
 from xasml.utils import atomic_path, progress
@@ -284,6 +286,8 @@ def _label_task(task: tuple) -> list[dict]:
 
 def labels_to_frame(rows: Iterable[dict]) -> pd.DataFrame:
     """A label table (columns :data:`LABEL_COLUMNS`) from label dictionaries."""
+    import pandas as pd
+
     df = pd.DataFrame(list(rows), columns=list(LABEL_COLUMNS))
     df["absorbing_index"] = df["absorbing_index"].astype("int64")
     df["coordination_number"] = pd.array(df["coordination_number"], dtype="Int64")
@@ -305,6 +309,8 @@ def read_label_cache(path: str | Path) -> pd.DataFrame:
     DataError
         If columns are missing.
     """
+    import pandas as pd
+
     path = Path(path)
     df = pd.read_csv(path, dtype={"material_id": str}, keep_default_na=False, na_values=[""]) \
         if path.suffix == ".csv" else pd.read_parquet(path)
@@ -472,14 +478,51 @@ def _coordination_geometries():
     return AllCoordinationGeometries()
 
 
+@functools.lru_cache(maxsize=1)
+def _environment_names() -> dict[str, str]:
+    """ChemEnv symbol -> name, read from pymatgen's own coordination-geometry files (JSON).
+
+    The files that :class:`AllCoordinationGeometries` reads (``coordination_geometries_files``,
+    listed in ``allcg.txt``), found without importing pymatgen's chemenv modules: importing them
+    takes about a second (measured with ``python -X importtime``, ``benchmarks/shell_speed.py``),
+    most of a ``xasml local predict --task coordination`` on one file, while the JSON files read
+    in milliseconds. Empty when the files are not where pymatgen keeps them (then
+    :func:`environment_name` asks pymatgen's class). ``tests/test_speed.py`` checks both agree.
+    """
+    import importlib.util
+    import json
+
+    spec = importlib.util.find_spec("pymatgen.analysis")
+    for folder in (spec.submodule_search_locations or []) if spec is not None else []:
+        root = Path(folder) / "chemenv" / "coordination_environments"
+        listing = root / "coordination_geometries_files" / "allcg.txt"
+        if not listing.is_file():
+            continue
+        names: dict[str, str] = {}
+        try:
+            for line in listing.read_text(encoding="utf-8").splitlines():
+                if line.strip():
+                    d = json.loads((root / line.strip()).read_text(encoding="utf-8"))
+                    names.setdefault(str(d["mp_symbol"]), str(d["name"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            return {}
+        return names
+    return {}
+
+
 def environment_name(symbol: str | None) -> str | None:
     """The name of a ChemEnv coordination environment symbol (``"S:4"`` -> ``"Square plane"``).
 
     Names come from pymatgen's table of coordination geometries (Waroquiers et al., Chem. Mater.
-    29, 8346 (2017)). Returns None for None, and the symbol itself when pymatgen does not know it.
+    29, 8346 (2017)), read from its files (:func:`_environment_names`) or, for symbols not in
+    them, from its :class:`AllCoordinationGeometries`. Returns None for None, and the symbol
+    itself when pymatgen does not know it.
     """
     if symbol is None:
         return None
+    name = _environment_names().get(str(symbol))
+    if name is not None:
+        return name
     try:
         return str(_coordination_geometries().get_geometry_from_mp_symbol(str(symbol)).name)
     except Exception:  # noqa: BLE001 - unknown symbols (e.g. "other") keep their own text

@@ -217,7 +217,8 @@ def _predict(args) -> int:
 
     results = predict_files(args.files, args.task, args.model, element=args.element, edge=args.edge,
                             energy_col=args.energy_col, mu=args.mu, calibrate=args.calibrate,
-                            reference=args.reference, evidence=not args.no_evidence, references=args.references)
+                            reference=args.reference, evidence=not args.no_evidence, references=args.references,
+                            scan=args.scan)
     status = 0
     for r in results:
         if "error" in r:

@@ -6,7 +6,7 @@ bundle format and how spectra are prepared for it).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 from xasml.errors import DataError, SpectrumError
 from xasml.models.bundle import TASKS, ModelBundle, find_bundle
@@ -22,7 +22,8 @@ _SHARED = ("calibration", "e0", "metal_evidence")
 def predict_files(files: Sequence[str | Path], task: str, model: str | Path | None = None,
                   element: str | None = None, edge: str | None = None, energy_col: str | None = None,
                   mu: str | None = None, calibrate: str = "auto", reference: str | Path | None = None,
-                  evidence: bool = True, references: Sequence[str | Path] | None = None) -> list[dict]:
+                  evidence: bool = True, references: Sequence[str | Path] | None = None,
+                  scan: str | None = None) -> list[dict]:
     """Predict ``task`` for spectrum files (FEFF ``xmu.dat``, XDI, Athena, column files).
 
     The model is ``model``, or the one shipped for the spectrum's absorbing element (``element``
@@ -49,6 +50,8 @@ def predict_files(files: Sequence[str | Path], task: str, model: str | Path | No
         and the combined answer (:func:`xasml.references.combine.collect_evidence`).
     references : sequence of path, optional
         The user's reference libraries, read with the shipped one (``--references DIR``).
+    scan : str, optional
+        SPEC and HDF5/NeXus files with several scans: which one (default the last; ``--scan``).
 
     Returns
     -------
@@ -62,13 +65,13 @@ def predict_files(files: Sequence[str | Path], task: str, model: str | Path | No
         ``metal_evidence`` when the spectrum looks metallic; ``error`` instead when the file could
         not be used. The oxidation state of a measured spectrum also has ``evidence`` (``model``,
         ``lcf``, ``edge_position``, ``nearest``), ``combined`` (the oxidation state and σ from all
-        of them, σ calibrated on measured standards) and ``flagged``. With ``task="all"``:
+        of them, σ calibrated on measured standards), ``flagged`` and ``flag_reasons``. Each
+        spectrum goes through :func:`predict_spectrum`. With ``task="all"``:
         ``coordination``, ``cn`` and ``oxidation`` hold the
         per-task results (or their ``error``), and ``calibration``, ``e0``, ``metal_evidence``
         and ``warnings`` (of every task, once each) sit at the top.
     """
     from xasml.io.reader import read_spectra
-    from xasml.local.metal import apply_metal_evidence
 
     tasks = list(TASKS) if task == ALL else [task]
     if task != ALL and task not in TASKS:
@@ -84,55 +87,105 @@ def predict_files(files: Sequence[str | Path], task: str, model: str | Path | No
     out = []
     for f in expand_inputs(files):
         try:  # an Athena project's reference ('Ref') groups calibrate its samples; they are not answered
-            spectra = read_spectra(f, element, edge, energy_col, mu, include_references=False)
+            spectra = read_spectra(f, element, edge, energy_col, mu, include_references=False, scan=scan)
         except (SpectrumError, DataError, OSError, ValueError) as exc:
             out.append({"file": str(f), "error": str(exc)})
             continue
         for s in spectra:
             name = str(f) if len(spectra) == 1 else f"{f}:{s.metadata.get('label') or s.material_id}"
-            head = {"file": name, "absorbing_element": s.absorbing_element}
-            per_task = {}
-            for t in tasks:
-                try:
-                    res = bundle_for(t, s.absorbing_element).predict([s], calibrate=calibrate, reference=reference)[0]
-                    per_task[t] = apply_metal_evidence({**head, **res}, t)
-                except (SpectrumError, DataError, OSError, ValueError) as exc:
-                    per_task[t] = {**head, "error": str(exc)}
-            if evidence and "oxidation" in per_task and "error" not in per_task["oxidation"] and not is_computed(s):
-                per_task["oxidation"] = _with_evidence(per_task["oxidation"], s, calibrate, reference, references)
+            per_task = predict_spectrum(s, tasks, bundle_for, calibrate=calibrate, reference=reference,
+                                        evidence=evidence, references=references, name=name)
             if task != ALL:
                 out.append(per_task[task])
             else:
-                out.append(_merge_tasks(head, per_task))
+                out.append(_merge_tasks({"file": name, "absorbing_element": s.absorbing_element}, per_task))
         for fail in getattr(spectra, "failed", []):  # Athena groups that could not be read: never silent
             out.append({"file": f"{f}:{fail.label}", "error": str(fail.error)})
     return out
 
 
-_LIBRARIES: dict = {}
+def predict_spectrum(spectrum, tasks: Sequence[str], bundle_for: Callable[[str, str], ModelBundle],
+                     calibrate: str = "auto", reference=None, evidence: bool = True,
+                     references: Sequence[str | Path] | None = None, name: str | None = None,
+                     model_answer: Callable[[str, ModelBundle], dict] | None = None,
+                     unknown=None) -> dict[str, dict]:
+    """The answers for one spectrum: the one answer path of ``xasml local predict`` and ``xasml serve``.
+
+    For each task the model's answer (:meth:`ModelBundle.predict`), then the metal rule
+    (:func:`xasml.local.metal.apply_metal_evidence`); for the oxidation state of a measured
+    spectrum, the evidence of the measured reference standards and the combined answer
+    (:func:`xasml.references.combine.collect_evidence`: nearest standards, linear-combination
+    fit, edge-position valence, inverse-variance combination with calibrated σ, ``flagged``).
+
+    Parameters
+    ----------
+    spectrum : Spectrum
+        One spectrum (measured: absolute eV, with element and edge; or computed).
+    tasks : sequence of {"coordination", "cn", "oxidation"}
+    bundle_for : callable
+        ``bundle_for(task, element)`` -> the :class:`ModelBundle`; raises ``DataError`` when there is none.
+    calibrate, reference :
+        Energy calibration of measured spectra (:func:`xasml.preprocess.calibrate.calibrate`;
+        ``reference``: a foil scan, ``Spectrum`` or path).
+    evidence : bool
+        Add the measured-standard evidence to the oxidation state of a measured spectrum.
+    references : sequence of path, optional
+        The user's reference libraries, read with the shipped one (``--references DIR``).
+    name : str, optional
+        How results and warnings name the spectrum (default its source).
+    model_answer : callable, optional
+        ``model_answer(task, bundle)`` -> the model's raw record, instead of
+        ``bundle.predict([spectrum], calibrate=calibrate, reference=reference)[0]`` (the beamline
+        page gives the model the spectrum as the user normalised it).
+    unknown : xasml.references.evidence.Unknown, optional
+        The spectrum as the evidence compares it, instead of
+        :func:`~xasml.references.evidence.unknown_from_spectrum` (larch's e0 and ranges): e.g.
+        with the user's own e0 and ranges (:func:`~xasml.references.evidence.unknown_from_curves`).
+
+    Returns
+    -------
+    dict
+        Task -> the result (see :func:`predict_files`), or ``{"file", "absorbing_element",
+        "error"}`` for a task that could not be answered (no model, a failed check).
+    """
+    from xasml.local.metal import apply_metal_evidence
+
+    head = {"file": name or str(spectrum.source), "absorbing_element": spectrum.absorbing_element}
+    per_task: dict[str, dict] = {}
+    for t in tasks:
+        try:
+            b = bundle_for(t, spectrum.absorbing_element)
+            res = (model_answer(t, b) if model_answer is not None
+                   else b.predict([spectrum], calibrate=calibrate, reference=reference)[0])
+            per_task[t] = apply_metal_evidence({**head, **res}, t)
+        except (SpectrumError, DataError, OSError, ValueError) as exc:
+            per_task[t] = {**head, "error": str(exc)}
+    ox = per_task.get("oxidation")
+    if evidence and ox is not None and "error" not in ox and not is_computed(spectrum):
+        per_task["oxidation"] = _with_evidence(ox, spectrum, calibrate, reference, references, unknown)
+    return per_task
 
 
-def _with_evidence(result: dict, spectrum, calibrate: str, reference, references) -> dict:
+def _with_evidence(result: dict, spectrum, calibrate: str, reference, references, unknown=None) -> dict:
     """An oxidation-state result with the measured-standard evidence and the combined answer added
     (:mod:`xasml.references`); a spectrum the evidence cannot use keeps the model's answer, with a warning."""
     from xasml.references.combine import collect_evidence
     from xasml.references.evidence import unknown_from_spectrum
-    from xasml.references.library import load_library
+    from xasml.references.library import cached_library
 
-    key = tuple(str(r) for r in references or ())
-    if key not in _LIBRARIES:
-        _LIBRARIES.clear()
-        _LIBRARIES[key] = load_library(list(key) or None)
-    model = {"prediction": result.get("prediction"), "std": result.get("std"), "status": result.get("status"),
-             "out_of_domain": result.get("out_of_domain")}
+    # the status tells the evidence that an answer of the metal rule is not the model's to judge
+    model = {"prediction": result.get("prediction"), "std": result.get("std"),
+             "out_of_domain": result.get("out_of_domain"), "status": result.get("status")}
     try:
-        ev = collect_evidence(unknown_from_spectrum(spectrum, calibrate=calibrate, reference=reference),
-                              _LIBRARIES[key], model=model if model["prediction"] is not None else None)
+        if unknown is None:
+            unknown = unknown_from_spectrum(spectrum, calibrate=calibrate, reference=reference)
+        ev = collect_evidence(unknown, cached_library(references),
+                              model=model if model["prediction"] is not None else None)
     except (SpectrumError, DataError, ValueError) as exc:
         return {**result, "warnings": [*result.get("warnings", []), f"no evidence from measured standards: {exc}"]}
     warns = list(result.get("warnings", [])) + [f"{result['file']}: {w}" for w in ev["warnings"]]
     return {**result, "evidence": ev["evidence"], "combined": ev["combined"], "flagged": ev["flagged"],
-            "warnings": list(dict.fromkeys(warns))}
+            "flag_reasons": ev["flag_reasons"], "warnings": list(dict.fromkeys(warns))}
 
 
 def _merge_tasks(head: dict, per_task: dict[str, dict]) -> dict:

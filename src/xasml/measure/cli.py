@@ -26,12 +26,14 @@ from xasml.errors import XasmlError
 
 def add_reading_options(parser, calibration: bool = False) -> None:
     """Add the options of every command that reads measured files: ``--element``, ``--edge``,
-    ``--energy-col``, ``--mu`` (and with ``calibration`` ``--reference``, ``--calibrate``)."""
+    ``--energy-col``, ``--mu``, ``--scan`` (and with ``calibration`` ``--reference``, ``--calibrate``)."""
     parser.add_argument("--element", help="absorbing element, for files that do not say (and to check those that do)")
     parser.add_argument("--edge", help="absorption edge (K, L3, ...), for files that do not say")
     parser.add_argument("--energy-col", help="energy column of a column file: name or 1-based index")
     parser.add_argument("--mu", help="mu of a column file: column name, 1-based index or expression such as "
                                      "'ln(i0/it)', 'if/i0', 'mu_ref'")
+    parser.add_argument("--scan", help="SPEC and HDF5/NeXus files with several scans: the scan to read (SPEC '#S' "
+                                       "number, NeXus entry name; default the last)")
     if calibration:
         parser.add_argument("--reference", metavar="FILE", help="separate reference-foil scan for the energy calibration")
         parser.add_argument("--calibrate", choices=("auto", "reference", "none"), default="auto",
@@ -49,8 +51,6 @@ def add_parser(subparsers) -> None:
     r.add_argument("--json", action="store_true", help="one JSON object per line")
     add_reading_options(r, calibration=True)
     r.add_argument("--no-references", action="store_true", help="Athena projects: skip the 'Ref' groups")
-    r.add_argument("--scan", help="SPEC column files with several '#S' scans: the scan number to read (default the "
-                                  "last)")
     r.add_argument("--ignore-stored", action="store_true",
                    help="Athena projects: normalise with larch's defaults instead of the stored e0 and ranges")
     r.set_defaults(func=_read)

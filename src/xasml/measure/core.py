@@ -58,8 +58,7 @@ def check_scan_range(spectrum) -> float:
 
 def _edge_in_data(spectrum) -> str:
     """'; the data have an edge at ... (xraydb.guess_edge: El Edge) ...' when one is found inside the scan."""
-    import xraydb
-
+    from xasml.edges import guess_edge
     from xasml.preprocess.normalize import find_e0
 
     e = spectrum.energy
@@ -77,7 +76,7 @@ def _edge_in_data(spectrum) -> str:
     rng = float(np.ptp(mu))
     if below.size < 3 or above.size < 3 or not rng > 0 or np.median(above) - np.median(below) < 0.25 * rng:
         return ""  # no clear absorption step (e.g. a pre-edge region only)
-    g_el, g_ed = xraydb.guess_edge(e0)
+    g_el, g_ed = guess_edge(e0)
     return (f"; the data have an edge at {e0:.1f} eV (xraydb.guess_edge: {g_el} {g_ed}): wrong element label? "
             "give the right --element/--edge")
 
@@ -142,7 +141,7 @@ def check_edge(spectrum, e0: float) -> list[str]:
         it (the message gives ``xraydb.guess_edge``'s element and edge: data labelled with the
         wrong element), or when e0 sits at an end of the scan (no edge in the data).
     """
-    import xraydb
+    from xasml.edges import guess_edge
 
     src = spectrum.source
     e = spectrum.energy
@@ -151,12 +150,12 @@ def check_edge(spectrum, e0: float) -> list[str]:
     out: list[str] = []
     d = e0 - tab
     if abs(d) > EDGE_MISMATCH_ERROR:
-        g_el, g_ed = xraydb.guess_edge(e0)
+        g_el, g_ed = guess_edge(e0)
         raise SpectrumError(f"the file says {el} {ed} (tabulated {tab:.1f} eV) but the measured edge is at {e0:.1f} eV "
                             f"({d:+.1f} eV; xraydb.guess_edge: {g_el} {g_ed}); give the right --element/--edge",
                             source=src, field="element")
     if abs(d) > EDGE_MISMATCH_WARN:
-        g_el, g_ed = xraydb.guess_edge(e0)
+        g_el, g_ed = guess_edge(e0)
         out.append(f"measured e0 {e0:.1f} eV is {d:+.1f} eV from the tabulated {el} {ed} edge ({tab:.1f} eV; "
                    f"xraydb.guess_edge: {g_el} {g_ed}): check the energy calibration and the element label "
                    "(high oxidation states shift e0 by up to ~20 eV)")

@@ -56,6 +56,8 @@ class ModelBundle:
     task : str
         ``"coordination"`` (classes), ``"cn"`` or ``"oxidation"`` (regression).
     estimator : XasmlEstimator
+        The fitted scikit-learn estimator. A bundle read by :meth:`load` restores it from
+        ``estimator/`` when it is first accessed, and predicts with :attr:`predictor` meanwhile.
     element, edge : str
     grid : EnergyGrid
         Absolute energies (eV) of the input.
@@ -107,7 +109,7 @@ class ModelBundle:
 
     @property
     def is_classifier(self) -> bool:
-        return hasattr(self.estimator, "predict_proba")
+        return hasattr(self.predictor, "predict_proba")
 
     def save(self, path: str | Path) -> Path:
         """Write the bundle folder (JSON + safetensors; no pickle)."""
@@ -138,6 +140,7 @@ class ModelBundle:
             :func:`xasml.models.validate.load_checked_estimator`, or parts that do not fit
             together (grid, reference spectrum, feature window and network input lengths).
         """
+        from xasml.models.inference import load_predictor
         from xasml.models.validate import load_checked_estimator, read_model_json
 
         path = Path(path)
@@ -145,7 +148,10 @@ class ModelBundle:
         if not meta_path.exists():
             raise DataError(f"{path}: not a local-structure model (no bundle.json)")
         meta = read_model_json(meta_path, "the bundle.json")
-        estimator = load_checked_estimator(path / "estimator")
+        # the shipped network ensembles predict with NumPy (no torch, no scikit-learn: see
+        # xasml.models.inference); other models, or folders it refuses, load the estimator itself
+        predictor = load_predictor(path / "estimator")
+        estimator = load_checked_estimator(path / "estimator") if predictor is None else None
         try:
             if not isinstance(meta, dict):
                 raise TypeError("expected a JSON object")
@@ -160,8 +166,33 @@ class ModelBundle:
                          normalization=str(meta.get("normalization", "max")))
         except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
             raise DataError(f"{meta_path}: malformed bundle ({type(exc).__name__}: {exc})") from None
+        if predictor is not None:  # the estimator is loaded from its folder when first asked for
+            del bundle.estimator
+            bundle._estimator_dir = path / "estimator"
+            bundle._predictor = predictor
         bundle._check(meta_path)
         return bundle
+
+    def __getattr__(self, name: str):
+        """``estimator`` of a loaded bundle, restored from its folder on first access (see :meth:`load`)."""
+        if name == "estimator" and "_estimator_dir" in self.__dict__:
+            from xasml.models.validate import load_checked_estimator
+
+            est = self.__dict__["_loaded_estimator"] = load_checked_estimator(self.__dict__["_estimator_dir"])
+            self.estimator = est
+            return est
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    @property
+    def predictor(self):
+        """What predicts: for a bundle read by :meth:`load` whose estimator is a local network
+        ensemble, its NumPy twin (:class:`xasml.models.inference.EnsemblePredictor`: same numbers,
+        no torch or scikit-learn to import); else the estimator."""
+        d = self.__dict__
+        loaded = d.get("_loaded_estimator")
+        if d.get("_predictor") is not None and d.get("estimator", loaded) is loaded:
+            return d["_predictor"]  # (an estimator assigned after loading replaces it)
+        return self.estimator
 
     def _check(self, meta_path: Path) -> None:
         """Raise :class:`DataError` (naming ``meta_path``) when the bundle's parts do not fit together."""
@@ -190,7 +221,7 @@ class ModelBundle:
                             f"{', '.join(ALIGNMENTS)}")
         if self.elements is not None and self.element not in self.elements:
             raise DataError(f"{meta_path}: field 'elements' {self.elements} lacks the bundle's element {self.element!r}")
-        n_in = getattr(self.estimator, "n_features_in_", None)
+        n_in = getattr(self.predictor, "n_features_in_", None)
         width = self.feature_slice[1] - self.feature_slice[0] + len(self.elements or [])
         if n_in is not None and int(n_in) != width:
             raise DataError(f"{meta_path}: field 'feature_slice' (and 'elements') give {width} inputs but the network "
@@ -199,9 +230,9 @@ class ModelBundle:
         try:  # a dry run on the reference spectrum: parameters the network cannot run with show up here
             x = self.inputs(np.asarray(self.reference_mu, dtype=float)[None, :])
             if self.is_classifier:
-                out = np.asarray(self.estimator.predict_proba(x), dtype=float)
+                out = np.asarray(self.predictor.predict_proba(x), dtype=float)
             else:
-                out = np.asarray(self.estimator.predict(x, return_std=True), dtype=float)
+                out = np.asarray(self.predictor.predict(x, return_std=True), dtype=float)
         except XasmlError:
             raise
         except Exception as exc:  # what torch/numpy raise for parameters that do not fit
@@ -308,10 +339,10 @@ class ModelBundle:
         records = list(records) if records is not None else [{}] * len(X)
         out = []
         if self.is_classifier:
-            P = self.estimator.predict_proba(X)
+            P = self.predictor.predict_proba(X)
             if not np.isfinite(P).all():
                 raise DataError(f"{self.path}: the model gives non-finite probabilities; its weights are corrupt")
-            classes = [str(c) for c in self.estimator.classes_]
+            classes = [str(c) for c in self.predictor.classes_]
             from xasml.labels.site import environment_name
 
             for p in P:
@@ -321,7 +352,7 @@ class ModelBundle:
                     res["environment_name"] = environment_name(pred)
                 out.append(res)
         else:
-            mean, std = self.estimator.predict(X, return_std=True)
+            mean, std = self.predictor.predict(X, return_std=True)
             if not (np.isfinite(mean).all() and np.isfinite(std).all()):
                 raise DataError(f"{self.path}: the model gives non-finite predictions; its weights are corrupt")
             for m, sd in zip(mean, std):  # 3 significant digits: a small spread is never printed as 0

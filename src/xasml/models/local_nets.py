@@ -28,6 +28,7 @@ from sklearn.base import ClassifierMixin, RegressorMixin
 
 from xasml.errors import DataError
 from xasml.models.base import XasmlEstimator, register_model
+from xasml.models.inference import ensemble_mean_std, member_probabilities
 
 
 def build_ensemble_net(n_members: int, n_inputs: int, n_outputs: int, hidden: Sequence[int] = (90, 60, 20),
@@ -339,10 +340,7 @@ class SpectrumClassifier(ClassifierMixin, _SpectrumNetEnsemble):
 
     def predict_proba_members(self, X) -> np.ndarray:
         """Class probabilities of each member, shape (n_members, n, n_classes)."""
-        logits = self._forward_members(X)
-        logits = logits - logits.max(axis=2, keepdims=True)
-        p = np.exp(logits)
-        return p / p.sum(axis=2, keepdims=True)
+        return member_probabilities(self._forward_members(X))
 
     def predict_proba(self, X) -> np.ndarray:
         """Member-averaged class probabilities, shape (n, n_classes), columns ordered as ``classes_``."""
@@ -489,13 +487,9 @@ class SpectrumEnsembleRegressor(RegressorMixin, _SpectrumNetEnsemble):
         :meth:`calibrate` was called), combined in quadrature with ``noise_std_`` when it is set
         (:meth:`set_noise_std`): σ² = noise_std_² + (std_scale_ · spread)².
         """
-        P = self.predict_members(X)
-        mean = P.mean(axis=0)
-        if not return_std:
-            return mean
-        spread = P.std(axis=0, ddof=1) * getattr(self, "std_scale_", 1.0)
-        noise = float(getattr(self, "noise_std_", 0.0))
-        return mean, np.sqrt(spread ** 2 + noise ** 2) if noise else spread
+        mean, std = ensemble_mean_std(self.predict_members(X), getattr(self, "std_scale_", 1.0),
+                                      float(getattr(self, "noise_std_", 0.0)))
+        return (mean, std) if return_std else mean
 
     def set_noise_std(self, noise_std: float) -> "SpectrumEnsembleRegressor":
         """Add an error floor to the uncertainty: σ² = ``noise_std``² + (ensemble spread)².

@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from xasml.errors import DataError, XasmlError
 
-__all__ = ["EstimatorFile", "load_checked_estimator", "check_weights", "check_finite_values"]
+__all__ = ["EstimatorFile", "check_estimator_folder", "load_checked_estimator", "check_weights", "check_finite_values"]
 
 
 class EstimatorFile(BaseModel):
@@ -152,8 +152,8 @@ def read_model_json(path: Path, what: str = "JSON") -> Any:
         raise DataError(f"{path}: invalid JSON ({type(exc).__name__}); expected {what} written by xasml") from None
 
 
-def load_checked_estimator(path: str | Path):
-    """Load an estimator folder after checking its files (see the module docstring).
+def check_estimator_folder(path: str | Path) -> tuple[EstimatorFile, dict[str, np.ndarray]]:
+    """Check a saved estimator folder's files (see the module docstring) without restoring the estimator.
 
     Parameters
     ----------
@@ -162,17 +162,15 @@ def load_checked_estimator(path: str | Path):
 
     Returns
     -------
-    XasmlEstimator
-        The restored, fitted estimator.
+    (EstimatorFile, dict of str to ndarray)
+        The validated ``estimator.json`` and the weights (empty without ``weights.safetensors``).
 
     Raises
     ------
     DataError
         Naming the file: missing ``estimator.json``, invalid JSON or schema, non-finite
-        numbers, unreadable or non-finite weights, or a folder whose parts do not fit together.
+        numbers, unreadable or non-finite weights.
     """
-    from xasml.models.base import load_estimator
-
     path = Path(path)
     meta_path = path / "estimator.json"
     if not meta_path.is_file():
@@ -195,8 +193,32 @@ def load_checked_estimator(path: str | Path):
     if thr is not None and (isinstance(thr, bool) or not isinstance(thr, (int, float)) or not 0 <= thr <= 1):
         raise DataError(f"{meta_path}: field 'state.threshold' is {thr!r}; expected a probability in [0, 1]")
     weights = path / "weights.safetensors"
-    if weights.exists():
-        check_weights(weights)
+    return meta, (check_weights(weights) if weights.exists() else {})
+
+
+def load_checked_estimator(path: str | Path):
+    """Load an estimator folder after checking its files (see the module docstring).
+
+    Parameters
+    ----------
+    path : str or Path
+        Folder with ``estimator.json`` and (for most models) ``weights.safetensors``.
+
+    Returns
+    -------
+    XasmlEstimator
+        The restored, fitted estimator.
+
+    Raises
+    ------
+    DataError
+        Naming the file: missing ``estimator.json``, invalid JSON or schema, non-finite
+        numbers, unreadable or non-finite weights, or a folder whose parts do not fit together.
+    """
+    from xasml.models.base import load_estimator
+
+    path = Path(path)
+    check_estimator_folder(path)
     try:
         return load_estimator(path)
     except XasmlError:

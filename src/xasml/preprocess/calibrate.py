@@ -258,9 +258,9 @@ def calibrate(spectrum, method: str = "auto", reference=None, e0_method: str = "
             e0r, problem = float("nan"), f"reference ({desc}) unusable ({exc.message})"
         shift = tab - e0r
         if problem is None and abs(shift) > MAX_CALIBRATION_SHIFT:
-            import xraydb
+            from xasml.edges import guess_edge
 
-            guess = xraydb.guess_edge(e0r)
+            guess = guess_edge(e0r)
             problem = (f"reference ({desc}) has its edge at {e0r:.1f} eV, {shift:+.1f} eV from the tabulated "
                        f"{rel} {red} edge ({tab:.1f} eV); xraydb.guess_edge says {guess[0]} {guess[1]}: "
                        "not the expected foil")

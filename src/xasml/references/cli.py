@@ -115,7 +115,7 @@ def _add(args) -> int:
     rows = add_standards(args.references, args.files, args.compound, _valence(args.valence), formula=args.formula,
                          element=args.element, edge=args.edge, environment=args.environment, cn=args.cn,
                          note=args.note, source=args.source, licence=args.licence, calibrate=args.calibrate,
-                         reference=args.reference)
+                         reference=args.reference, energy_col=args.energy_col, mu=args.mu, scan=args.scan)
     for r in rows:
         print(f"added {r['id']}  {r['element']} {r['edge']}  e0 {r['e0']:.2f} eV  calibration {r['calibration']}")
     return 0
@@ -142,7 +142,8 @@ def _evidence(args) -> int:
     status = 0
     for f in args.files:
         try:
-            spectra = read_spectra(f, args.element, args.edge, args.energy_col, args.mu, include_references=False)
+            spectra = read_spectra(f, args.element, args.edge, args.energy_col, args.mu, include_references=False,
+                                   scan=args.scan)
             for s in spectra:
                 u = unknown_from_spectrum(s, calibrate=args.calibrate, reference=args.reference)
                 ev = collect_evidence(u, lib)
@@ -163,7 +164,8 @@ def _pca(args) -> int:
     unknowns = []
     for f in args.files:
         try:
-            for s in read_spectra(f, args.element, args.edge, args.energy_col, args.mu, include_references=False):
+            for s in read_spectra(f, args.element, args.edge, args.energy_col, args.mu, include_references=False,
+                                  scan=args.scan):
                 unknowns.append(unknown_from_spectrum(s, calibrate=args.calibrate, reference=args.reference))
         except (SpectrumError, DataError, OSError) as exc:
             raise DataError(file_error_line(f, exc).removeprefix("xasml: error: ")) from None

@@ -32,8 +32,8 @@ import numpy as np
 
 from xasml.references.library import entry_flat, half_height_energy
 
-__all__ = ["Unknown", "unknown_from_spectrum", "unknown_from_row", "standards_for", "nearest_standards",
-           "linear_combination_fit", "edge_position_valence", "WINDOW", "MAX_SHIFT", "SHIFT_STEP", "STEP"]
+__all__ = ["Unknown", "unknown_from_spectrum", "unknown_from_curves", "unknown_from_row", "standards_for",
+           "nearest_standards", "linear_combination_fit", "edge_position_valence", "evidence_curves", "WINDOW", "MAX_SHIFT", "SHIFT_STEP", "STEP"]
 
 #: XANES window of the comparisons, eV relative to the unknown's e0
 WINDOW = (-20.0, 60.0)
@@ -116,6 +116,36 @@ def unknown_from_spectrum(spectrum, calibrate: str = "auto", reference=None) -> 
     return Unknown(spectrum.absorbing_element, spectrum.edge, np.asarray(flat_spec.energy, float),
                    np.asarray(flat_spec.mu, float), e0, half_height_energy(flat_spec.energy, flat_spec.mu, e0),
                    str(spectrum.source or rec.get("label") or ""), rec)
+
+
+def unknown_from_curves(element: str, edge: str, energy, flat, e0: float, name: str = "",
+                        record: dict[str, Any] | None = None) -> Unknown:
+    """An :class:`Unknown` from a spectrum already normalised elsewhere (e.g. with a user's own e0
+    and ranges on the beamline page), its half-height energy computed here.
+
+    Parameters
+    ----------
+    element, edge : str
+        Absorbing element and edge.
+    energy : array_like, shape (n,)
+        Calibrated energies, eV, increasing.
+    flat : array_like, shape (n,)
+        Flattened μ (larch ``flat``) on ``energy``.
+    e0 : float
+        Edge energy, eV. It places the comparison window (:data:`WINDOW`) and is the ``e0`` measure
+        of :func:`edge_position_valence`, whose line is of the standards' larch ``e0`` (maximum of
+        the derivative): an e0 chosen by another rule biases that measure.
+    name : str
+        File or entry name.
+    record : dict, optional
+        The measurement record.
+
+    Returns
+    -------
+    Unknown
+    """
+    e, f = np.asarray(energy, float), np.asarray(flat, float)
+    return Unknown(element, edge, e, f, float(e0), half_height_energy(e, f, float(e0)), str(name), dict(record or {}))
 
 
 def unknown_from_row(row) -> Unknown:
@@ -431,3 +461,53 @@ def edge_position_valence(unknown: Unknown, library, exclude_compounds: Iterable
             "residual_sigma": round(f["residual_sigma"], 3), "n_standards": f["n_standards"],
             "fits": {k: {"slope": round(x["slope"], 4), "residual_sigma": round(x["residual_sigma"], 3)}
                      for k, x in fits.items()}}
+
+
+def evidence_curves(evidence: dict[str, Any], library, n_nearest: int = 3) -> dict[str, Any]:
+    """The spectra behind the evidence of one measured spectrum, to draw over its ``flat``.
+
+    Parameters
+    ----------
+    evidence : dict
+        The ``evidence`` of :func:`xasml.references.combine.collect_evidence` (``lcf`` with its
+        ``best`` fit and ``window``, ``nearest``).
+    library : pandas.DataFrame
+        The library the evidence came from (the rows are found by ``id``).
+    n_nearest : int
+        How many of the nearest standards.
+
+    Returns
+    -------
+    dict
+        ``lcf``: the best linear combination Σ wᵢ·flatᵢ(E − shift) on the fit's window
+        (``energy`` eV, ``flat``, ``label``: weights and compounds), or None; ``nearest``: per
+        standard ``id``, ``compound``, ``valence``, ``similarity``, ``shift`` and its stored
+        ``flat`` on ``energy`` (eV, the standard's energies plus the shift that matched best).
+        Standards missing from ``library`` are left out.
+    """
+    from xasml.references.library import entry_energy
+
+    lcf = (evidence or {}).get("lcf")
+    ids = {c["id"] for c in ((lcf or {}).get("best") or {}).get("components", [])}
+    ids |= {n["id"] for n in ((evidence or {}).get("nearest") or [])[:n_nearest]}
+    rows = {r["id"]: r for _, r in library[library["id"].isin(ids)].iterrows()} if len(library) else {}
+    out: dict[str, Any] = {"lcf": None, "nearest": []}
+    if lcf and lcf.get("best") and lcf.get("window"):
+        best = lcf["best"]
+        comps = [(c, rows.get(c["id"])) for c in best["components"]]
+        if comps and all(r is not None for _, r in comps):
+            e = np.arange(lcf["window"][0], lcf["window"][1] + STEP / 2, STEP)
+            fit = sum(c["weight"] * entry_flat(r, e - best["shift"]) for c, r in comps)
+            out["lcf"] = {"energy": e, "flat": np.asarray(fit, float), "shift": best["shift"],
+                          "r_factor": best["r_factor"],
+                          "label": " + ".join(f"{c['weight']:.2f} {c['compound']}" for c, _ in comps)}
+    for n in ((evidence or {}).get("nearest") or [])[:n_nearest]:
+        r = rows.get(n["id"])
+        if r is None:
+            continue
+        f = np.asarray(r["flat"], float)
+        ok = np.isfinite(f)
+        out["nearest"].append({"id": n["id"], "compound": n["compound"], "valence": n.get("valence"),
+                               "similarity": n.get("similarity"), "shift": n.get("shift"),
+                               "energy": entry_energy(r)[ok] + float(n.get("shift") or 0.0), "flat": f[ok]})
+    return out

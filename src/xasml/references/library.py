@@ -34,7 +34,7 @@ from xasml.errors import DataError, SpectrumError
 
 __all__ = ["GRID_START", "GRID_STEP", "GRID_N", "LIBRARY_FILE", "COLUMNS", "shipped_library_path",
            "compound_table", "match_compound", "half_height_energy", "standard_row", "build_library",
-           "read_library", "write_library", "load_library", "add_standards", "build_athena_standards", "library_summary",
+           "read_library", "write_library", "load_library", "cached_library", "add_standards", "build_athena_standards", "library_summary",
            "entry_energy", "entry_flat"]
 
 #: relative energy grid of the stored spectra: e0 + GRID_START + GRID_STEP * k, k < GRID_N (eV)
@@ -292,6 +292,48 @@ def load_library(references: str | Path | Sequence[str | Path] | None = None, sh
     return df.drop_duplicates("id", keep="last").reset_index(drop=True)
 
 
+_CACHE: dict = {}
+
+
+def cached_library(references: str | Path | Sequence[str | Path] | None = None):
+    """:func:`load_library` (shipped plus the user's libraries), kept in memory between calls.
+
+    The table is read again when a library file changed on disk (its modification time or
+    size), so a long-running process (``xasml serve``) sees standards added with ``xasml
+    references add`` while it runs. Only the last set of ``references`` asked for is kept.
+
+    Parameters
+    ----------
+    references : path or sequence of paths, optional
+        User library folders or ``.parquet`` files (``--references DIR``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        See :func:`load_library`. Do not modify it: it is shared.
+
+    Raises
+    ------
+    DataError
+        As :func:`read_library`, naming the file.
+    """
+    refs = [] if references is None else [references] if isinstance(references, (str, Path)) else list(references)
+    paths = [shipped_library_path()] + [Path(r) / LIBRARY_FILE if Path(r).is_dir() else Path(r) for r in refs]
+    stamp = []
+    for p in paths:
+        try:
+            st = p.stat()
+            stamp.append((str(p.resolve()), st.st_mtime_ns, st.st_size))
+        except OSError:
+            stamp.append((str(p), None, None))  # load_library names the missing file
+    key = tuple(stamp)
+    if key not in _CACHE:
+        table = load_library([str(r) for r in refs] or None)
+        _CACHE.clear()
+        _CACHE[key] = table
+    return _CACHE[key]
+
+
 def entry_energy(row) -> np.ndarray:
     """Absolute energies (eV) of a library row's stored ``flat``."""
     return row["e0"] + row["grid_start"] + row["grid_step"] * np.arange(len(row["flat"]))
@@ -430,7 +472,8 @@ def add_standards(library_dir: str | Path, files: Iterable[str | Path], compound
                   formula: str | None = None, element: str | None = None, edge: str | None = None,
                   environment: str | None = None, cn: float | None = None, note: str | None = None,
                   source: str | None = None, licence: str | None = None, calibrate: str = "auto",
-                  reference=None) -> list[dict[str, Any]]:
+                  reference=None, energy_col: str | None = None, mu: str | None = None,
+                  scan: str | None = None) -> list[dict[str, Any]]:
     """Append measured standards to a user library folder (created if new), atomically.
 
     Every file is read and measured first; nothing is written if any file fails.
@@ -453,6 +496,9 @@ def add_standards(library_dir: str | Path, files: Iterable[str | Path], compound
         Coordination number of the absorber.
     calibrate, reference :
         Energy calibration (:func:`xasml.preprocess.calibrate.calibrate`).
+    energy_col, mu, scan : str, optional
+        Column, SPEC and HDF5 files: the energy column, μ (name, index or expression) and the scan
+        (:func:`xasml.io.reader.read_spectra`).
 
     Returns
     -------
@@ -480,7 +526,7 @@ def add_standards(library_dir: str | Path, files: Iterable[str | Path], compound
     for f in files:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            spectra = read_spectra(f, element, edge, include_references=False)
+            spectra = read_spectra(f, element, edge, energy_col, mu, include_references=False, scan=scan)
         for s in spectra:
             label = s.metadata.get("label")
             sid = f"user/{compound.strip()}/{Path(f).stem}" + (f":{label}" if len(spectra) > 1 and label else "")

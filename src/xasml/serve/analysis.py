@@ -1,13 +1,17 @@
 """The analysis step of the beamline page: one file in, one JSON-ready record out.
 
 :func:`analyze` (or :meth:`Analyzer.analyze`, which keeps models and reference scans loaded
-between calls) reads a measured file with :func:`xasml.io.reader.read_spectra`, normalises each
-spectrum with :func:`xasml.measure.core.measure_spectrum` and :func:`xasml.preprocess.normalize.pre_edge`
-(larch conventions: Ravel & Newville, J. Synchrotron Rad. 12, 537 (2005)) and asks the shipped
-local-structure models (:mod:`xasml.local.predict`) for the oxidation state, coordination number
-and environment. It only calls those public functions; every field they return (calibration,
-warnings, out-of-domain score, and the ``evidence`` of measured standards when a model gives
-one) is passed through to the page as it is.
+between calls) reads a measured file with :func:`xasml.io.reader.read_spectra` (every format the readers know:
+XDI, Athena projects, column and SPEC files, HDF5/NeXus), normalises each spectrum with
+:func:`xasml.measure.core.measure_spectrum` and :func:`xasml.preprocess.normalize.pre_edge`
+(larch conventions: Ravel & Newville, J. Synchrotron Rad. 12, 537 (2005)) and answers it with
+:func:`xasml.local.predict.predict_spectrum`, the function ``xasml local predict`` answers with:
+the shipped local-structure models (oxidation state, coordination number, environment), the metal
+rule, and for the oxidation state the evidence of the measured reference standards
+(:mod:`xasml.references`: nearest standards, linear-combination fit, edge-position valence) with
+the combined answer ± σ and the ``flagged`` verdict. Every field of those answers is passed to the
+page as it is; the page adds the spectra behind the evidence
+(:func:`xasml.references.evidence.evidence_curves`) to draw them.
 """
 
 from __future__ import annotations
@@ -51,6 +55,8 @@ class AnalysisOptions:
         Energy calibration (:func:`xasml.preprocess.calibrate.calibrate`).
     reference : str, optional
         Name of a reference foil scan of the ``--references`` folder to calibrate against.
+    scan : str, optional
+        SPEC and HDF5/NeXus files with several scans: which one (default the last).
     tasks : tuple of str
         Local-structure tasks to answer (``oxidation``, ``cn``, ``coordination``).
     """
@@ -67,6 +73,7 @@ class AnalysisOptions:
     nnorm: int | None = None
     calibrate: str = "auto"
     reference: str | None = None
+    scan: str | None = None
     tasks: tuple[str, ...] = ("oxidation", "cn", "coordination")
 
     @classmethod
@@ -174,6 +181,9 @@ class Analyzer:
         Reference foil scans by name (``Spectrum``), offered to the page as calibration choices.
     model : str or Path, optional
         A model folder for :func:`xasml.models.bundle.find_bundle` (default: the shipped models).
+    library : sequence of path, optional
+        The user's reference libraries (``references.parquet`` folders), read with the shipped one
+        for the evidence of measured standards (``--references DIR`` of ``xasml local predict``).
 
     Notes
     -----
@@ -181,9 +191,11 @@ class Analyzer:
     cores a second analysis in parallel only slows the first).
     """
 
-    def __init__(self, references: dict | None = None, model: str | Path | None = None):
+    def __init__(self, references: dict | None = None, model: str | Path | None = None,
+                 library: list[str | Path] | None = None):
         self.references = dict(references or {})
         self.model = model
+        self.library = [str(p) for p in library or []] or None
         self._bundles: dict[tuple[str, str], Any] = {}
         self._lock = threading.RLock()
 
@@ -206,6 +218,19 @@ class Analyzer:
             else:
                 self._bundles[key] = ModelBundle.load(path)
         return self._bundles[key]
+
+    def standards(self):
+        """The reference library the evidence uses (shipped plus :attr:`library`; cached,
+        re-read when a library file changes).
+
+        Raises
+        ------
+        DataError
+            For a library that cannot be read (file named).
+        """
+        from xasml.references.library import cached_library
+
+        return cached_library(self.library)
 
     def loaded_elements(self) -> list[str]:
         """Elements with at least one model loaded."""
@@ -247,10 +272,15 @@ class Analyzer:
             ``edge_step``, ``pre1``/``pre2``/``norm1``/``norm2`` (eV relative to e0),
             ``nnorm``, ``calibration``, ``warnings``, ``header`` (numeric header fields),
             ``curves`` (``energy`` eV, ``mu``, ``pre_edge``, ``post_edge``, ``norm``, ``flat``),
-            ``answers`` (task -> the model's record: ``prediction``, ``std`` or
-            ``probabilities``, ``out_of_domain``, ``warnings``, and whatever else it gives, e.g.
-            ``evidence``), ``answer_errors`` (task -> message) and ``model_input``
-            (``energy``, ``x``: the spectrum as the oxidation model takes it) or ``error``.
+            ``answers`` (task -> the record of :func:`xasml.local.predict.predict_spectrum`, as
+            ``xasml local predict`` gives it: ``prediction``, ``std`` or ``probabilities``,
+            ``out_of_domain``, ``status``, ``warnings``; the oxidation state of a measured spectrum
+            also ``evidence``, ``combined``, ``flagged``, ``flag_reasons``), ``answer_errors``
+            (task -> message), ``evidence_curves`` (:func:`xasml.references.evidence.evidence_curves`:
+            the best linear-combination fit and the nearest standards, ``energy`` eV and ``flat``)
+            and ``model_input`` (``energy``, ``x``: the spectrum as the oxidation model takes it),
+            or ``error``. Each Athena group that could not be read is a spectrum with its
+            one-line ``error``.
 
         Notes
         -----
@@ -281,7 +311,7 @@ class Analyzer:
             warnings.simplefilter("always")
             # an Athena project's reference ('Ref') groups calibrate its samples; they are not answered
             spectra = read_spectra(path, opts.absorbing_element, opts.edge, opts.energy_col, opts.mu,
-                                   include_references=False)
+                                   include_references=False, scan=opts.scan)
         read_warnings = _warning_lines(caught, path)
         if not spectra:
             raise SpectrumError("no spectrum in the file", source=str(path))
@@ -294,8 +324,10 @@ class Analyzer:
             reference = self.references[opts.reference]
         out = []
         for i, s in enumerate(spectra):
+            # named as `xasml local predict` names it (FILE, or FILE:LABEL in a file of several spectra)
+            name = str(path) if len(spectra) == 1 else f"{path}:{s.metadata.get('label') or s.material_id}"
             try:
-                out.append(self._spectrum(s, i, opts, reference, read_warnings if i == 0 else []))
+                out.append(self._spectrum(s, i, opts, reference, read_warnings if i == 0 else [], name))
             except (XasmlError, OSError, ValueError) as exc:
                 label = s.metadata.get("label") or s.material_id or f"{path.name}[{i}]"
                 out.append({"label": str(label), "absorbing_element": s.absorbing_element, "edge": s.edge,
@@ -305,7 +337,18 @@ class Analyzer:
                         "error": _one_line(fail.error, path)})
         return out
 
-    def _spectrum(self, s, index: int, opts: AnalysisOptions, reference, read_warnings: list[str]) -> dict:
+    def _bundle_or_error(self, task: str, element: str):
+        """:meth:`bundle`, raising ``DataError`` (naming the shipped elements) when there is none."""
+        b = self.bundle(task, element)
+        if b is None:
+            from xasml.models.bundle import shipped_elements
+
+            raise DataError(f"no {task} model for {element} (models shipped for "
+                            f"{', '.join(shipped_elements(task))})")
+        return b
+
+    def _spectrum(self, s, index: int, opts: AnalysisOptions, reference, read_warnings: list[str],
+                  name: str | None = None) -> dict:
         from xasml.measure.core import measure_spectrum
         from xasml.preprocess.calibrate import calibrate
         from xasml.preprocess.normalize import pre_edge
@@ -339,27 +382,49 @@ class Analyzer:
                        "norm": _curve(r.norm[idx]), "flat": _curve(r.flat[idx])},
             "answers": {}, "answer_errors": {},
         }
-        from xasml.local.metal import apply_metal_evidence
+        from xasml.local.predict import predict_spectrum
+        from xasml.references.evidence import evidence_curves, unknown_from_curves
 
         flat = cal_spec.replace(energy=r.energy, mu=r.flat, kind="norm")
-        for task in opts.tasks:
-            try:
-                b = self.bundle(task, s.absorbing_element)
-                if b is None:
-                    from xasml.models.bundle import shipped_elements
+        inputs: dict[str, Any] = {}
 
-                    result["answer_errors"][task] = (f"no {task} model for {s.absorbing_element} (models shipped for "
-                                                     f"{', '.join(shipped_elements(task))})")
-                    continue
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    ans, X = self._predict(b, s, flat, result, opts, reference)
-                # the metal rule of `xasml local predict` (metallic spectra: "metal" or an abstention)
-                result["answers"][task] = apply_metal_evidence(ans, task)
-                if task == "oxidation" and X is not None:
-                    result["model_input"] = {"energy": _curve(b.grid.energy), "x": _curve(X[0])}
-            except (XasmlError, OSError, ValueError) as exc:
-                result["answer_errors"][task] = _one_line(exc, s.source)
+        def model_answer(task, bundle):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                ans, X = self._predict(bundle, s, flat, result, opts, reference)
+            inputs[task] = (bundle, X)
+            return ans
+
+        # the evidence compares the spectrum as the page normalised it: larch's e0 and ranges
+        # (exactly as `xasml local predict`), or the user's edits of them
+        unknown = (unknown_from_curves(s.absorbing_element, s.edge, r.energy, r.flat, r.e0, name=str(s.source))
+                   if opts.normalisation_edited else None)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            answers = predict_spectrum(s, opts.tasks, self._bundle_or_error, calibrate=opts.calibrate,
+                                       reference=reference, evidence=True, references=self.library, name=name,
+                                       model_answer=model_answer, unknown=unknown)
+        for task, ans in answers.items():
+            if "error" in ans:
+                result["answer_errors"][task] = _one_line(ans["error"], s.source)
+                continue
+            result["answers"][task] = ans
+            if task == "oxidation" and inputs.get(task) and inputs[task][1] is not None:
+                b, X = inputs[task]
+                result["model_input"] = {"energy": _curve(b.grid.energy), "x": _curve(X[0])}
+        ox = result["answers"].get("oxidation", {})
+        if ox.get("evidence"):
+            curves = evidence_curves(ox["evidence"], self.standards())
+            result["evidence_curves"] = {
+                "lcf": None if curves["lcf"] is None else {
+                    **{k: v for k, v in curves["lcf"].items() if k not in ("energy", "flat")},
+                    "energy": _curve(curves["lcf"]["energy"]), "flat": _curve(curves["lcf"]["flat"])},
+                "nearest": [{**{k: v for k, v in n.items() if k not in ("energy", "flat")},
+                             "energy": _curve(n["energy"]), "flat": _curve(n["flat"])} for n in curves["nearest"]]}
+            ep = ox["evidence"].get("edge_position") or {}
+            if opts.e0 is not None and ep.get("measure") == "e0":
+                warns.append(f"{s.source}: the edge-position valence uses your e0 ({opts.e0:.2f} eV) against the "
+                             "standards' larch e0 (maximum of the derivative): an e0 chosen otherwise biases it")
         for ans in result["answers"].values():  # the model's warnings are the page's warnings
             for w in ans.get("warnings", []):
                 if w not in warns:

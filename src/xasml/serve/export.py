@@ -9,10 +9,13 @@ from typing import Any, Iterable
 
 __all__ = ["RESULT_COLUMNS", "athena_project_text", "result_rows", "results_csv"]
 
-#: columns of the results table (one row per spectrum); energies in eV, σ = the model's calibrated std
+#: columns of the results table (one row per spectrum); energies in eV; ``oxidation_state`` ±
+#: ``oxidation_state_std``: the model's answer and calibrated std; ``combined_oxidation_state`` ±
+#: ``combined_sigma``: the model and the measured standards combined (calibrated σ); ``flagged``:
+#: the evidence doubts the answer
 RESULT_COLUMNS = ("entry", "name", "label", "origin", "status", "absorbing_element", "edge", "e0", "edge_step",
-                  "oxidation_state", "oxidation_state_std", "cn", "cn_std", "environment", "out_of_domain",
-                  "n_warnings", "error")
+                  "oxidation_state", "oxidation_state_std", "combined_oxidation_state", "combined_sigma", "flagged",
+                  "cn", "cn_std", "environment", "out_of_domain", "n_warnings", "error")
 
 
 def result_rows(entries: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -41,11 +44,14 @@ def result_rows(entries: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
         for i, s in enumerate(spectra):
             a = s.get("answers", {})
             ox, cn, env = a.get("oxidation", {}), a.get("cn", {}), a.get("coordination", {})
+            comb = ox.get("combined") or {}
             rows.append({
                 **base, "spectrum": i, "label": s.get("label"), "status": "error" if "error" in s else "ok",
                 "absorbing_element": s.get("absorbing_element"), "edge": s.get("edge"), "e0": s.get("e0"),
                 "edge_step": s.get("edge_step"), "oxidation_state": ox.get("prediction"),
-                "oxidation_state_std": ox.get("std"), "cn": cn.get("prediction"), "cn_std": cn.get("std"),
+                "oxidation_state_std": ox.get("std"), "combined_oxidation_state": comb.get("oxidation_state"),
+                "combined_sigma": comb.get("sigma"), "flagged": ox.get("flagged"),
+                "cn": cn.get("prediction"), "cn_std": cn.get("std"),
                 "environment": env.get("prediction"), "out_of_domain": ox.get("out_of_domain"),
                 "n_warnings": len(s.get("warnings", [])), "error": s.get("error"),
                 "header": s.get("header", {}), "warnings": s.get("warnings", []),

@@ -47,7 +47,9 @@ class ServeConfig:
     tiled_api_key : str, optional
         API key for the Tiled server (default ``$TILED_API_KEY``).
     references : Path, optional
-        Folder of reference foil scans offered for calibration.
+        Folder of reference foil scans offered for calibration; a ``references.parquet`` in it (a
+        library made with ``xasml references add``) joins the shipped reference library as
+        evidence of measured standards.
     store : Path
         Folder of the result store (``results.sqlite``), the uploads and the Tiled scans.
     max_upload_bytes : int
@@ -123,7 +125,8 @@ class ServeService:
             d.mkdir(exist_ok=True)
         self.store = ResultStore(self.store_dir / "results.sqlite")
         self.reference_errors: list[str] = []
-        self.analyzer = Analyzer(references=self._load_references())
+        self.analyzer = Analyzer(references=self._load_references(), library=self._user_library())
+        self.analyzer.standards()  # a library that cannot be read stops the start, naming the file
         self._queue = ThreadPoolExecutor(max_workers=1, thread_name_prefix="xasml-analysis")
         self._subscribers: list[Callable[[dict], None]] = []
         self._sub_lock = threading.Lock()
@@ -132,18 +135,27 @@ class ServeService:
         self.started = time.time()
 
     # -- set-up ------------------------------------------------------------------------------
+    def _user_library(self) -> list[Path]:
+        """The ``--references`` folder when it holds a reference library (``references.parquet``)."""
+        from xasml.references.library import LIBRARY_FILE
+
+        folder = self.config.references
+        return [folder] if folder is not None and (folder / LIBRARY_FILE).is_file() else []
+
     def _load_references(self) -> dict:
-        """Reference foil scans of the ``--references`` folder, by file name (unreadable ones noted)."""
+        """Reference foil scans of the ``--references`` folder, by file name (unreadable ones noted;
+        the reference library file is not a scan)."""
         import warnings
 
         from xasml.io.reader import read_spectra
+        from xasml.references.library import LIBRARY_FILE
 
         refs: dict = {}
         folder = self.config.references
         if folder is None:
             return refs
         for p in sorted(folder.iterdir()):
-            if not p.is_file() or p.name.startswith("."):
+            if not p.is_file() or p.name.startswith(".") or p.name == LIBRARY_FILE:
                 continue
             try:
                 with warnings.catch_warnings():
@@ -346,10 +358,13 @@ class ServeService:
         return result_rows(self.store.entries())
 
     def series(self, element: str | None = None) -> dict[str, Any]:
-        """The series view of the scans of one element: rows (oxidation state ± σ per scan, with
-        the numeric header fields), PCA scores of the model-input spectra, and the domain map (the
-        scans projected on the first two principal components of the oxidation model's training
-        spectra, with those spectra).
+        """The series view of the scans of one element: rows (the combined oxidation state ± σ of
+        the model and the measured standards, the model's, the flag, and the numeric header
+        fields), PCA scores of the model-input spectra, the domain map (the scans projected on the
+        first two principal components of the oxidation model's training spectra, with those
+        spectra), and the factor analysis of the normalised scans: the number of components by
+        Malinowski's IND and the target transformation of the library's standards
+        (:func:`xasml.references.pca.pca_of_unknowns`).
 
         Parameters
         ----------
@@ -359,9 +374,14 @@ class ServeService:
         Returns
         -------
         dict
-            ``element``, ``elements``, ``rows``, ``header_fields``, ``pca`` (``scores`` (n, 2),
-            ``explained``), ``domain`` (``training`` (m, 2), ``scans`` (n, 2), ``explained``);
-            PCA parts are None with fewer than 2 scans or no training spectra.
+            ``element``, ``elements``, ``rows`` (``oxidation_state`` and ``oxidation_state_std``:
+            the combined answer where there is one, else the model's; ``model_oxidation_state``,
+            ``model_oxidation_state_std``, ``flagged``), ``header_fields``, ``pca`` (``scores``
+            (n, 2), ``explained``), ``domain`` (``training`` (m, 2), ``scans`` (n, 2),
+            ``explained``); PCA parts are None with fewer than 2 scans or no training spectra;
+            ``factors``: :func:`~xasml.references.pca.pca_of_unknowns` of the scans' ``flat``
+            (``pca`` with ``n_components``, ``eigenvalues``, ``ind``, ``variance_fraction``;
+            ``targets``, best first), or ``{"error": ...}`` (fewer than 3 scans, mixed edges).
         """
         import numpy as np
         from sklearn.decomposition import PCA
@@ -381,15 +401,20 @@ class ServeService:
         rows, X = [], []
         for n, (e, i, s) in enumerate(scans):
             ox = s["answers"].get("oxidation", {})
+            comb = ox.get("combined") or {}
+            has = comb.get("oxidation_state") is not None
             rows.append({"scan": n, "entry": e["id"], "spectrum": i, "name": e["name"], "label": s.get("label"),
-                         "oxidation_state": ox.get("prediction"), "oxidation_state_std": ox.get("std"),
+                         "oxidation_state": comb["oxidation_state"] if has else ox.get("prediction"),
+                         "oxidation_state_std": comb.get("sigma") if has else ox.get("std"),
+                         "combined": has, "flagged": ox.get("flagged"),
+                         "model_oxidation_state": ox.get("prediction"), "model_oxidation_state_std": ox.get("std"),
                          "e0": s.get("e0"), "header": s.get("header", {}), "analysed_at": e["result"].get(
                              "analysed_at")})
             if s.get("model_input"):
                 X.append(s["model_input"]["x"])
         fields = sorted({k for r in rows for k in r["header"]})
         out: dict[str, Any] = {"element": element, "elements": sorted(counts), "rows": rows, "header_fields": fields,
-                               "pca": None, "domain": None}
+                               "pca": None, "domain": None, "factors": self._factors([s for _, _, s in scans])}
         if len(X) == len(rows) and len(X) >= 2:
             A = np.asarray(X, dtype=float)
             k = min(2, len(A) - 1, A.shape[1])
@@ -410,6 +435,25 @@ class ServeService:
                                  "explained": [round(float(v), 4) for v in p.explained_variance_ratio_]}
         return out
 
+    def _factors(self, spectra: list[dict]) -> dict[str, Any]:
+        """Factor analysis of the scans' normalised spectra (:func:`xasml.references.pca.pca_of_unknowns`),
+        or ``{"error": message}``."""
+        from xasml.errors import DataError
+        from xasml.references.evidence import unknown_from_curves
+        from xasml.references.pca import pca_of_unknowns
+
+        try:
+            if len(spectra) < 3:
+                raise DataError(f"PCA of a series needs at least 3 spectra (got {len(spectra)})")
+            unknowns = [unknown_from_curves(s["absorbing_element"], s["edge"], s["curves"]["energy"],
+                                            s["curves"]["flat"], s["e0"], name=s.get("label") or "")
+                        for s in spectra]
+            res = pca_of_unknowns(unknowns, self.analyzer.standards())
+        except (XasmlError, ValueError) as exc:
+            return {"error": " ".join(str(exc).split())}
+        res["targets"] = res["targets"][:8]
+        return res
+
     def status(self) -> dict[str, Any]:
         """What the page's header shows: folders, feed, limits, loaded models and references."""
         return {
@@ -418,6 +462,8 @@ class ServeService:
             "tiled_error": getattr(self.tiled_feed, "last_error", None),
             "store": str(self.store_dir),
             "references": sorted(self.analyzer.references),
+            "library": {"user": [str(p) for p in self.analyzer.library or []],
+                        "standards": int(len(self.analyzer.standards()))},
             "reference_errors": self.reference_errors,
             "models": self.analyzer.loaded_elements(),
             "entries": self.store.count(),

@@ -30,7 +30,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     measured = True if args.measured else (False if args.computed else None)
     res = predict_topology(args.paths, model_dir=args.model, measured=measured, compound=args.compound,
                            formula=args.formula, absorbing_element=args.element, edge=args.edge,
-                           energy_col=args.energy_col, mu=args.mu, group=args.group,
+                           energy_col=args.energy_col, mu=args.mu, scan=args.scan, group=args.group,
                            allow_incomplete=args.allow_incomplete)
     if args.json:
         print(json.dumps(res))

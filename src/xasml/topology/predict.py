@@ -145,7 +145,7 @@ class TopologyPredictor:
                       compound: str | None = None, formula: str | None = None,
                       absorbing_element: str | None = None, edge: str | None = None,
                       energy_col: str | int | None = None, mu: str | int | None = None,
-                      group: str | None = None, allow_incomplete: bool = False) -> dict:
+                      group: str | None = None, allow_incomplete: bool = False, scan: str | None = None) -> dict:
         """Predict from spectrum files of one compound, or from one compound folder.
 
         Parameters
@@ -167,6 +167,8 @@ class TopologyPredictor:
             Reader options for measured files that do not say
             (:func:`xasml.io.reader.read_spectrum`): the absorber, the edge, the energy column
             and μ (column name, 1-based index or expression such as ``ln(i0/it)``).
+        scan : str, optional
+            SPEC and HDF5/NeXus files with several scans: which one (default the last; ``--scan``).
         group : str, optional
             Label of the Athena-project group to use when a project holds several samples.
         allow_incomplete : bool
@@ -206,7 +208,7 @@ class TopologyPredictor:
         messages: list[str] = []
         material_id, inputs, spectra, ignored, stated_formulas = self._gather_inputs(
             paths, measured, compound, {"absorbing_element": absorbing_element, "edge": edge,
-                                        "energy_col": energy_col, "mu": mu}, group, messages)
+                                        "energy_col": energy_col, "mu": mu, "scan": scan}, group, messages)
         compound = compound_from_spectra(spectra, material_id=material_id)
         known = [el for el in compound.elements if el in self.featurizer.grids_]
         ignored |= set(compound.elements) - set(known)
@@ -496,7 +498,7 @@ def predict_topology(paths: Sequence[str | Path], model_dir: str | Path | None =
 
     See :meth:`TopologyPredictor.predict_paths` for the inputs (``compound`` groups files of
     one element; ``options``: ``formula``, ``absorbing_element``, ``edge``, ``energy_col``,
-    ``mu``, ``group``), the returned dict and the errors.
+    ``mu``, ``scan``, ``group``), the returned dict and the errors.
     """
     return TopologyPredictor(model_dir).predict_paths(paths, measured=measured, compound=compound, **options)
 

@@ -4,10 +4,11 @@ const state = { rows: [], selected: null, status: null, entry: null };
 const $ = (id) => document.getElementById(id);
 const fmt = (v, d = 2) => (v === null || v === undefined || v === "") ? "–" : (typeof v === "number" ? v.toFixed(d) : String(v));
 const esc = (s) => String(s).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
-const KNOWN = new Set(["prediction", "std", "probabilities", "calibration", "e0", "warnings", "out_of_domain",
-  "environment_name", "energy_offset_eV", "alignment_shift_eV"]);
+// fields of an answer shown in their own places (the headline, the warnings, the evidence section)
+const KNOWN = new Set(["file", "absorbing_element", "prediction", "std", "calibration", "e0", "warnings", "out_of_domain",
+  "environment_name", "energy_offset_eV", "alignment_shift_eV", "evidence", "combined", "flagged", "flag_reasons", "status"]);
 const PLOTCFG = { responsive: true, displayModeBar: false };
-const OPTS = ["mu", "energy_col", "absorbing_element", "edge", "calibrate", "reference", "e0", "pre1", "pre2", "norm1", "norm2", "nnorm"];
+const OPTS = ["mu", "energy_col", "absorbing_element", "edge", "scan", "calibrate", "reference", "e0", "pre1", "pre2", "norm1", "norm2", "nnorm"];
 
 function setStatus(text, isError) { const s = $("status"); s.textContent = text; s.className = isError ? "error" : ""; }
 
@@ -40,9 +41,13 @@ async function loadRows() {
       return `<tr class="error${sel}" data-key="${key}" data-entry="${r.entry}" data-spectrum="${r.spectrum}"><td>${n + 1}</td>` +
         `<td>${esc(r.label || r.name)}</td><td colspan="5" class="err">${esc(r.error || "error")}</td></tr>`;
     }
-    const os = r.oxidation_state === null || r.oxidation_state === undefined ? "–" :
-      `<span class="os">${fmt(r.oxidation_state)}</span> ± <span class="os-std">${fmt(r.oxidation_state_std)}</span>`;
-    return `<tr class="ok${sel}" data-key="${key}" data-entry="${r.entry}" data-spectrum="${r.spectrum}"><td>${n + 1}</td>` +
+    // the combined answer of the model and the measured standards where there is one, else the model's
+    const comb = r.combined_oxidation_state !== null && r.combined_oxidation_state !== undefined;
+    const v = comb ? r.combined_oxidation_state : r.oxidation_state, sd = comb ? r.combined_sigma : r.oxidation_state_std;
+    const os = v === null || v === undefined ? "–" :
+      `<span class="os" title="${comb ? "combined; model " + fmt(r.oxidation_state) + " ± " + fmt(r.oxidation_state_std) : "model"}">${fmt(v)}</span>` +
+      ` ± <span class="os-std">${fmt(sd)}</span>` + (r.flagged ? ' <span class="tflag" title="flagged: the evidence doubts this answer">⚑</span>' : "");
+    return `<tr class="ok${r.flagged ? " flagged" : ""}${sel}" data-key="${key}" data-entry="${r.entry}" data-spectrum="${r.spectrum}"><td>${n + 1}</td>` +
       `<td title="${esc(r.name)}">${esc(r.label || r.name)}</td><td>${esc(r.absorbing_element || "")}</td><td>${os}</td>` +
       `<td>${fmt(r.cn, 1)}</td><td>${esc(r.environment || "–")}</td><td>${r.n_warnings || ""}</td></tr>`;
   }).join("");
@@ -68,7 +73,18 @@ function renderDetail(e, index) {
   $("detail-error").hidden = !err; $("detail-error").textContent = err || "";
   const a = (s && s.answers) || {};
   const ox = a.oxidation || {}, cn = a.cn || {}, env = a.coordination || {};
-  $("answer-os").textContent = fmt(ox.prediction); $("answer-os-std").textContent = fmt(ox.std);
+  // headline: the combined oxidation state of the model and the measured standards (the model's beside it)
+  const comb = ox.combined && ox.combined.oxidation_state !== null && ox.combined.oxidation_state !== undefined ? ox.combined : null;
+  $("answer-os").textContent = fmt(comb ? comb.oxidation_state : ox.prediction);
+  $("answer-os-std").textContent = fmt(comb ? comb.sigma : ox.std);
+  $("answer-os-source").textContent = comb ? "(combined: " + comb.methods.join(", ") + ")" : (ox.prediction !== undefined ? "(model alone)" : "");
+  $("answer-model-os").textContent = fmt(ox.prediction); $("answer-model-os-std").textContent = fmt(ox.std);
+  $("flagged").hidden = !ox.flagged;
+  const reasons = (ox.flag_reasons || []).slice();
+  if (comb && comb.disagree) reasons.push(`the evidence disagrees beyond its σ (χ² ${fmt(comb.chi2)} on ${comb.dof} dof): σ widened ×${fmt(comb.widened_by, 1)}`);
+  $("flag-reasons").hidden = !(ox.flagged || reasons.length);
+  $("flag-reasons").innerHTML = (ox.flagged ? "<b>FLAGGED</b>: this answer is doubtful" : "<b>note</b>") +
+    "<ul>" + reasons.map((w) => `<li>${esc(w)}</li>`).join("") + "</ul>";
   $("answer-cn").textContent = fmt(cn.prediction, 1); $("answer-cn-std").textContent = fmt(cn.std, 1);
   $("answer-env").textContent = env.prediction ? env.prediction + (env.environment_name ? " (" + env.environment_name + ")" : "") : "–";
   $("answer-ood").textContent = fmt(ox.out_of_domain);
@@ -107,30 +123,63 @@ function renderValue(v) {
   return esc(typeof v === "number" ? +v.toFixed(4) : v);
 }
 
+const valence = (v) => v === null || v === undefined ? "?" : (+v).toFixed(2).replace(/\.?0+$/, "");
+const pm = (x) => x ? `${fmt(x.value !== undefined ? x.value : x.valence)} ± ${fmt(x.sigma)}` : "–";
+const table = (head, rows) => "<table><tr>" + head.map((h) => `<th>${esc(h)}</th>`).join("") + "</tr>" +
+  rows.map((r) => "<tr>" + r.map((c) => typeof c === "number" ? `<td class="num">${esc(+c.toFixed(4))}</td>` : `<td>${esc(c ?? "–")}</td>`).join("") + "</tr>").join("") + "</table>";
+
 function renderEvidence(answers, s) {
-  // every field of every answer that the page has no special place for: evidence from measured
-  // standards (nearest, lcf, edge_position, ...), probabilities, calibration
+  // the evidence of the measured standards behind the oxidation state (xasml.references), then
+  // every other field of the answers that has no place of its own (probabilities, metal evidence, ...)
+  const ox = answers.oxidation || {}, ev = ox.evidence;
   let html = "";
-  for (const [task, ans] of Object.entries(answers)) {
-    const items = Object.entries(ans).filter(([k]) => !KNOWN.has(k) || k === "probabilities").map(([k, v]) =>
-      k === "probabilities" ? [k, Object.fromEntries(Object.entries(v).sort((a, b) => b[1] - a[1]).slice(0, 4))] : [k, v]);
-    if (!items.length) continue;
-    html += `<h4>${esc(task)}</h4><ul>` + items.map(([k, v]) => `<li><b>${esc(k)}</b>: ${renderValue(v)}</li>`).join("") + "</ul>";
+  if (ev) {
+    const c = ox.combined || {}, cal = c.calibrated || {};
+    const lcf = ev.lcf, ep = ev.edge_position, m = ev.model;
+    html += '<div id="evidence-lines">' + table(["line of evidence", "oxidation state ± σ (σ calibrated on measured standards)", "how"], [
+      ["model", m ? pm(m) : "–", m ? "the shipped model" + (m.out_of_domain !== undefined ? `, out-of-domain ${fmt(m.out_of_domain)}` : "") : "no model answer"],
+      ["linear-combination fit", lcf && lcf.valence !== null && lcf.valence !== undefined ? pm(lcf) : "–",
+        lcf ? `${lcf.n_standards} standards, ${lcf.n_combinations} combinations of 1-3 fitted` : "no standard of this element and edge"],
+      ["edge position", ep ? pm(ep) : "–", ep ? `${ep.measure} = ${fmt(ep.energy)} eV on a line over ${ep.n_standards} standards (${fmt(ep.slope, 3)} per eV)` : "abstains (too few standards)"],
+      ["combined", c.oxidation_state !== null && c.oxidation_state !== undefined ? `${fmt(c.oxidation_state)} ± ${fmt(c.sigma)}` : "–",
+        (c.methods || []).join(" + ") + (c.dof ? `; χ² ${fmt(c.chi2)} on ${c.dof} dof` + (c.disagree ? ", DISAGREE" : "") : "")],
+    ]) + "</div>";
+    if (lcf && lcf.best) {
+      const b = lcf.best;
+      html += `<h4>Linear-combination fit (best of ${lcf.n_combinations}; shift ${fmt(b.shift, 2)} eV, R-factor ${fmt(b.r_factor, 5)}, reduced χ² ${fmt(b.reduced_chi2, 5)})</h4>` +
+        '<div id="evidence-lcf">' + table(["standard", "valence", "weight"], b.components.map((x) => [x.compound, valence(x.valence), x.weight])) + "</div>";
+      if (lcf.fits && lcf.fits.length > 1) {
+        html += "<details><summary>next fits</summary>" + table(["components", "valence", "R-factor"],
+          lcf.fits.slice(1, 6).map((f) => [f.components.map((x) => `${x.weight.toFixed(2)} ${x.compound}`).join(" + "), f.valence === null ? "?" : f.valence, f.r_factor])) + "</details>";
+      }
+    }
+    if (ep) html += `<h4>Edge-position valence</h4><div id="evidence-edge">valence ${pm(ep)} from ${esc(ep.measure)} = ${fmt(ep.energy)} eV; ` +
+      `line valence = ${fmt(ep.intercept, 2)} + ${fmt(ep.slope, 4)}·E over ${ep.n_standards} standards (residual σ ${fmt(ep.residual_sigma)})</div>`;
+    if (ev.nearest && ev.nearest.length) {
+      html += "<h4>Nearest standards</h4>" + '<div id="evidence-nearest">' + table(["standard", "formula", "valence", "r", "shift (eV)", "R-factor"],
+        ev.nearest.map((n) => [n.compound, n.formula, valence(n.valence), n.similarity, n.shift, n.r_factor])) + "</div>";
+    }
+  } else if (ox.prediction !== undefined) {
+    html = "no evidence of measured standards for this spectrum (computed spectrum, or the evidence could not use it: see the warnings)";
   }
   $("evidence").innerHTML = html || "–";
+  let more = "";
+  for (const [task, ans] of Object.entries(answers)) {
+    const items = Object.entries(ans).filter(([k]) => !KNOWN.has(k)).map(([k, v]) =>
+      k === "probabilities" ? [k, Object.fromEntries(Object.entries(v).sort((a, b) => b[1] - a[1]).slice(0, 4))] : [k, v]);
+    if (!items.length) continue;
+    more += `<h4>${esc(task)}</h4><ul>` + items.map(([k, v]) => `<li><b>${esc(k)}</b>: ${renderValue(v)}</li>`).join("") + "</ul>";
+  }
+  $("answer-details").innerHTML = more || "–";
 }
 
 function overlays(s) {
-  // spectra carried by the evidence (nearest standards, LCF components): anything with energy and mu/norm/flat arrays
-  const out = [];
-  const walk = (v, name) => {
-    if (!v || typeof v !== "object") return;
-    if (Array.isArray(v)) { v.forEach((x, i) => walk(x, (x && (x.name || x.label || x.standard)) || name + "[" + i + "]")); return; }
-    const y = v.flat || v.norm || v.mu;
-    if (Array.isArray(v.energy) && Array.isArray(y) && y.length === v.energy.length) out.push({ x: v.energy, y: y, name: String(name), mode: "lines", line: { dash: "dot" } });
-    for (const [k, x] of Object.entries(v)) if (typeof x === "object") walk(x, k);
-  };
-  for (const ans of Object.values((s && s.answers) || {})) if (ans.evidence) walk(ans.evidence, "evidence");
+  // the spectra behind the evidence, on the flattened spectrum: the best linear-combination fit and the nearest standards
+  const ec = (s && s.evidence_curves) || {}, out = [];
+  if (ec.lcf) out.push({ x: ec.lcf.energy, y: ec.lcf.flat, name: "LCF: " + ec.lcf.label, mode: "lines", line: { color: "#000", dash: "dash", width: 1.5 } });
+  for (const n of ec.nearest || []) {
+    out.push({ x: n.energy, y: n.flat, name: `${n.compound} (${valence(n.valence)}; r ${fmt(n.similarity, 3)})`, mode: "lines", line: { dash: "dot", width: 1 }, opacity: 0.8 });
+  }
   return out;
 }
 
@@ -146,11 +195,16 @@ function plotSpectrum(s) {
   ], { title: { text: "raw μ(E)", font: { size: 13 } }, margin: { t: 30, r: 10, b: 40, l: 50 }, xaxis: { title: { text: "energy (eV)" } },
        shapes: [{ type: "line", x0: s.e0, x1: s.e0, yref: "paper", y0: 0, y1: 1, line: { color: "#999", dash: "dot" } }] }, PLOTCFG);
   const lo = s.e0 - 40, hi = s.e0 + 120;
-  Plotly.react("plot-norm", [
+  const traces = [
     { x: c.energy, y: c.norm, name: "norm", mode: "lines" },
     { x: c.energy, y: c.flat, name: "flat", mode: "lines" },
-  ].concat(overlays(s)), { title: { text: "normalised and flattened", font: { size: 13 } }, margin: { t: 30, r: 10, b: 40, l: 50 },
-       xaxis: { title: { text: "energy (eV)" }, range: [lo, hi] } }, PLOTCFG);
+  ].concat(overlays(s));
+  // the y range of what is inside the energy window (Plotly would scale to the whole scan)
+  const ys = traces.flatMap((tr) => tr.y.filter((y, i) => tr.x[i] >= lo && tr.x[i] <= hi && y !== null && isFinite(y)));
+  const ymin = Math.min(...ys), ymax = Math.max(...ys), pad = 0.05 * (ymax - ymin || 1);
+  Plotly.react("plot-norm", traces, { title: { text: "normalised and flattened, with the evidence", font: { size: 13 } },
+       margin: { t: 30, r: 10, b: 40, l: 50 }, legend: { x: 0.01, y: 0.99, bgcolor: "rgba(255,255,255,0.75)", font: { size: 10 } },
+       xaxis: { title: { text: "energy (eV)" }, range: [lo, hi] }, yaxis: ys.length ? { range: [ymin - pad, ymax + pad] } : {} }, PLOTCFG);
 }
 
 async function loadSeries() {
@@ -165,15 +219,28 @@ async function loadSeries() {
   if (cur === "__time") xs.value = "__time";
   const rows = d.rows;
   const xval = (r) => cur === "" ? r.scan : (cur === "__time" ? new Date(r.analysed_at * 1000) : (r.header[cur] ?? null));
-  Plotly.react("plot-series", [{ x: rows.map(xval), y: rows.map((r) => r.oxidation_state), text: rows.map((r) => r.label || r.name),
-    mode: "markers+lines", error_y: { type: "data", array: rows.map((r) => r.oxidation_state_std), visible: true }, name: "oxidation state" }],
-    { title: { text: `oxidation state ± σ (${d.element || "–"})`, font: { size: 13 } }, margin: { t: 30, r: 10, b: 40, l: 50 },
+  Plotly.react("plot-series", [{ x: rows.map(xval), y: rows.map((r) => r.oxidation_state), text: rows.map((r) => (r.label || r.name) + (r.flagged ? " FLAGGED" : "")),
+    mode: "markers+lines", error_y: { type: "data", array: rows.map((r) => r.oxidation_state_std), visible: true }, name: "oxidation state",
+    marker: { color: rows.map((r) => r.flagged ? "#c62828" : "#1f77b4"), size: 8 } }],
+    { title: { text: `oxidation state ± σ, combined (${d.element || "–"}; red: flagged)`, font: { size: 13 } }, margin: { t: 30, r: 10, b: 40, l: 50 },
       xaxis: { title: { text: cur === "" ? "scan index" : (cur === "__time" ? "analysis time" : cur) } } }, PLOTCFG);
   if (d.pca) {
     Plotly.react("plot-pca", [{ x: d.pca.scores.map((p) => p[0]), y: d.pca.scores.map((p) => p[1]), text: rows.map((r) => r.label || r.name),
       mode: "markers", marker: { color: rows.map((r) => r.oxidation_state), colorscale: "Viridis", showscale: true } }],
       { title: { text: "PCA of the scans", font: { size: 13 } }, margin: { t: 30, r: 10, b: 40, l: 40 } }, PLOTCFG);
   } else Plotly.purge("plot-pca");
+  const f = d.factors || {};
+  if (f.pca) {
+    const p = f.pca, k = p.ind.map((_, i) => i + 1);
+    Plotly.react("plot-ind", [{ x: k, y: p.ind, mode: "markers+lines", name: "IND" },
+      { x: [p.n_components], y: [p.ind[p.n_components - 1]], mode: "markers", marker: { size: 12, symbol: "circle-open", color: "#c62828" }, name: "minimum" }],
+      { title: { text: `factor analysis: ${p.n_components} component${p.n_components > 1 ? "s" : ""} by IND`, font: { size: 13 } },
+        margin: { t: 30, r: 10, b: 40, l: 50 }, showlegend: false, xaxis: { title: { text: "components" }, dtick: 1 }, yaxis: { type: "log", title: { text: "Malinowski IND" } } }, PLOTCFG);
+    $("factors").innerHTML = `<b id="factors-n">${p.n_components}</b> independent component${p.n_components > 1 ? "s" : ""} among ${p.spectra.length} ${esc(f.element)} ${esc(f.edge)} scans ` +
+      `(Malinowski's IND, ${fmt(f.energy_range[0], 1)}-${fmt(f.energy_range[1], 1)} eV); cumulative variance ${p.variance_fraction.slice(0, 4).map((v) => v.toFixed(4)).join(", ")}` +
+      (f.targets && f.targets.length ? "; standards the components reproduce best (target transformation): " +
+        f.targets.slice(0, 4).map((t) => `${esc(t.compound)} (R ${t.r_factor.toFixed(4)}${t.spoil !== null ? ", SPOIL " + t.spoil : ""})`).join(", ") : "");
+  } else { Plotly.purge("plot-ind"); $("factors").textContent = f.error ? "factor analysis: " + f.error : ""; }
   if (d.domain) {
     Plotly.react("plot-domain", [
       { x: d.domain.training.map((p) => p[0]), y: d.domain.training.map((p) => p[1]), mode: "markers", name: "training", marker: { color: "#bbb", size: 4 } },
