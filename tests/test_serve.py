@@ -27,8 +27,14 @@ def fe2o3(test_data):
 
 @pytest.fixture(scope="module")
 def cr2o3(test_data):
-    """Cr2O3 (Cr III) at 15 K: the Cr model says about 2, the measured standards about 3.5: FLAGGED."""
+    """Cr2O3 (Cr III) at 15 K: the Cr model says about 2, the measured standards (which reproduce it) 3."""
     return test_data / "measure" / "cr2o3_15K_001.xdi"
+
+
+@pytest.fixture(scope="module")
+def fe3c(test_data):
+    """Cohenite Fe3C (Fe 0): the LCF matches the Fe3C standard, the edge-position line says about 2: FLAGGED."""
+    return test_data / "measure" / "Fe3C_rt_01.xdi"
 
 
 def test_analysis_of_a_measured_xdi_matches_local_predict(analyzer, fe2o3):
@@ -64,16 +70,30 @@ def test_analysis_of_a_measured_xdi_matches_local_predict(analyzer, fe2o3):
     json.dumps(r, allow_nan=False)  # JSON-ready as it is
 
 
-def test_flagged_answer_is_the_same_on_the_page_and_in_the_shell(analyzer, cr2o3):
+def test_a_disagreeing_model_is_handled_the_same_on_the_page_and_in_the_shell(analyzer, cr2o3):
     from xasml.local.predict import predict_files
 
     s = analyzer.analyze(cr2o3)["spectra"][0]
     ox = s["answers"]["oxidation"]
     assert ox == predict_files([cr2o3], "oxidation")[0]
-    # the model says Cr(II); the LCF and the edge position say Cr(III)-(IV): flagged, with the reasons
-    assert ox["prediction"] < 2.5 and ox["flagged"] is True and ox["flag_reasons"]
-    assert any("the model" in r for r in ox["flag_reasons"])
+    # the model says Cr(II); the standards, which reproduce the spectrum, say Cr(III): the answer is
+    # theirs (xasml.references.combine), not flagged, and the page warns as the shell does
+    assert ox["prediction"] < 2.5 and ox["evidence"]["model"]["used"] is False
+    assert ox["flagged"] is False and ox["flag_reasons"] == []
     assert ox["combined"]["oxidation_state"] > 2.8 and "lcf" in ox["combined"]["methods"]
+    assert "model" not in ox["combined"]["methods"]
+    assert any("the answer is theirs" in w for w in s["warnings"])
+
+
+def test_flagged_answer_is_the_same_on_the_page_and_in_the_shell(analyzer, fe3c):
+    from xasml.local.predict import predict_files
+
+    s = analyzer.analyze(fe3c)["spectra"][0]
+    ox = s["answers"]["oxidation"]
+    assert ox == predict_files([fe3c], "oxidation")[0]
+    # cohenite: the LCF matches Fe3C (0), the edge-position line says about 2: flagged, with the reasons
+    assert ox["flagged"] is True and any("edge position" in r for r in ox["flag_reasons"])
+    assert ox["combined"]["oxidation_state"] < 1.0 and "lcf" in ox["combined"]["methods"]
     assert all(r in "\n".join(s["warnings"]) for r in ox["flag_reasons"])
 
 
@@ -335,7 +355,7 @@ def test_api_athena_failed_groups_each_show_their_error(client, test_data, tmp_p
     assert shown["cu010k.dat"]["status"] == "ok" and shown["cu010k.dat"]["combined_oxidation_state"] is not None
 
 
-def test_api_series_combined_values_and_factor_analysis(client, test_data, cr2o3):
+def test_api_series_combined_values_and_factor_analysis(client, test_data, fe3c):
     e = client.post("/api/upload", params={"name": "cu.prj"},
                     content=(test_data / "io" / "athena" / "cu.prj").read_bytes()).json()
     series = client.get("/api/series", params={"element": "Cu"}).json()
@@ -349,10 +369,10 @@ def test_api_series_combined_values_and_factor_analysis(client, test_data, cr2o3
     assert 1 <= f["pca"]["n_components"] <= 2 and len(f["pca"]["ind"]) == 2
     assert f["pca"]["ind"][f["pca"]["n_components"] - 1] == min(f["pca"]["ind"])
     assert f["targets"] and f["targets"][0]["compound"] == "Cu metal"  # the foils are copper metal
-    client.post("/api/upload", params={"name": "cr2o3.xdi"}, content=cr2o3.read_bytes())
-    cr = client.get("/api/series", params={"element": "Cr"}).json()
-    assert cr["rows"][0]["flagged"] is True and "at least 3 spectra" in cr["factors"]["error"]
+    client.post("/api/upload", params={"name": "Fe3C.xdi"}, content=fe3c.read_bytes())
+    fe = client.get("/api/series", params={"element": "Fe"}).json()
+    assert fe["rows"][0]["flagged"] is True and "at least 3 spectra" in fe["factors"]["error"]
     csv = client.get("/api/download/results.csv").text.splitlines()
     head = csv[0].split(",")
     row = dict(zip(head, csv[-1].split(",")))
-    assert row["flagged"] == "True" and float(row["combined_oxidation_state"]) > 2.8
+    assert row["flagged"] == "True" and float(row["combined_oxidation_state"]) < 1.0

@@ -2,8 +2,8 @@
 ``chromedriver``, driven by Selenium) uploads a measured XDI file and an Athena project to a real
 ``xasml serve`` process, reads the combined oxidation state and σ (the headline) and the model's
 answer beside it from the page, changes e0 and sees the answer update, uploads a spectrum whose
-answer the measured standards doubt (Cr2O3 at 15 K) and finds the FLAGGED marker, its reasons, the
-evidence tables and the LCF fit drawn over the spectrum, and saves a screenshot (``docs/figures/serve.png`` when
+answer the measured standards doubt (Fe3C: LCF and edge position 2 apart) and finds the FLAGGED marker,
+its reasons, the evidence tables and the LCF fit drawn over the spectrum, and saves a screenshot (``docs/figures/serve.png`` when
 ``XASML_SCREENSHOT=docs/figures/serve.png`` is set).
 
 scripts/install.sh installs chromium and chromium-driver with apt when they are missing and it
@@ -64,7 +64,7 @@ def test_upload_read_answer_change_e0_screenshot(browser, tmp_path, test_data):
 
     xdi = test_data / "measure" / "Fe2O3_rt_01.xdi"
     prj = test_data / "io" / "athena" / "cu.prj"
-    cr = test_data / "measure" / "cr2o3_15K_001.xdi"
+    fe3c = test_data / "measure" / "Fe3C_rt_01.xdi"
     shell = predict_files([xdi], "oxidation")[0]  # what `xasml local predict` says
     with serve_process(tmp_path / "store", elements=("Fe", "Cu", "Cr")) as url:
         d = browser
@@ -113,20 +113,20 @@ def test_upload_read_answer_change_e0_screenshot(browser, tmp_path, test_data):
         wait_for(lambda: "independent component" in _text(d, "#factors"), 30, what="the factor analysis")
         assert int(_text(d, "#factors-n")) in (1, 2) and d.find_elements(By.CSS_SELECTOR, "#plot-ind .main-svg")
 
-        # a doubtful answer: the Cr model says Cr(II) for Cr2O3, the standards Cr(III)
-        file_input.send_keys(str(cr))
-        wait_for(lambda: "cr2o3_15K_001.xdi" in _text(d, "#detail-title"), 60, what="the Cr2O3 answer")
+        # a doubtful answer: for Fe3C the LCF says 0 (the Fe3C standard), the edge-position line about 2
+        file_input.send_keys(str(fe3c))
+        wait_for(lambda: "Fe3C_rt_01.xdi" in _text(d, "#detail-title"), 60, what="the Fe3C answer")
         wait_for(lambda: d.find_element(By.ID, "flagged").is_displayed(), 30, what="the FLAGGED marker")
         assert _text(d, "#flagged") == "FLAGGED"
-        assert "FLAGGED" in _text(d, "#flag-reasons") and "the model" in _text(d, "#flag-reasons")
-        assert float(_text(d, "#answer-os")) > 2.8 and float(_text(d, "#answer-model-os")) < 2.5
+        assert "FLAGGED" in _text(d, "#flag-reasons") and "edge position" in _text(d, "#flag-reasons")
+        assert float(_text(d, "#answer-os")) < 1.0 and 0.3 < float(_text(d, "#answer-model-os")) < 1.5
         lines = _text(d, "#evidence-lines")
         assert "linear-combination fit" in lines and "edge position" in lines and "combined" in lines
         assert _text(d, "#evidence-lcf") and _text(d, "#evidence-nearest")
         names = d.execute_script("return document.getElementById('plot-norm').data.map((t) => t.name)")
         assert any(n.startswith("LCF: ") for n in names) and len(names) >= 4  # norm, flat, the fit, standards
         # the table marks the flagged row
-        wait_for(lambda: any("Cr" in r.split() and "⚑" in r for r in _row_texts(d, "#scan-table tbody tr.flagged")),
+        wait_for(lambda: any("Fe" in r.split() and "⚑" in r for r in _row_texts(d, "#scan-table tbody tr.flagged")),
                  30, what="the flagged row in the table")
         shot = Path(os.environ.get("XASML_SCREENSHOT") or tmp_path / "serve.png")
         if not shot.is_absolute():
