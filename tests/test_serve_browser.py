@@ -47,9 +47,8 @@ def browser():
 
 
 def _text(driver, css):
-    from selenium.webdriver.common.by import By
-
-    return driver.find_element(By.CSS_SELECTOR, css).text
+    """The text of element ``css``, read in one script (an element held across a redraw goes stale)."""
+    return driver.execute_script(f"const e = document.querySelector({css!r}); return e ? e.innerText.trim() : ''")
 
 
 def _row_texts(driver, css):

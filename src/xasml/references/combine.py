@@ -270,7 +270,7 @@ def assemble_evidence(gathered: Mapping[str, Any], model: Mapping[str, Any] | No
         The model's answer: ``prediction``, ``std``, and where known ``status`` and
         ``out_of_domain`` (``xasml local predict``'s record).
     calibration : mapping, optional
-        σ scales and flag threshold (:func:`load_calibration`; default the shipped ones).
+        σ scales and flag thresholds (:func:`load_calibration`; default the shipped ones).
 
     Returns
     -------
