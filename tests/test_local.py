@@ -445,3 +445,19 @@ def test_predict_scan_option_picks_the_scan_of_hdf5_and_spec_files(test_data, tm
 
     for cmd in (["topology", "predict", "x"], ["measure", "read", "x"], ["references", "evidence", "x"]):
         assert build_parser().parse_args([*cmd, "--scan", "2"]).scan == "2"
+
+
+def test_uncalibrated_foil_is_metal_from_the_measured_standards(shared_data):
+    """fe.060 (NSLS X-DAC) is an Fe foil scanned 5 eV below the tabulated edge: the spectral metal
+    test (edge at the foil's energy) misses it, the best LCF against the reference library (97 %
+    Fe foil, R 0.02) does not; Fe3C (valence 0, but a carbide) is never made a metal that way."""
+    from xasml.local.predict import predict_files
+
+    foil = predict_files([shared_data / "experimental" / "beamline-files" / "fe.060"], "all")[0]
+    assert foil["coordination"]["prediction"] == "metal"
+    assert foil["metal_evidence"]["source"] == "measured standards"
+    assert foil["oxidation"]["prediction"] == 0.0 and foil["oxidation"]["status"] == "metal"
+    assert any("metal foil" in w for w in foil["warnings"])
+    fe3c = predict_files([shared_data / "experimental" / "xas-data-library" / "data" / "Fe" / "Fe3C_rt_01.xdi"],
+                         "coordination")[0]
+    assert fe3c["status"] == "ok" and fe3c["prediction"] != "metal"

@@ -15,6 +15,11 @@ spectrum carries the metal evidence of :func:`xasml.preprocess.calibrated.metal_
   :data:`CN_TOLERANCE`), else an abstention (``prediction`` null, ``status`` ``"abstained"``).
 
 Weaker evidence (``"metal-or-low-valent"``, e.g. Cu2S) keeps the model's answers with the warning.
+
+The spectral test needs the edge at the foil's energy, so an uncalibrated foil scan a few eV off
+escapes it. The measured standards then decide (:func:`metal_from_standards`): when the best
+linear-combination fit against the reference library is mostly the element's own metal foil and
+fits well, the spectrum is metallic whatever its energy offset (the fit's common shift absorbs it).
 """
 
 from __future__ import annotations
@@ -33,6 +38,51 @@ LATTICE_CN = {"bcc": 14, "fcc": 12, "hcp": 12}
 CN_TOLERANCE = 2.0
 
 LATTICE_SOURCE = "the element's stable phase at room temperature, not read from the spectrum"
+
+
+#: metal_from_standards: least weight of the element's foil standards in the best LCF
+METAL_LCF_WEIGHT = 0.8
+#: metal_from_standards: largest R-factor of that fit (sum (mu - fit)^2 / sum mu^2 on the flat spectrum)
+METAL_LCF_R = 0.03
+
+
+def metal_from_standards(evidence: dict, element: str) -> dict | None:
+    """Metal evidence from the measured standards: the best LCF is mostly the element's foil.
+
+    Parameters
+    ----------
+    evidence : dict
+        The ``evidence`` of an oxidation-state result (:func:`xasml.references.combine.collect_evidence`),
+        whose ``lcf["fits"]`` are ranked best first, each with ``components`` (``compound``,
+        ``valence``, ``weight``, ``formula`` or ``id``) and ``r_factor``.
+    element : str
+        The absorbing element: only standards whose formula is this element alone (the foil)
+        count as metal; carbides, nitrides and other valence-0 standards do not.
+
+    Returns
+    -------
+    dict or None
+        A ``metal_evidence`` record (``strength`` ``"metal"``, ``source`` ``"measured standards"``,
+        ``foil_weight``, ``r_factor``, ``message``) for :func:`apply_metal_evidence`, or None.
+    """
+    fits = ((evidence or {}).get("lcf") or {}).get("fits") or []
+    if not fits:
+        return None
+    best = fits[0]
+    r = best.get("r_factor")
+    if r is None or not r <= METAL_LCF_R:
+        return None
+
+    def is_foil(c: dict) -> bool:
+        formula = str(c.get("formula") or "").strip()
+        name = str(c.get("compound") or "")
+        return formula == element or (not formula and name.split()[:2] == [element, "metal"])
+
+    w = sum(float(c.get("weight", 0.0)) for c in best.get("components", []) if is_foil(c))
+    if w < METAL_LCF_WEIGHT:
+        return None
+    return {"strength": "metal", "source": "measured standards", "foil_weight": round(w, 3), "r_factor": r,
+            "message": f"the best linear-combination fit is {100 * w:.0f} % {element} metal foil (R {r:.3f})"}
 
 
 def apply_metal_evidence(result: dict, task: str) -> dict:

@@ -162,8 +162,37 @@ def predict_spectrum(spectrum, tasks: Sequence[str], bundle_for: Callable[[str, 
             per_task[t] = {**head, "error": str(exc)}
     ox = per_task.get("oxidation")
     if evidence and ox is not None and "error" not in ox and not is_computed(spectrum):
-        per_task["oxidation"] = _with_evidence(ox, spectrum, calibrate, reference, references, unknown)
+        per_task["oxidation"] = ox = _with_evidence(ox, spectrum, calibrate, reference, references, unknown)
+    if evidence and not is_computed(spectrum):
+        per_task = _metal_from_standards(per_task, ox, spectrum, calibrate, reference, references, unknown)
     return per_task
+
+
+def _metal_from_standards(per_task: dict[str, dict], ox: dict | None, spectrum, calibrate: str, reference,
+                          references, unknown) -> dict[str, dict]:
+    """Apply the metal rule from the measured standards (:func:`xasml.local.metal.metal_from_standards`)
+    to every task the spectral metal test left to the model (e.g. a foil scan a few eV off its edge)."""
+    from xasml.local.metal import apply_metal_evidence, metal_from_standards
+
+    open_tasks = [t for t, r in per_task.items() if "error" not in r and r.get("status") == "ok"
+                  and r.get("prediction") is not None]
+    if not open_tasks:
+        return per_task
+    if ox is None or "evidence" not in ox:  # geometry tasks only: the evidence is computed for the rule
+        base = next(iter(per_task.values()))
+        ox = _with_evidence({"file": base["file"], "prediction": None}, spectrum, calibrate, reference, references,
+                            unknown)
+    found = metal_from_standards(ox.get("evidence") or {}, spectrum.absorbing_element)
+    if found is None:
+        return per_task
+    out = dict(per_task)
+    for t in open_tasks:
+        res = apply_metal_evidence({**per_task[t], "metal_evidence": found}, t)
+        res["warnings"] = list(dict.fromkeys([*res.get("warnings", []), f"{res['file']}: metal: {found['message']}"]))
+        if t == "oxidation" and "combined" in res:  # the standards' own answer stays beside the metal rule's 0
+            res["status"] = "metal"
+        out[t] = res
+    return out
 
 
 def _with_evidence(result: dict, spectrum, calibrate: str, reference, references, unknown=None) -> dict:

@@ -363,7 +363,7 @@ def linear_combination_fit(unknown: Unknown, library, max_components: int = 3, e
     fits = []
     for cb, (x, w, s) in best.items():
         nvar = len(cb)  # (len-1) weights + 1 shift
-        comps = [{"id": rows[i]["id"], "compound": rows[i]["compound"],
+        comps = [{"id": rows[i]["id"], "compound": rows[i]["compound"], "formula": rows[i].get("formula"),
                   "valence": None if not np.isfinite(vals[i]) else float(vals[i]), "weight": round(float(w[k]), 4)}
                  for k, i in enumerate(cb)]
         v = float(sum(w[k] * vals[i] for k, i in enumerate(cb)))
