@@ -104,9 +104,8 @@ def estimates(item, cal):
     return out, a
 
 
-#: candidate R-factor thresholds of :data:`xasml.references.combine` ``flag.max_r_factor`` (inf:
-#: never flagged, the standards always outweigh a disagreeing model); the one used is chosen by
-#: nested leave-one-compound-out (:func:`choose_flag`)
+#: candidate R-factor thresholds of :mod:`xasml.references.combine` ``flag.max_r_factor`` (inf:
+#: never flagged); the one used is chosen by nested leave-one-compound-out (:func:`choose_flag`)
 MAX_R_GRID = (0.005, 0.01, 0.02, 0.03, 0.05, float("inf"))
 #: candidate gaps between two lines of evidence that flag the answer (``flag.max_gap``; oxidation state)
 MAX_GAP_GRID = (1.0, 1.5, 2.0, 2.5, 3.0, float("inf"))
@@ -114,20 +113,26 @@ FLAG_GRID = tuple(itertools.product(MAX_R_GRID, MAX_GAP_GRID))
 REGIMES = (("agree", "scales"), ("disagree", "scales_disagree"))
 
 
-def _cal(max_r: float, scales=None, scales_disagree=None) -> dict:
+def _finite(x: float) -> float | None:
+    return None if not np.isfinite(x) else x
+
+
+def _cal(scales=None, scales_disagree=None, max_r: float = np.inf, max_gap: float = np.inf) -> dict:
+    """A calibration dict (unit scales by default) with the flag thresholds (inf: never)."""
     one = {k: 1.0 for k in ("model", "lcf", "edge_position", "combined")}
     return {"scales": scales or one, "scales_disagree": scales_disagree or one, "calibrated": scales is not None,
-            "flag": {"max_r_factor": None if not np.isfinite(max_r) else max_r}}
+            "flag": {"max_r_factor": _finite(max_r), "max_gap": _finite(max_gap)}}
 
 
-def fit_scales(items, max_r: float, exclude: str | None = None) -> dict:
+def fit_scales(items, exclude: str | None = None) -> dict:
     """Conformal σ scales from the items (compound ``exclude`` left out), per regime; each compound weighs 1.
 
     For each regime (``agree``/``disagree``, :func:`xasml.references.combine.assemble_evidence`)
     one scale per line of evidence (the ⌈(n+1)·0.95⌉/n weighted quantile of |error|/σ_raw over the
     answers of that regime, halved; the pooled scale where a regime has fewer than 2 compounds with
     that line), then one for the combined σ with those scales in place. Each item holds
-    ``raw[max_r]`` = (raw estimates, regime) from :func:`estimates` under unit scales.
+    ``raw`` = (raw estimates, regime) from :func:`estimates` under unit scales (the regime does
+    not depend on the scales or the flag thresholds).
     """
     from xasml.references.combine import conformal_scale
 
@@ -139,7 +144,7 @@ def fit_scales(items, max_r: float, exclude: str | None = None) -> dict:
     def scale(sub, key):
         errs, sig, w = [], [], []
         for it in sub:
-            e = it["raw"][max_r][0][key]
+            e = it["raw"][0][key]
             if e is not None:
                 errs.append(e[0] - it["valence"])
                 sig.append(e[1])
@@ -147,16 +152,16 @@ def fit_scales(items, max_r: float, exclude: str | None = None) -> dict:
         return conformal_scale(errs, sig, w) if sum(w) >= 2 else None
 
     pooled = {m: scale(use, key) or 1.0 for m, key in (("model", "model"), ("lcf", "lcf"), ("edge_position", "edge"))}
-    cal = _cal(max_r, {}, {})
+    cal = _cal({}, {})
     for regime, group in REGIMES:
-        sub = [it for it in use if it["raw"][max_r][1] == regime]
+        sub = [it for it in use if it["raw"][1] == regime]
         cal[group] = {m: scale(sub, key) or pooled[m] for m, key in (("model", "model"), ("lcf", "lcf"),
                                                                      ("edge_position", "edge"))}
         cal[group]["combined"] = 1.0
     for regime, group in REGIMES:
         errs, sig, w = [], [], []
         for it in use:
-            if it["raw"][max_r][1] != regime:
+            if it["raw"][1] != regime:
                 continue
             c = estimates(it, cal)[0]["combined"]
             if c is not None:
@@ -347,28 +352,27 @@ def main() -> int:
         if cache is not None:
             cache.write_bytes(pickle.dumps(items))
     for it in items:
-        it["raw"] = {}
-        for r in MAX_R_GRID:
-            f, a = estimates(it, _cal(r))
-            it["raw"][r] = (f, a["combined"]["regime"])
+        f, a = estimates(it, _cal())
+        it["raw"] = (f, a["combined"]["regime"])
     print(f"evidence for {len(items)} standards in {time.time() - t0:.0f} s")
     # nested leave-one-compound-out: each compound's σ scales are fitted on the other compounds, and
-    # so is its R-factor threshold (on the others' own leave-one-compound-out answers)
+    # so are its flag thresholds (on the others' own leave-one-compound-out answers)
     compounds = sorted({it["compound"] for it in items})
-    scales_by_compound = {(c, r): fit_scales(items, r, exclude=c) for c in compounds for r in MAX_R_GRID}
-    fin = lambda x: None if not np.isfinite(x) else x  # noqa: E731
+    scales_by_compound = {c: fit_scales(items, exclude=c) for c in compounds}
+
+    def with_flag(cal, r, g):
+        return {**cal, "flag": {"max_r_factor": _finite(r), "max_gap": _finite(g)}}
+
     for it in items:
         it["by_flag"] = {}
         for r, g in FLAG_GRID:
-            cal = {**scales_by_compound[it["compound"], r], "flag": {"max_r_factor": fin(r), "max_gap": fin(g)}}
-            f, a = estimates(it, cal)
+            f, a = estimates(it, with_flag(scales_by_compound[it["compound"]], r, g))
             c = f["combined"]
-            it["by_flag"][r, g] = (None, None, a["flagged"]) if c is None else (c[0] - it["valence"], c[1], a["flagged"])
+            err = (None, None) if c is None else (c[0] - it["valence"], c[1])
+            it["by_flag"][r, g] = (*err, a["flagged"])
     flag_by_compound = {c: choose_flag(items, exclude=c) for c in compounds}
     for it in items:
-        r, g = flag_by_compound[it["compound"]]
-        cal = {**scales_by_compound[it["compound"], r], "flag": {"max_r_factor": fin(r), "max_gap": fin(g)}}
-        it["final"], a = estimates(it, cal)
+        it["final"], a = estimates(it, with_flag(scales_by_compound[it["compound"]], *flag_by_compound[it["compound"]]))
         it["flagged"] = a["flagged"]
         it["flag_reasons"] = a["flag_reasons"]
         it["regime"] = a["combined"]["regime"]
@@ -376,13 +380,12 @@ def main() -> int:
     scores = {"all standards": {k: score(items, k) for k in METHODS},
               "elements with a model": {k: score(with_model, k) for k in METHODS}}
     max_r, max_gap = choose_flag(items)
-    full = fit_scales(items, max_r)
-    full["flag"]["max_gap"] = fin(max_gap)
+    full = with_flag(fit_scales(items), max_r, max_gap)
     full.update({"level": 0.95, "method": "split conformal per regime (agree / disagree), weighted quantile of "
                  "|error|/σ_raw (each compound weighs 1), halved; fitted on the development standards of the shipped "
                  "library by benchmarks/references.py", "n_standards": len(items),
                  "n_compounds": len({it["compound"] for it in items}),
-                 "n_disagree": sum(it["raw"][max_r][1] == "disagree" for it in items),
+                 "n_disagree": sum(it["raw"][1] == "disagree" for it in items),
                  "flag_method": "max_r_factor, max_gap: the pair of FLAG_GRID maximising (answers off by >= 1 "
                  "flagged or covered by sigma) - (right answers flagged) over the development standards",
                  "loco_flag": {f"R {r}, gap {g}": n for (r, g), n in sorted(Counter(flag_by_compound.values()).items())}})
