@@ -48,8 +48,8 @@ LEVEL = 0.95
 #: R-factor of the best linear-combination fit above which no combination of the standards reproduces
 #: the spectrum (flagged); None: no such flag. The shipped value (``flag.max_r_factor`` of
 #: calibration.json) is chosen by nested leave-one-compound-out in benchmarks/references.py; on the
-#: development standards every threshold flagged more right answers than it caught wrong ones, so
-#: none is shipped
+#: development standards each threshold raised the share of right answers flagged more than the share
+#: of wrong ones caught, so none is shipped
 MAX_R_FACTOR = None
 #: best LCF R-factor at or below which the standards reproduce the spectrum closely: a model
 #: :data:`DISAGREE_GAP` or more from their valence is then not averaged in (the R-factor at which the
