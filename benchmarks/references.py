@@ -233,7 +233,9 @@ def fmt_score(s: dict) -> str:
 
 
 def run_heldout(path: Path, lib, model: str | None) -> list[dict]:
-    """Score held-back measured files (CSV file,element,edge,compound,valence) with the whole library."""
+    """Score held-back measured files (CSV file,element,edge,compound,valence) with the whole library:
+    elements with a model as ``xasml local predict`` answers them (metal rules included), the others
+    as ``xasml references evidence`` does."""
     from xasml.io.reader import read_spectra
     from xasml.local.predict import predict_files
     from xasml.models.bundle import shipped_elements
@@ -247,10 +249,12 @@ def run_heldout(path: Path, lib, model: str | None) -> list[dict]:
         f = Path(r["file"]) if Path(r["file"]).is_absolute() else path.parent / r["file"]
         try:
             s = read_spectra(f, r.get("element") or None, r.get("edge") or None, include_references=False)[0]
-            u = unknown_from_spectrum(s)
-            m = predict_files([f], "oxidation", model, element=s.absorbing_element, edge=s.edge, evidence=False)[0] \
-                if (model or s.absorbing_element in have) else None
-            ev = collect_evidence(u, lib, model=m if m and "prediction" in m else None)
+            if model or s.absorbing_element in have:  # what `xasml local predict` answers, metal rules included
+                ev = predict_files([f], "oxidation", model, element=s.absorbing_element, edge=s.edge)[0]
+                if "combined" not in ev:
+                    raise ValueError(ev.get("error") or "; ".join(ev.get("warnings", [])) or "no combined answer")
+            else:  # what `xasml references evidence` answers
+                ev = collect_evidence(unknown_from_spectrum(s), lib)
             c = ev["combined"]
             out.append({"file": str(f), "element": s.absorbing_element, "compound": r["compound"],
                         "valence": float(r["valence"]), "combined": [c["oxidation_state"], c["sigma"]],
