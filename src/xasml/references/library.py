@@ -398,13 +398,7 @@ def build_library(folder: str | Path, out: str | Path | None = None, table: str 
                 warnings.simplefilter("ignore")
                 spectra = read_spectra(f, absorbing_element=el)
             s = spectra[0]
-            info = {**{k: rule.get(k) for k in ("compound", "formula", "valence", "environment", "cn", "note")},
-                    "id": f"{el}/{f.stem}", "file": f"{el}/{f.name}", "source": tab.get("source"),
-                    "licence": tab.get("licence")}
-            rows.append(standard_row(s, info))
-            if progress:
-                r = rows[-1]
-                print(f"{r['id']:<50} {r['compound']:<28} e0 {r['e0']:.2f}  {r['calibration']}")
+            rows.append(_rule_row(s, rule, tab, f"{el}/{f.stem}", f"{el}/{f.name}", progress))
         except (SpectrumError, DataError, OSError, ValueError) as exc:
             skipped.append(f"{f}: {exc}")
     if athena is not None:
@@ -415,6 +409,17 @@ def build_library(folder: str | Path, out: str | Path | None = None, table: str 
     if out is not None:
         write_library(df, out)
     return df, skipped
+
+
+def _rule_row(s, rule: dict, tab: dict, id_: str, file: str, progress: bool) -> dict:
+    """The library row of spectrum ``s`` described by compound-table ``rule`` (source and licence from ``tab``);
+    with ``progress`` one line about it is printed."""
+    info = {**{k: rule.get(k) for k in ("compound", "formula", "valence", "environment", "cn", "note")},
+            "id": id_, "file": file, "source": tab.get("source"), "licence": tab.get("licence")}
+    r = standard_row(s, info)
+    if progress:
+        print(f"{r['id']:<50} {r['compound']:<28} e0 {r['e0']:.2f}  {r['calibration']}")
+    return r
 
 
 def build_athena_standards(folder: str | Path, table: str | Path | None = None, progress: bool = False):
@@ -456,13 +461,8 @@ def build_athena_standards(folder: str | Path, table: str | Path | None = None, 
             if s.absorbing_element != rule["element"]:
                 skipped.append(f"{f}: group {rule['group']!r} is {s.absorbing_element}, not {rule['element']}")
                 continue
-            info = {**{k: rule.get(k) for k in ("compound", "formula", "valence", "environment", "cn", "note")},
-                    "id": f"athena/{f.stem}/{rule['group']}", "file": f"{f.name}#{rule['group']}",
-                    "source": tab.get("source"), "licence": tab.get("licence")}
-            rows.append(standard_row(s, info))
-            if progress:
-                r = rows[-1]
-                print(f"{r['id']:<50} {r['compound']:<28} e0 {r['e0']:.2f}  {r['calibration']}")
+            rows.append(_rule_row(s, rule, tab, f"athena/{f.stem}/{rule['group']}", f"{f.name}#{rule['group']}",
+                                  progress))
         except (SpectrumError, DataError, OSError, ValueError) as exc:
             skipped.append(f"{f} {rule['group']!r}: {exc}")
     return rows, skipped
