@@ -160,10 +160,6 @@ def _is_number_line(line: str) -> bool:
     return bool(toks)
 
 
-def _clean_name(name: str) -> str:
-    return name.strip().strip("\"'").lower()
-
-
 def _split_scans(lines: list[str]) -> tuple[list[str], list[tuple[str, int, list[tuple[int, str]]]]]:
     """SPEC files: the file header and each ``#S`` scan (its number, first line, numbered lines)."""
     head: list[str] = []
