@@ -434,7 +434,21 @@ def _energy_column(cf: ColumnFile, roles: dict[str, str | None]) -> str:
 
 
 def names_list(names: list[str], most: int = 24) -> str:
-    """Column names for a one-line message: each cut to 30 characters, at most ``most`` of them."""
+    """Column names for a one-line error or warning message.
+
+    Parameters
+    ----------
+    names : list of str
+        The column names of a file.
+    most : int
+        How many names to show at most.
+
+    Returns
+    -------
+    str
+        The names, each cut to 30 characters, joined by ``", "``; with more than ``most`` names the
+        rest is summarised as ``", ... (N columns)"``.
+    """
     shown = [n if len(n) <= 30 else n[:27] + "..." for n in names[:most]]
     return ", ".join(shown) + (f", ... ({len(names)} columns)" if len(names) > most else "")
 
