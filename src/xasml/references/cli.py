@@ -21,7 +21,13 @@ from xasml.errors import DataError, SpectrumError, file_error_line
 
 
 def add_references_option(parser) -> None:
-    """Add ``--references DIR`` (repeatable): user reference libraries read with the shipped one."""
+    """Add ``--references DIR`` (repeatable): user reference libraries read with the shipped one.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        The (sub-)command's parser; ``args.references`` becomes a list of folders or None.
+    """
     parser.add_argument("--references", action="append", metavar="DIR",
                         help="a folder of your own measured standards (references.parquet, made with 'xasml "
                              "references add'); used with the shipped library; repeatable")
@@ -189,7 +195,21 @@ def _pca(args) -> int:
 
 
 def format_evidence(rec: dict) -> str:
-    """Plain-text lines for one spectrum's evidence record (as :func:`~xasml.references.combine.collect_evidence`)."""
+    """Plain-text lines for one spectrum's evidence (what ``xasml references evidence`` prints).
+
+    Parameters
+    ----------
+    rec : dict
+        ``file``, ``absorbing_element``, ``edge``, ``e0`` (eV) and what
+        :func:`~xasml.references.combine.collect_evidence` returns (``evidence``, ``combined``,
+        ``warnings``).
+
+    Returns
+    -------
+    str
+        The header line, the combined oxidation state, the model, LCF, edge-position and three
+        nearest-standard lines where present, then one line per warning.
+    """
     ev, c = rec["evidence"], rec["combined"]
     lines = [f"{rec['file']}  {rec['absorbing_element']} {rec['edge']}  e0 {rec['e0']:.2f} eV"]
     if c["oxidation_state"] is not None:
