@@ -33,7 +33,7 @@ def is_hdf5(path: str | Path) -> bool:
     Parameters
     ----------
     path : str or Path
-        The file.
+        Any file; only its first 8 bytes are read.
 
     Returns
     -------

@@ -359,7 +359,7 @@ class ModelBundle:
         Parameters
         ----------
         spectra, measured, calibrate, reference :
-            As :meth:`prepare_full`.
+            Prepared by :meth:`prepare_full` (calibration of measured spectra, energy offset of computed ones).
 
         Returns
         -------

@@ -254,7 +254,7 @@ class ClassifierPredictor(EnsemblePredictor):
         Parameters
         ----------
         X : array_like, shape (n, n_features_in_)
-            Spectra (see :meth:`predict_proba_members`).
+            Spectra, as for :meth:`predict_proba_members`.
 
         Returns
         -------
@@ -264,12 +264,11 @@ class ClassifierPredictor(EnsemblePredictor):
         return self.predict_proba_members(X).mean(axis=0)
 
     def predict(self, X) -> np.ndarray:
-        """Most probable class of each spectrum.
+        """Most probable class of each spectrum: the label of the largest :meth:`predict_proba` column.
 
         Parameters
         ----------
         X : array_like, shape (n, n_features_in_)
-            Spectra (see :meth:`predict_proba_members`).
 
         Returns
         -------
