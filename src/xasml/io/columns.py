@@ -35,7 +35,6 @@ from xasml.spectrum import KNOWN_EDGES, Spectrum, normalize_element
 
 __all__ = ["ColumnFile", "read_column_table", "read_columns", "evaluate_expression", "MU_COLUMNS"]
 
-_COMMENT = ("#", "%", "!")
 _NUM = re.compile(r"^[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?$")
 _NUM_COMMA = re.compile(r"^[-+]?\d+,\d+(?:[eE][-+]?\d+)?$")
 _ENERGY_NAMES = ("energy", "e", "energy_ev", "en", "ene", "energy(ev)", "energy[ev]", "mono_energy", "enc",
