@@ -1,11 +1,11 @@
-"""Readers and writers: FEFF ``xmu.dat``, XDI, Athena projects, column files, spectrum matrices, Materials Project documents,
-structures.
+"""Readers and writers: FEFF ``xmu.dat``, XDI, Athena projects, column and beamline files, HDF5/NeXus scans,
+spectrum matrices, Materials Project documents, structures.
 
 :func:`read_spectrum` reads any supported spectrum file, recognising the format by content.
 
-The names below are imported from their modules on first use (PEP 562 module ``__getattr__``):
-``from xasml.io import read_xdi`` works as before, but importing one reader (``xasml.io.xdi``)
-no longer imports every other one (the Materials Project reader loads pydantic), which a
+The names below are imported from their modules on first use (PEP 562 module ``__getattr__``,
+:func:`xasml._lazy.lazy_exports`): ``from xasml.io import read_xdi`` works as before, but
+importing one reader (``xasml.io.xdi``) no longer imports every other one (the Materials Project reader loads pydantic), which a
 one-file ``xasml measure read`` does not need.
 """
 

@@ -2,8 +2,8 @@
 bond-valence site labels (:mod:`xasml.labels.site`).
 
 The names below are imported from :mod:`xasml.labels.topology` on first use (PEP 562 module
-``__getattr__``): importing :mod:`xasml.labels.site` (``local predict`` names environments with
-it) then does not import the catalogues and pandas.
+``__getattr__``, :func:`xasml._lazy.lazy_exports`): importing :mod:`xasml.labels.site` (``local
+predict`` names environments with it) then does not import the catalogues and pandas.
 """
 
 from xasml._lazy import lazy_exports
