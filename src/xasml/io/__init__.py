@@ -5,8 +5,8 @@ spectrum matrices, Materials Project documents, structures.
 
 The names below are imported from their modules on first use (PEP 562 module ``__getattr__``,
 :func:`xasml._lazy.lazy_exports`): ``from xasml.io import read_xdi`` works as before, but
-importing one reader (``xasml.io.xdi``) no longer imports every other one (the Materials Project reader loads pydantic), which a
-one-file ``xasml measure read`` does not need.
+importing one reader (``xasml.io.xdi``) no longer imports every other one (the Materials Project
+reader loads pydantic), which a one-file ``xasml measure read`` does not need.
 """
 
 from xasml._lazy import lazy_exports
