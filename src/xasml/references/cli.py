@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import sys
 
-from xasml.errors import DataError, SpectrumError, file_error_line
+from xasml.errors import DataError, SpectrumError, file_error_line, file_message
 
 
 def add_references_option(parser) -> None:
@@ -177,7 +177,7 @@ def _pca(args) -> int:
         try:
             unknowns.extend(_unknowns(f, args))
         except (SpectrumError, DataError, OSError) as exc:
-            raise DataError(file_error_line(f, exc).removeprefix("xasml: error: ")) from None
+            raise DataError(file_message(f, exc)) from None
     res = pca_of_unknowns(unknowns, load_library(args.references))
     if args.json:
         print(json.dumps(res))
