@@ -45,6 +45,7 @@ from pydantic import Field
 from xasml.config import XasmlConfig
 
 from xasml.errors import DataError
+from xasml.utils import progress_bar
 
 TASK_TARGET = {"coordination": "environment", "cn": "coordination_number", "oxidation": "oxidation_state"}
 REGIMES = ("per-element", "universal", "fine-tuned")
@@ -349,7 +350,9 @@ def cross_validate(data: MultiData, cfg: MultiConfig, log=print) -> dict[str, An
         folds[test] = k
     out: dict[str, Any] = {"fold": folds, "seconds": {r: 0.0 for r in REGIMES}}
     per_el_ok = [e for e in data.elements_order if (data.element == e).sum() >= cfg.min_sites]
-    for task in [t for t in TASK_TARGET if t in cfg.tasks]:
+    tasks = [t for t in TASK_TARGET if t in cfg.tasks]
+    bar = progress_bar(len(tasks) * cfg.n_folds, desc="cross-validation (task x fold)")
+    for task in tasks:
         lab = data.labelled(task)
         y = data.y[task]
         res = {r: {"pred": np.full(n, None, dtype=object) if task == "coordination" else np.full(n, np.nan),
@@ -379,7 +382,10 @@ def cross_validate(data: MultiData, cfg: MultiConfig, log=print) -> dict[str, An
                 out["seconds"]["fine-tuned"] += time.time() - t0
                 _store(res["fine-tuned"], ft, data.X, te_e, task)
             log(f"  {task}: fold {k + 1}/{cfg.n_folds} done")
+            bar.set_postfix_str(f"{task} fold {k + 1}", refresh=False)
+            bar.update(1)
         out[task] = res
+    bar.close()
     return out
 
 
@@ -485,17 +491,20 @@ def train_and_ship(data: MultiData, cfg: MultiConfig, scores: dict, out: Path, p
     shipped: dict[str, Any] = {}
     seed = cfg.seed + 7
     scales = energy_scales()
-    for task in [t for t in TASK_TARGET if t in cfg.tasks]:
+    tasks = [t for t in TASK_TARGET if t in cfg.tasks]
+    ship_els = [el for el in data.elements_order if (data.element == el).sum() >= cfg.min_sites]
+    bar = progress_bar(len(tasks) * (1 + len(ship_els)), desc="final models (universal + per element)")
+    for task in tasks:
         lab = data.labelled(task)
         y = data.y[task]
         rows = np.where(lab)[0]
         tr = rows
         ub = balance_rows(tr, data.element, cfg.balance_elements)
         uni = fit_task(task, data.X[ub], y[ub], cfg, seed)
-        for el in data.elements_order:
+        bar.update(1)
+        for el in ship_els:
             m = data.element == el
-            if m.sum() < cfg.min_sites:
-                continue
+            bar.set_postfix_str(f"{task} {el}", refresh=False)
             regime = (_best_regime(scores, el, task, cfg.regime_tolerance) if cfg.ship_regime == "best"
                       else cfg.ship_regime)
             tr_e = tr[m[tr]]
@@ -525,7 +534,9 @@ def train_and_ship(data: MultiData, cfg: MultiConfig, scores: dict, out: Path, p
                             normalization=cfg.normalization)
             b.save(out / el / task)
             shipped.setdefault(el, {})[task] = regime
+            bar.update(1)
         log(f"  shipped {task}: " + ", ".join(f"{el} {v[task]}" for el, v in shipped.items() if task in v))
+    bar.close()
     return shipped
 
 
