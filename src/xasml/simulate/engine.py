@@ -429,7 +429,8 @@ def _simulate(records, out: Path, elements, settings: FeffSettings, workers, sch
             pending.add(client.submit(run_site, t, key=key, pure=False, priority=int(expected_cost(t["feff_inp"]))))
             ledger.n_tasks += 1
             bar.total = ledger.n_tasks
-            bar.refresh()
+            if not lines:  # a terminal redraws in place; a log file gets the bar when a site finishes
+                bar.refresh()
 
         def collect(fut) -> None:
             t = by_key.pop(fut.key)
