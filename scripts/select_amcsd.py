@@ -253,7 +253,8 @@ def targeted(args) -> list[tuple[int, str]]:
         for e in els:
             if e in per_el:
                 per_el[e].append((i, f"{mineral or '-'} {rf} sg {sg} atoms {n} sites {len(sites)} "
-                                     f"({','.join(x.element for x in sites)})", len(sites)))
+                                     f"({','.join(x.element for x in sites)})",
+                                  sum(x.element in per_el for x in sites)))  # sites simulated
                 break
     print(f"held-back suspects (never taken): {' '.join(sorted(suspect))}", file=sys.stderr)
     # interleave: repeatedly take the next structure of the element with the fewest sites so far
