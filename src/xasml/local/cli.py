@@ -162,6 +162,8 @@ def resolve_multi_config(args):
                                         repo / "data" / "feff10-topology-grown.parquet") if p.exists()]
     if args.seed is not None:
         d["seed"] = args.seed
+    if getattr(args, "n_jobs", None) is not None:
+        d["n_jobs"] = args.n_jobs
     return MultiConfig.from_dict(d, source=args.config or "command line")
 
 
