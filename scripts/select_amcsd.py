@@ -18,11 +18,12 @@ Writes a file of AMCSD ids (one per line, with a comment) for ``--amcsd-ids-file
   that no FEFF10 set (``--exclude`` materials.csv files and packed ``--exclude-packed`` files)
   holds as the same (reduced formula, space group), one per reduced formula; cheapest
   first, elements interleaved (the element with the fewest training sites, ``--counts``, first).
-  Formulas that may be held back are never taken: TiO2, and every reduced formula that the
-  selection rule of a shared set would have taken but that set does not list (``--v0-local``:
-  named O-bearing minerals of <= 4 elements, <= 80 atoms, <= 3 sites of the absorber;
-  ``--v0-topology`` with ``--labels``: catalogue formulas of <= 2 inequivalent sites), unless a set
-  known to hold no held-back formula (``--not-held-back``, feff10-local-v1) has it.
+  Formulas that may be held back are never taken: TiO2, and the reduced formula of every
+  structure that the selection rule of a shared set would have taken but that set does not list
+  (``--v0-local``: O-bearing minerals of <= 4 elements, <= 80 atoms, <= 3 sites of the absorber,
+  one per mineral: a mineral the set lacks; ``--v0-topology`` with ``--labels``: compounds of a
+  catalogue formula with <= 2 inequivalent sites, per (formula, space group)), unless a set known
+  to hold no held-back formula (``--not-held-back``, feff10-local-v1) has it.
 
 Usage::
 
@@ -157,25 +158,26 @@ def _formula_sg(s) -> tuple[str, str]:
 
 
 def _known(args) -> tuple[set, set, set]:
-    """(formula, sg) pairs of every existing set, their formulas, and the formulas of v0/topology-v0."""
+    """(formula, sg) pairs of every existing set, the AMCSD ids of feff10-local-v0 and the
+    (formula, sg) pairs of feff10-topology-v0."""
     from pymatgen.core import Composition
 
-    pairs, v0_formulas, topo_formulas = set(), set(), set()
+    pairs, v0_ids, topo_pairs = set(), set(), set()
     for f in args.exclude or []:
         for r in csv.DictReader(open(f)):
             rf = Composition(r.get("reduced_formula") or r["formula"]).reduced_formula
             pairs.add((rf, str(r["sg"])))
             if args.v0_local and Path(f).resolve() == Path(args.v0_local).resolve():
-                v0_formulas.add(rf)
+                v0_ids.add(int(r["amcsd_id"]))
             if args.v0_topology and Path(f).resolve() == Path(args.v0_topology).resolve():
-                topo_formulas.add(rf)
+                topo_pairs.add((rf, str(r["sg"])))
     if args.exclude_packed:
         import pandas as pd
 
         for f in args.exclude_packed:
             d = pd.read_parquet(f, columns=["formula", "sg"])
             pairs |= {(Composition(a).reduced_formula, str(b)) for a, b in zip(d["formula"], d["sg"])}
-    return pairs, v0_formulas, topo_formulas
+    return pairs, v0_ids, topo_pairs
 
 
 def targeted(args) -> list[tuple[int, str]]:
@@ -185,7 +187,7 @@ def targeted(args) -> list[tuple[int, str]]:
     from xasml.simulate.feff import inequivalent_sites
     from xasml.simulate.sources import _amcsd_db, amcsd_structure, mineral_name
 
-    pairs, v0_formulas, topo_formulas = _known(args)
+    pairs, v0_ids, topo_pairs = _known(args)
     catalogue = set()
     if args.labels:
         from xasml.labels.topology import TopologyLabeler, formula_key
@@ -199,6 +201,8 @@ def targeted(args) -> list[tuple[int, str]]:
             counts[k.strip()] = int(v)
     elements = [e for e in args.elements.split(",") if e]
     db = _amcsd_db()
+    # feff10-local-v0 took one structure per mineral: its minerals (a mineral it lacks may be held back)
+    v0_minerals = {mineral_name(db.get_cif(i)) for i in v0_ids} - {""}
     suspect, per_el, seen_ids = set(), {e: [] for e in elements}, set()
     cands = {}
     for el in elements:
@@ -222,17 +226,17 @@ def targeted(args) -> list[tuple[int, str]]:
             except (DataError, ValueError, KeyError):
                 continue
             mineral = mineral_name(cif)
-            # the selection rules of the shared sets: a formula they would have taken but do not list
-            # may be held back
+            # the selection rules of the shared sets: a structure they would have taken but do not list
+            # may be held back, and with it its formula
             for e in {x.element for x in metal_sites}:
                 n_e = sum(x.element == e for x in metal_sites)
                 if (args.v0_local and mineral and "O" in syms and len(syms) <= 4 and len(s) <= 80
-                        and n_e <= 3 and e != "Cu" and rf not in v0_formulas):
+                        and n_e <= 3 and e != "Cu" and mineral not in v0_minerals):
                     suspect.add(rf)
-            if args.labels and len(all_sites) <= 2 and rf not in topo_formulas:
+            if args.labels and len(all_sites) <= 2 and (rf, sg) not in topo_pairs:
                 from xasml.labels.topology import formula_key
 
-                if formula_key(rf) in catalogue:
+                if formula_key(rf) in catalogue:  # any space group: the catalogues' own may differ
                     suspect.add(rf)
             if len(syms) > args.max_elements or len(s) > args.max_atoms or len(metal_sites) > args.max_sites:
                 continue
