@@ -273,20 +273,21 @@ def test_athena_reference_groups_calibrate_but_are_not_answered(shared_data):
 
 
 def test_too_few_environments_skip_the_classifier_with_a_warning(tmp_path, monkeypatch, capsys):
+    from tqdm.auto import tqdm
+
     import xasml.local.multi as multi
     from xasml.local.multi import MultiConfig, run_multi
-    from xasml.utils import progress_bar
 
-    # the progress bars (hidden when stderr is not a terminal) shown, to see what they count
-    monkeypatch.setattr(multi, "progress_bar", lambda total, desc="": progress_bar(total, desc, disable=False))
+    # the progress bars (hidden when stderr is not a terminal) shown and drawn at every step
+    monkeypatch.setattr(multi, "progress_bar", lambda total, desc="": tqdm(total=total, desc=desc, leave=False,
+                                                                          disable=False, mininterval=0))
     said = []
     cfg = MultiConfig(data=[str(SITES)], elements=["Fe", "Mn"], n_folds=2, epochs=1, finetune_epochs=1, n_members=2,
                       min_sites=20, min_class_sites=1000, tasks=["coordination", "oxidation"])
     m = run_multi(cfg, tmp_path / "run", log=said.append)
     err = capsys.readouterr().err
-    # (tqdm may skip drawing the last step: it redraws at most every 0.1 s)
-    assert "cross-validation (task x fold)" in err and "0/2 " in err and "oxidation fold 1" in err  # 1 task x 2 folds
-    assert "final models (universal + per element, per task)" in err and "0/1 " in err  # one task
+    assert "cross-validation (task x fold)" in err and "2/2 " in err and "oxidation fold" in err  # 1 task x 2 folds
+    assert "final models (universal + per element, per task)" in err and "1/1 " in err  # one task
     assert any("environment classifier skipped" in s for s in said)
     assert "oxidation_mae" in m["scores"]["Fe"]["universal"] and "macro_f1" not in m["scores"]["Fe"]["universal"]
     assert not (tmp_path / "run" / "models" / "Fe" / "coordination").exists()
