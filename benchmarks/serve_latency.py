@@ -24,8 +24,6 @@ import json
 import os
 import platform
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -35,13 +33,10 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))
+from serve_helpers import checkout_env, free_port, get_json, server_process  # noqa: E402  (one server-start helper)
+
 ELEMENTS = ("Cr", "Mn", "Fe", "Co", "Ni", "Cu", "Zn", "V", "Ti")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _inputs(data_root: Path) -> list[Path]:
@@ -99,50 +94,36 @@ def main(argv=None) -> int:
     work = Path(tempfile.mkdtemp(prefix="xasml-serve-bench-"))
     watch, store = work / "watch", work / "store"
     watch.mkdir()
-    port = _free_port()
-    env = dict(os.environ, PYTHONPATH=str(REPO / "src") + os.pathsep + os.environ.get("PYTHONPATH", ""),
-               OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    port = free_port()
+    cmd = [sys.executable, "-m", "xasml.cli", "serve", "--watch", str(watch), "--store", str(store),
+           "--port", str(port), "--settle", str(args.settle)]
     t_start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "xasml.cli", "serve", "--watch", str(watch), "--store", str(store),
-                             "--port", str(port), "--settle", str(args.settle)], env=env,
-                            stdout=open(work / "serve.log", "w"), stderr=subprocess.STDOUT)
     try:
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.perf_counter() - t_start > 300:
-                    sys.exit(f"xasml serve did not start: {(work / 'serve.log').read_text()[-2000:]}")
-                time.sleep(0.2)
-        startup_s = time.perf_counter() - t_start
-        events = _Events(port)
-        events.start()
-        events.connected.wait(30)
-        time.sleep(0.5)
-        latencies, names = [], []
-        for i in range(args.n):
-            src = sources[i % len(sources)]
-            name = f"{i:04d}_{src.name}"
-            data = src.read_bytes()
-            with open(watch / name, "wb") as fh:
-                fh.write(data)
-            t_written = time.perf_counter()
-            t_event = events.wait(name, timeout=60)
-            if t_event is None:
-                print(f"{name}: no result within 60 s", file=sys.stderr)
-                latencies.append(float("inf"))
-            else:
-                latencies.append(t_event - t_written)
-            names.append(name)
-        with urlopen_json(port, "/api/download/results.json") as entries:
-            pass
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        with server_process(cmd, f"http://127.0.0.1:{port}/api/status", work / "serve.log", env=checkout_env(),
+                            timeout=300):
+            startup_s = time.perf_counter() - t_start
+            events = _Events(port)
+            events.start()
+            events.connected.wait(30)
+            time.sleep(0.5)
+            latencies, names = [], []
+            for i in range(args.n):
+                src = sources[i % len(sources)]
+                name = f"{i:04d}_{src.name}"
+                data = src.read_bytes()
+                with open(watch / name, "wb") as fh:
+                    fh.write(data)
+                t_written = time.perf_counter()
+                t_event = events.wait(name, timeout=60)
+                if t_event is None:
+                    print(f"{name}: no result within 60 s", file=sys.stderr)
+                    latencies.append(float("inf"))
+                else:
+                    latencies.append(t_event - t_written)
+                names.append(name)
+            entries = get_json(f"http://127.0.0.1:{port}/api/download/results.json", timeout=120)
+    except RuntimeError as e:  # the server exited or did not answer: the message ends with its log
+        sys.exit(str(e))
     lat = np.asarray(latencies)
     by_name = {e["name"]: e for e in entries}
     analysis = np.asarray([by_name[n]["result"]["elapsed_s"] for n in names if n in by_name])
@@ -173,21 +154,6 @@ def main(argv=None) -> int:
     shutil.rmtree(work, ignore_errors=True)
     print(json.dumps({k: v for k, v in result.items() if k != "per_file"}, indent=1))
     return 0
-
-
-class urlopen_json:
-    """``with urlopen_json(port, path) as obj``: GET a JSON document from the server."""
-
-    def __init__(self, port: int, path: str):
-        self.port, self.path = port, path
-
-    def __enter__(self):
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
-        conn.request("GET", self.path)
-        return json.loads(conn.getresponse().read())
-
-    def __exit__(self, *exc):
-        return False
 
 
 if __name__ == "__main__":

@@ -252,6 +252,23 @@ def test_counts_add_up_and_streaming_equals_one_batch(tmp_path, test_data, cu):
     np.testing.assert_array_equal(np.stack(fa.mu), np.stack(fb.mu))
 
 
+def test_each_pass_shows_a_bar_over_every_spectrum(tmp_path, test_data, cu, monkeypatch, capsys):
+    import xasml.curate.core as core
+    from xasml.utils import progress_bar
+
+    bars = []
+
+    def shown(total, desc=""):  # the bars are hidden when stderr is not a terminal: show them here
+        bars.append(progress_bar(total, desc, disable=False))
+        return bars[-1]
+
+    monkeypatch.setattr(core, "progress_bar", shown)
+    rep = curate([_write(tmp_path, cu)], tmp_path / "a.parquet", CurateOptions(batch_size=7), show_progress=True)
+    assert [b.desc for b in bars] == ["curate pass 1/3: groups", "curate pass 2/3: grid", "curate pass 3/3: output"]
+    assert all(b.n == b.total == rep["totals"]["input"] for b in bars)
+    assert "curate pass 2/3: grid" in capsys.readouterr().err
+
+
 def test_conversion_of_feff_and_mp_inputs(tmp_path, test_data):
     rep = curate([test_data / "feff", test_data / "io" / "mp" / "xas_docs.json"], tmp_path / "o.parquet",
                  CurateOptions(**OFF))

@@ -191,8 +191,8 @@ def multi_run(tmp_path_factory):
 
     out = tmp_path_factory.mktemp("multi") / "run"
     cfg = MultiConfig(data=[str(SITES)], elements=["Ti", "Mn", "Fe", "Cu"], n_folds=2, epochs=3, finetune_epochs=2,
-                      n_members=2, min_sites=20, min_class_sites=5, balance_elements=50)
-    metrics = run_multi(cfg, out, log=lambda *a: None)
+                      n_members=2, min_sites=20, min_class_sites=5, balance_elements=50, n_jobs=2)
+    metrics = run_multi(cfg, out, log=lambda *a: None)  # folds and final models in 2 processes
     return out, metrics
 
 
@@ -336,17 +336,42 @@ def test_athena_reference_groups_calibrate_but_are_not_answered(shared_data):
     assert all(1.0 < r["prediction"] < 3.5 for r in res)  # NiO is Ni(II)
 
 
-def test_too_few_environments_skip_the_classifier_with_a_warning(tmp_path):
+def test_too_few_environments_skip_the_classifier_with_a_warning(tmp_path, monkeypatch, capsys):
+    from tqdm.auto import tqdm
+
+    import xasml.local.multi as multi
     from xasml.local.multi import MultiConfig, run_multi
 
+    # the progress bars (hidden when stderr is not a terminal) shown and drawn at every step
+    monkeypatch.setattr(multi, "progress_bar", lambda total, desc="": tqdm(total=total, desc=desc, leave=False,
+                                                                          disable=False, mininterval=0))
     said = []
     cfg = MultiConfig(data=[str(SITES)], elements=["Fe", "Mn"], n_folds=2, epochs=1, finetune_epochs=1, n_members=2,
                       min_sites=20, min_class_sites=1000, tasks=["coordination", "oxidation"])
     m = run_multi(cfg, tmp_path / "run", log=said.append)
+    err = capsys.readouterr().err
+    assert "cross-validation (task x fold)" in err and "2/2 " in err and "oxidation fold" in err  # 1 task x 2 folds
+    assert "final models (universal + per element, per task)" in err and "1/1 " in err  # one task
     assert any("environment classifier skipped" in s for s in said)
     assert "oxidation_mae" in m["scores"]["Fe"]["universal"] and "macro_f1" not in m["scores"]["Fe"]["universal"]
     assert not (tmp_path / "run" / "models" / "Fe" / "coordination").exists()
     assert (tmp_path / "run" / "models" / "Fe" / "oxidation" / "bundle.json").exists()
+
+
+def test_parallel_folds_give_the_serial_predictions(tmp_path):
+    from xasml.datasets.sites import load_sites
+    from xasml.local.multi import MultiConfig, MultiData, cross_validate
+
+    cfg = MultiConfig(data=[str(SITES)], elements=["Fe", "Mn"], n_folds=2, epochs=1, finetune_epochs=1, n_members=2,
+                      min_sites=20, tasks=["oxidation"])
+    data = MultiData(load_sites(cfg.data, cfg.elements), cfg)
+    serial = cross_validate(data, cfg, log=lambda *a: None)
+    parallel = cross_validate(data, cfg.model_copy(update={"n_jobs": 2}), log=lambda *a: None)
+    np.testing.assert_array_equal(serial["fold"], parallel["fold"])
+    for reg in ("universal", "per-element", "fine-tuned"):
+        assert np.isfinite(serial["oxidation"][reg]["pred"]).sum() > 10
+        for key in ("pred", "std"):
+            np.testing.assert_allclose(serial["oxidation"][reg][key], parallel["oxidation"][reg][key], rtol=1e-6)
 
 
 def test_the_fine_tuned_regime_is_shipped_when_within_tolerance_of_the_best():

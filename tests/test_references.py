@@ -52,14 +52,19 @@ def test_nearest_standard_of_fe2o3_is_fe3(shared_data, lib):
     assert nearest_standards(u, lib, k=1)[0]["id"] == "Fe/Fe2O3_rt_01"
 
 
-def test_lcf_recovers_a_50_50_mix_of_two_real_standards(lib):
+def _mno_mn2o3_mix(lib):
+    """The MnO and Mn2O3 library rows, MnO's energy grid (eV) and the 50/50 mix of their flattened spectra on it."""
+    from xasml.references.library import entry_flat
+
     mn = standards_for(lib, "Mn", "K")
     a = mn[mn["id"] == "Mn/MnO_rt_01"].iloc[0]
     b = mn[mn["id"] == "Mn/Mn2O3_rt_01"].iloc[0]
     e = entry_energy(a)
-    from xasml.references.library import entry_flat
+    return a, b, e, 0.5 * entry_flat(a, e) + 0.5 * entry_flat(b, e)
 
-    mix = 0.5 * entry_flat(a, e) + 0.5 * entry_flat(b, e)
+
+def test_lcf_recovers_a_50_50_mix_of_two_real_standards(lib):
+    a, b, e, mix = _mno_mn2o3_mix(lib)
     u = Unknown("Mn", "K", e, mix, 0.5 * (a["e0"] + b["e0"]), 0.5 * (a["e_half"] + b["e_half"]), "mix")
     fit = linear_combination_fit(u, lib)
     best = fit["best"]
@@ -75,13 +80,8 @@ def test_lcf_recovers_a_50_50_mix_of_two_real_standards(lib):
 def test_evidence_curves_redraw_the_fit_and_the_nearest_standards(lib):
     """The curves the beamline page draws: the best LCF rebuilt from the library is the mix it fitted."""
     from xasml.references.evidence import evidence_curves, unknown_from_curves
-    from xasml.references.library import entry_flat
 
-    mn = standards_for(lib, "Mn", "K")
-    a = mn[mn["id"] == "Mn/MnO_rt_01"].iloc[0]
-    b = mn[mn["id"] == "Mn/Mn2O3_rt_01"].iloc[0]
-    e = entry_energy(a)
-    mix = 0.5 * entry_flat(a, e) + 0.5 * entry_flat(b, e)
+    a, b, e, mix = _mno_mn2o3_mix(lib)
     u = unknown_from_curves("Mn", "K", e, mix, 0.5 * (a["e0"] + b["e0"]), "mix")
     assert a["e_half"] - 1 < u.e_half < b["e_half"] + 1  # the half-height energy of the mix lies between
     ev = {"lcf": linear_combination_fit(u, lib), "nearest": nearest_standards(u, lib, k=3)}

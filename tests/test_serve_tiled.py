@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from serve_helpers import free_port, get_json, serve_process, wait_for
+from serve_helpers import free_port, get_json, serve_process, server_process, wait_for
 
 pytest.importorskip("tiled.client", reason="tiled client not installed (pip install 'xasml[serve]')")
 API_KEY = "xasmltestkey0123"
@@ -24,33 +22,11 @@ def tiled_server(tmp_path):
     if not Path(exe).exists():
         pytest.skip("the tiled server is not installed (pip install 'tiled[server]')")
     port = free_port()
-    log = open(tmp_path / "tiled.log", "w")
-    env = dict(os.environ, TILED_SINGLE_USER_API_KEY=API_KEY)
-    proc = subprocess.Popen([exe, "serve", "catalog", "--temp", "--host", "127.0.0.1", "--port", str(port),
-                             "--api-key", API_KEY], stdout=log, stderr=subprocess.STDOUT, env=env,
-                            cwd=tmp_path)
     url = f"http://127.0.0.1:{port}"
-    try:
-        t0 = time.time()
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"tiled serve exited: {(tmp_path / 'tiled.log').read_text()[-1500:]}")
-            try:
-                get_json(url + "/api/v1/", timeout=2)
-                break
-            except OSError:
-                if time.time() - t0 > 90:
-                    pytest.fail("tiled serve did not start in 90 s")
-                time.sleep(0.3)
+    cmd = [exe, "serve", "catalog", "--temp", "--host", "127.0.0.1", "--port", str(port), "--api-key", API_KEY]
+    with server_process(cmd, url + "/api/v1/", tmp_path / "tiled.log", cwd=tmp_path, timeout=90, what="tiled serve",
+                        env=dict(os.environ, TILED_SINGLE_USER_API_KEY=API_KEY)):
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
 
 
 def test_tiled_run_appears_with_its_answer(tiled_server, tmp_path, test_data):

@@ -148,6 +148,24 @@ def test_interrupted_run_resumes_without_recomputing(tmp_path, sim_data):
     assert not (out / ".scratch").exists()
 
 
+def test_cli_shows_a_progress_bar_of_sites_and_core_seconds(tmp_path, sim_data):
+    # the one-site La structure (3-5 CPU-s); stderr is a pipe here, as in a log file
+    inp = _inputs(tmp_path, sim_data, ("amcsd-11149",))
+    cmd = [sys.executable, "-m", "xasml.cli", "simulate", "feff", str(inp), "--out", str(tmp_path / "out"),
+           "--workers", "1"]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    bars = [part for part in res.stderr.replace("\r", "\n").splitlines() if part.startswith("FEFF sites:")]
+    assert bars and "1/1" in bars[-1] and "done 1, failed 0, core-s" in bars[-1], res.stderr
+    core_s = float(bars[-1].split("core-s ")[1].rstrip("]"))
+    assert abs(core_s - json.loads((tmp_path / "out" / "summary.json").read_text())["this_run"]["core_seconds"]) <= 1
+    assert " done   1/1 amcsd-11149 000_La " in res.stderr  # the per-site line of a log file
+    assert "1 sites done, 0 failed" in res.stdout
+    # --no-progress: nothing on stderr (a rerun with nothing left to compute)
+    res = subprocess.run(cmd + ["--no-progress"], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0 and "FEFF sites" not in res.stderr and "0 sites done" in res.stdout
+
+
 def test_failing_site_is_recorded_and_never_stops_the_run(tmp_path, sim_data):
     out = tmp_path / "out"
     # a per-stage time limit far below FEFF's cost makes the site fail inside FEFF's pipeline

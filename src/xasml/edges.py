@@ -346,7 +346,21 @@ ELEMENT_SOURCES = ("option", "header", "file name", "data")
 
 
 def has_edge(element: str, edge: str) -> bool:
-    """Whether xraydb tabulates this edge of this element (with a positive energy)."""
+    """Whether xraydb tabulates this edge of this element (with a positive energy).
+
+    Parameters
+    ----------
+    element : str
+        Element symbol (``"Fe"``).
+    edge : str
+        Edge name (``"K"``, ``"L3"``).
+
+    Returns
+    -------
+    bool
+        True when :func:`edge_energy` gives a positive energy; False for an unknown element or
+        edge, or one the table lacks (no exception).
+    """
     try:
         return edge_energy(element, edge) > 0
     except SpectrumError:
@@ -400,8 +414,20 @@ def stated_element(value) -> str | None:
 
 
 def stated_edge(value) -> str | None:
-    """The edge a file states, upper case (``"k"`` → ``"K"``, ``"L3-edge"`` → ``"L3"``, ``"L"`` → ``"L3"``),
-    or None when the value names no edge xasml knows."""
+    """The edge a file states, upper case (``"k"`` → ``"K"``, ``"L3-edge"`` → ``"L3"``, ``"L"`` → ``"L3"``).
+
+    Parameters
+    ----------
+    value : str or None
+        The stated edge (header field, Athena ``fft_edge``); a trailing ``edge`` is ignored, a bare
+        ``L`` or ``M`` means L3 or M5 (the edge measured when a file says only the shell).
+
+    Returns
+    -------
+    str or None
+        One of :data:`xasml.spectrum.KNOWN_EDGES`, or None when the value names no edge xasml knows
+        (numbers, empty, unknown text).
+    """
     from xasml.spectrum import KNOWN_EDGES
 
     if value is None or isinstance(value, bool) or isinstance(value, (int, float)):

@@ -50,8 +50,26 @@ class MissingExtraError(XasmlError, ImportError):
         super().__init__(f"{package} is not installed; install it with: pip install 'xasml[{extra}]'")
 
 
-def file_error_line(file, message: str) -> str:
-    """The one-line error of a command that goes on with its other files:
-    ``xasml: error: FILE: message`` (the file named once, even when the message already starts with it)."""
+def file_message(file, message) -> str:
+    """A message about a file, naming it once: ``FILE: message``.
+
+    Parameters
+    ----------
+    file : str or Path
+        The file the message is about.
+    message : str or Exception
+        The message (an exception's text); left as it is when it already starts with ``file``.
+
+    Returns
+    -------
+    str
+        ``"FILE: message"``, or ``message`` when it already names the file first.
+    """
     message = str(message)
-    return f"xasml: error: {message if message.startswith(str(file)) else f'{file}: {message}'}"
+    return message if message.startswith(str(file)) else f"{file}: {message}"
+
+
+def file_error_line(file, message) -> str:
+    """The one-line error of a command that goes on with its other files:
+    ``xasml: error: FILE: message`` (the file named once, :func:`file_message`)."""
+    return f"xasml: error: {file_message(file, message)}"

@@ -102,6 +102,28 @@ def progress(iterable: Iterable, desc: str = "", total: int | None = None, disab
     return tqdm(iterable, desc=desc, total=total, disable=disable, leave=False)
 
 
+def progress_bar(total: int, desc: str = "", disable: bool | None = None):
+    """A tqdm bar of ``total`` steps to ``update`` by hand (hidden when stderr is not a terminal).
+
+    Parameters
+    ----------
+    total : int
+        Number of steps.
+    desc : str
+        Label in front of the bar.
+    disable : bool, optional
+        ``None`` (default): shown only when stderr is a terminal; ``True``: hidden; ``False``: shown.
+
+    Returns
+    -------
+    tqdm.tqdm
+        Close it (or use it as a context manager) when the work is done.
+    """
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, disable=disable, leave=False)
+
+
 def fingerprint_files(paths: Iterable[str | Path], root: str | Path | None = None) -> str:
     """SHA-256 over the relative names and contents of ``paths`` (sorted): a data fingerprint."""
     h = hashlib.sha256()

@@ -58,7 +58,7 @@ from xasml.config import XasmlConfig, element_symbol
 from xasml.curate import algorithms as alg
 from xasml.datasets.format import FORMAT_VERSION, SCHEMA
 from xasml.errors import DataError, SpectrumError
-from xasml.utils import atomic_path, atomic_write_json, atomic_write_text
+from xasml.utils import atomic_path, atomic_write_json, atomic_write_text, progress_bar
 
 #: Removal reasons, in step order: (step, reason, status code).
 REASONS = (
@@ -278,9 +278,10 @@ def _read_batches(paths: Sequence[Path], columns: Sequence[str], batch_size: int
 
 
 def _batches(paths: Sequence[Path], columns: Sequence[str], batch_size: int,
-             depth: int = 2) -> Iterator[tuple[int, pa.RecordBatch]]:
+             depth: int = 2, bar=None) -> Iterator[tuple[int, pa.RecordBatch]]:
     """Record batches of every input in order, decoded ``depth`` batches ahead in a thread
-    (Parquet decoding releases the GIL, so it overlaps the numpy / numba work on 2 cores)."""
+    (Parquet decoding releases the GIL, so it overlaps the numpy / numba work on 2 cores);
+    ``bar`` (tqdm) advances by the rows of each batch handed out."""
     q: queue.Queue = queue.Queue(maxsize=depth)
     done = object()
     stop = threading.Event()
@@ -310,8 +311,12 @@ def _batches(paths: Sequence[Path], columns: Sequence[str], batch_size: int,
             if isinstance(item, BaseException):
                 raise item
             yield item
+            if bar is not None:
+                bar.update(item[1].num_rows)
     finally:
         stop.set()
+        if bar is not None:
+            bar.close()
 
 
 def _flat(col: pa.Array, name: str, where: str) -> tuple[np.ndarray, np.ndarray]:
@@ -472,7 +477,9 @@ def curate_parquet(inputs: Sequence[str | Path], out: str | Path, options: Curat
     log = (lambda msg: print(f"xasml curate: {msg}", file=sys.stderr)) if show_progress else (lambda msg: None)
 
     groups = _Groups()
-    group, gmin = _pass1_groups(paths, groups, n_total, bs)
+    # tqdm bars over the spectra of each pass (shown when stderr is a terminal and not --quiet)
+    bar = (lambda desc: progress_bar(n_total, desc)) if show_progress else (lambda desc: None)
+    group, gmin = _pass1_groups(paths, groups, n_total, bs, bar=bar("curate pass 1/3: groups"))
     clock.stop("pass1_min_energy")
     log(f"pass 1: {n_total} spectra, {len(groups.labels)} elements ({clock.timings['pass1_min_energy']:.1f} s)")
     starts = _grid_starts(gmin, groups, opt.start)
@@ -485,7 +492,8 @@ def curate_parquet(inputs: Sequence[str | Path], out: str | Path, options: Curat
     try:
         ring = _Ring(bs, N)
         clock.start()
-        t_interp, t_keys = _pass2_grid(paths, rows, starts, group_kept, opt, spill_path, ring)
+        t_interp, t_keys = _pass2_grid(paths, rows, starts, group_kept, opt, spill_path, ring,
+                                       bar=bar("curate pass 2/3: grid"))
         clock.stop("pass2_grid")
         clock.timings["pass2_interpolation"] = t_interp
         clock.timings["pass2_keys"] = t_keys
@@ -506,7 +514,8 @@ def curate_parquet(inputs: Sequence[str | Path], out: str | Path, options: Curat
                  for k in range(len(groups.labels)) if np.isfinite(starts[k])}
         schema = _output_schema(opt, grids, paths)
         grid_table = starts[:, None] + opt.step * np.arange(N, dtype=np.float64)[None, :]
-        n_written = _pass3_output(paths, rows, bounds, grid_table, groups, schema, out_path, spill_path, ring, bs)
+        n_written = _pass3_output(paths, rows, bounds, grid_table, groups, schema, out_path, spill_path, ring, bs,
+                                  bar=bar("curate pass 3/3: output"))
         clock.stop("pass3_output")
     finally:
         tmpdir.cleanup()
@@ -576,12 +585,13 @@ class _Ring:
         return buf
 
 
-def _pass1_groups(paths: Sequence[Path], groups: _Groups, n_total: int, bs: int) -> tuple[np.ndarray, list[float]]:
+def _pass1_groups(paths: Sequence[Path], groups: _Groups, n_total: int, bs: int,
+                  bar=None) -> tuple[np.ndarray, list[float]]:
     """Pass 1: the group code of every row and each group's minimum first energy (valid rows)."""
     group = np.full(n_total, -1, dtype=np.int64)
     gmin: list[float] = []
     r0 = 0
-    for fi, b in _batches(paths, ("absorbing_element", "edge", "energy"), bs):
+    for fi, b in _batches(paths, ("absorbing_element", "edge", "energy"), bs, bar=bar):
         g = groups.encode(b)
         n = b.num_rows
         group[r0:r0 + n] = g
@@ -623,7 +633,7 @@ def _group_switches(groups: _Groups, opt: CurateOptions) -> tuple[np.ndarray, np
 
 
 def _pass2_grid(paths: Sequence[Path], rows: _Rows, starts: np.ndarray, group_kept: np.ndarray,
-                opt: CurateOptions, spill_path: Path, ring: _Ring) -> tuple[float, float]:
+                opt: CurateOptions, spill_path: Path, ring: _Ring, bar=None) -> tuple[float, float]:
     """Pass 2: selection, element filter, interpolation onto the grid and block-mean keys.
 
     The gridded spectra are appended to ``spill_path`` in row order (``rows.spilled``).
@@ -639,7 +649,7 @@ def _pass2_grid(paths: Sequence[Path], rows: _Rows, starts: np.ndarray, group_ke
     t_interp = t_hash = 0.0
     columns = ("absorbing_element", "edge", "energy", "mu", "kind", "normalized", "source")
     with open(spill_path, "wb") as spill, _Background() as bg:
-        for fi, b in _batches(paths, columns, int(opt.batch_size)):
+        for fi, b in _batches(paths, columns, int(opt.batch_size), bar=bar):
             n = b.num_rows
             sl = slice(r0, r0 + n)
             g = rows.group[sl]
@@ -754,7 +764,7 @@ def _output_schema(opt: CurateOptions, grids: dict, paths: Sequence[Path]) -> pa
 
 def _pass3_output(paths: Sequence[Path], rows: _Rows, bounds: tuple[np.ndarray, np.ndarray] | None,
                   grid_table: np.ndarray, groups: _Groups, schema: pa.Schema, out_path: Path, spill_path: Path,
-                  ring: _Ring, bs: int) -> int:
+                  ring: _Ring, bs: int, bar=None) -> int:
     """Pass 3: the outlier test (``bounds``: lower and upper band per group, None = no test) and
     the kept rows written atomically to ``out_path``.
 
@@ -773,7 +783,7 @@ def _pass3_output(paths: Sequence[Path], rows: _Rows, bounds: tuple[np.ndarray, 
         try:
             with _Background() as bg:
                 r0 = 0
-                for fi, b in _batches(paths, meta_cols, bs):
+                for fi, b in _batches(paths, meta_cols, bs, bar=bar):
                     n = b.num_rows
                     sp = rows.spilled[r0:r0 + n]
                     k = int(sp.sum())

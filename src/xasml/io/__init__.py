@@ -1,15 +1,15 @@
-"""Readers and writers: FEFF ``xmu.dat``, XDI, Athena projects, column files, spectrum matrices, Materials Project documents,
-structures.
+"""Readers and writers: FEFF ``xmu.dat``, XDI, Athena projects, column and beamline files, HDF5/NeXus scans,
+spectrum matrices, Materials Project documents, structures.
 
 :func:`read_spectrum` reads any supported spectrum file, recognising the format by content.
 
-The names below are imported from their modules on first use (PEP 562 module ``__getattr__``):
-``from xasml.io import read_xdi`` works as before, but importing one reader (``xasml.io.xdi``)
-no longer imports every other one (the Materials Project reader loads pydantic), which a
-one-file ``xasml measure read`` does not need.
+The names below are imported from their modules on first use (PEP 562 module ``__getattr__``,
+:func:`xasml._lazy.lazy_exports`): ``from xasml.io import read_xdi`` works as before, but
+importing one reader (``xasml.io.xdi``) no longer imports every other one (the Materials Project
+reader loads pydantic), which a one-file ``xasml measure read`` does not need.
 """
 
-from importlib import import_module
+from xasml._lazy import lazy_exports
 
 #: public name -> module that defines it
 _EXPORTS = {
@@ -29,25 +29,4 @@ __all__ = ["read_spectrum", "detect_format", "read_feff_xmu", "read_feff_compoun
            "read_athena", "read_athena_project", "read_columns", "read_spectrum_matrix", "read_nexus_table"]
 
 
-def __getattr__(name: str):
-    """The public reader ``name``, imported from its module on first access."""
-    module = _EXPORTS.get(name)
-    if module is None:
-        return _submodule(name)
-    value = getattr(import_module(f"xasml.io.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def _submodule(name: str):
-    """``xasml.io.<name>`` as an attribute, imported if needed (as when this package imported them all)."""
-    import importlib
-    import importlib.util
-
-    if name.startswith("_") or importlib.util.find_spec(f"{__name__}.{name}") is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return importlib.import_module(f"{__name__}.{name}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

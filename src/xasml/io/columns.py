@@ -35,7 +35,6 @@ from xasml.spectrum import KNOWN_EDGES, Spectrum, normalize_element
 
 __all__ = ["ColumnFile", "read_column_table", "read_columns", "evaluate_expression", "MU_COLUMNS"]
 
-_COMMENT = ("#", "%", "!")
 _NUM = re.compile(r"^[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?$")
 _NUM_COMMA = re.compile(r"^[-+]?\d+,\d+(?:[eE][-+]?\d+)?$")
 _ENERGY_NAMES = ("energy", "e", "energy_ev", "en", "ene", "energy(ev)", "energy[ev]", "mono_energy", "enc",
@@ -158,10 +157,6 @@ def _is_number_line(line: str) -> bool:
     except ValueError:
         return False
     return bool(toks)
-
-
-def _clean_name(name: str) -> str:
-    return name.strip().strip("\"'").lower()
 
 
 def _split_scans(lines: list[str]) -> tuple[list[str], list[tuple[str, int, list[tuple[int, str]]]]]:
@@ -438,7 +433,21 @@ def _energy_column(cf: ColumnFile, roles: dict[str, str | None]) -> str:
 
 
 def names_list(names: list[str], most: int = 24) -> str:
-    """Column names for a one-line message: each cut to 30 characters, at most ``most`` of them."""
+    """Column names for a one-line error or warning message.
+
+    Parameters
+    ----------
+    names : list of str
+        The column names of a file.
+    most : int
+        How many names to show at most.
+
+    Returns
+    -------
+    str
+        The names, each cut to 30 characters, joined by ``", "``; with more than ``most`` names the
+        rest is summarised as ``", ... (N columns)"``.
+    """
     shown = [n if len(n) <= 30 else n[:27] + "..." for n in names[:most]]
     return ", ".join(shown) + (f", ... ({len(names)} columns)" if len(names) > most else "")
 

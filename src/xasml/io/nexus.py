@@ -28,7 +28,19 @@ HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 
 def is_hdf5(path: str | Path) -> bool:
-    """True when the file starts with the HDF5 signature."""
+    """Whether a file is HDF5 (NeXus, BLISS, SOLEIL scans), by its first 8 bytes.
+
+    Parameters
+    ----------
+    path : str or Path
+        Any file; only its first 8 bytes are read.
+
+    Returns
+    -------
+    bool
+        True when the file starts with the HDF5 signature (:data:`HDF5_SIGNATURE`); False otherwise,
+        also when it cannot be opened (the reader then names the problem).
+    """
     try:
         with open(path, "rb") as fh:
             return fh.read(8) == HDF5_SIGNATURE

@@ -36,7 +36,8 @@ def add_parser(subparsers) -> None:
     r.add_argument("--config", help="JSON or TOML file with options (see below)")
     r.add_argument("--element", help=HELP["element"])
     r.add_argument("--seed", type=int, help=HELP["seed"])
-    r.add_argument("--n-jobs", type=int, help=HELP["n_jobs"])
+    r.add_argument("--n-jobs", type=int, help=HELP["n_jobs"] + "; with --elements: worker processes for the "
+                                                                "cross-validation folds and the final models")
     r.add_argument("--paper", action="store_true",
                    help="classifier training exactly as Carbone et al. 2019 (plain cross-entropy, constant lr, 50 epochs)")
     r.add_argument("--quick", action="store_true", help="tiny smoke run: 3 epochs, 2 models, no robustness study")
@@ -174,6 +175,8 @@ def resolve_multi_config(args):
                                         repo / "data" / "feff10-topology-grown.parquet") if p.exists()]
     if args.seed is not None:
         d["seed"] = args.seed
+    if getattr(args, "n_jobs", None) is not None:
+        d["n_jobs"] = args.n_jobs
     return MultiConfig.from_dict(d, source=args.config or "command line")
 
 

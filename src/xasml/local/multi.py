@@ -45,6 +45,7 @@ from xasml.config import XasmlConfig
 
 from xasml.datasets.sites import SiteGrid, balance_rows, load_sites, one_hot, spectra_matrix, structure_key
 from xasml.errors import DataError
+from xasml.utils import progress_bar
 
 TASK_TARGET = {"coordination": "environment", "cn": "coordination_number", "oxidation": "oxidation_state"}
 REGIMES = ("per-element", "universal", "fine-tuned")
@@ -88,6 +89,9 @@ class MultiConfig(XasmlConfig):
     noise_sigma: float = Field(0.01, ge=0, description="Gaussian noise on one extra copy of each training spectrum (units of its maximum)")
     seed: int = Field(0, description="seed of folds, initialisation, noise")
     n_threads: int = Field(1, ge=1, description="torch threads")
+    n_jobs: int = Field(1, ge=1, description="worker processes for the cross-validation folds and the final models "
+                                             "(the same results as 1; more processes finish sooner on a machine "
+                                             "with free cores)")
     ship: bool = Field(True, description="train the final models on all sites and write <out>/models/<El>/<task>/")
     ship_regime: str = Field("best", description="'best' (per element and task, by cross-validation), or one of the regimes")
     regime_tolerance: float = Field(0.02, ge=0, description="with ship_regime 'best': the fine-tuned regime is shipped when its "
@@ -205,48 +209,89 @@ def cross_validate(data: MultiData, cfg: MultiConfig, log=print) -> dict[str, An
         folds[test] = k
     out: dict[str, Any] = {"fold": folds, "seconds": {r: 0.0 for r in REGIMES}}
     per_el_ok = [e for e in data.elements_order if (data.element == e).sum() >= cfg.min_sites]
-    for task in [t for t in TASK_TARGET if t in cfg.tasks]:
-        lab = data.labelled(task)
-        y = data.y[task]
-        res = {r: {"pred": np.full(n, None, dtype=object) if task == "coordination" else np.full(n, np.nan),
-                   "std": np.full(n, np.nan)} for r in REGIMES}
-        for k in range(cfg.n_folds):
-            seed = cfg.seed + 100 * k
-            train_all = np.where((folds != k) & lab)[0]
-            test = np.where((folds == k) & lab)[0]
-            tr = train_all
-            t0 = time.time()
-            ub = balance_rows(tr, data.element, cfg.balance_elements)
-            uni = fit_task(task, data.X[ub], y[ub], cfg, seed)
-            out["seconds"]["universal"] += time.time() - t0
-            _store(res["universal"], uni, data.X, test, task)
-            for el in per_el_ok:
-                tr_e, te_e = (r[data.element[r] == el] for r in (tr, test))
-                if len(te_e) == 0 or len(tr_e) < 5:
-                    continue
-                if task == "coordination" and len(set(y[tr_e])) < 2:
-                    continue
-                t0 = time.time()
-                per = fit_task(task, data.X[tr_e], y[tr_e], cfg, seed)
-                out["seconds"]["per-element"] += time.time() - t0
-                _store(res["per-element"], per, data.X, te_e, task)
-                t0 = time.time()
-                ft = fit_task(task, data.X[tr_e], y[tr_e], cfg, seed, base=uni)
-                out["seconds"]["fine-tuned"] += time.time() - t0
-                _store(res["fine-tuned"], ft, data.X, te_e, task)
-            log(f"  {task}: fold {k + 1}/{cfg.n_folds} done")
-        out[task] = res
+    tasks = [t for t in TASK_TARGET if t in cfg.tasks]
+    for task in tasks:
+        out[task] = {r: {"pred": np.full(n, None, dtype=object) if task == "coordination" else np.full(n, np.nan),
+                         "std": np.full(n, np.nan)} for r in REGIMES}
+    jobs = [(task, k) for task in tasks for k in range(cfg.n_folds)]
+    args = [(task, k, data.X, data.element, data.y[task], data.labelled(task), folds, cfg, per_el_ok)
+            for task, k in jobs]
+    if cfg.n_jobs > 1:  # every fold is seeded on its own: the same predictions in any order
+        from joblib import Parallel, delayed
+
+        results = Parallel(n_jobs=min(cfg.n_jobs, len(jobs)), backend="loky", return_as="generator_unordered")(
+            delayed(_cv_fold)(*a) for a in args)
+    else:
+        results = (_cv_fold(*a) for a in args)
+    bar = progress_bar(len(jobs), desc="cross-validation (task x fold)")
+    for task, k, res, seconds in results:
+        for reg, (rows, pred, std) in res.items():
+            out[task][reg]["pred"][rows] = pred
+            out[task][reg]["std"][rows] = std
+        for reg, sec in seconds.items():
+            out["seconds"][reg] += sec
+        log(f"  {task}: fold {k + 1}/{cfg.n_folds} done")
+        bar.set_postfix_str(f"{task} fold {k + 1}", refresh=False)
+        bar.update(1)
+    bar.close()
     return out
 
 
-def _store(slot: dict, est, X: np.ndarray, rows: np.ndarray, task: str) -> None:
+def _cv_fold(task: str, k: int, X: np.ndarray, element: np.ndarray, y: np.ndarray, lab: np.ndarray,
+             folds: np.ndarray, cfg: MultiConfig, per_el_ok: list[str]):
+    """One task and fold of :func:`cross_validate`: the universal model on the training folds, and per
+    element the per-element and fine-tuned ones; out-of-fold predictions of fold ``k``'s sites.
+
+    Returns
+    -------
+    tuple
+        ``(task, k, {regime: (rows, pred, std)}, {regime: seconds})``.
+    """
+    import torch
+
+    torch.set_num_threads(cfg.n_threads)
+    seed = cfg.seed + 100 * k
+    tr = np.where((folds != k) & lab)[0]
+    test = np.where((folds == k) & lab)[0]
+    res: dict[str, list] = {r: [] for r in REGIMES}
+    seconds = {r: 0.0 for r in REGIMES}
+    t0 = time.time()
+    ub = balance_rows(tr, element, cfg.balance_elements)
+    uni = fit_task(task, X[ub], y[ub], cfg, seed)
+    seconds["universal"] += time.time() - t0
+    res["universal"].append(_predict_rows(uni, X, test, task))
+    for el in per_el_ok:
+        tr_e, te_e = (r[element[r] == el] for r in (tr, test))
+        if len(te_e) == 0 or len(tr_e) < 5:
+            continue
+        if task == "coordination" and len(set(y[tr_e])) < 2:
+            continue
+        t0 = time.time()
+        per = fit_task(task, X[tr_e], y[tr_e], cfg, seed)
+        seconds["per-element"] += time.time() - t0
+        res["per-element"].append(_predict_rows(per, X, te_e, task))
+        t0 = time.time()
+        ft = fit_task(task, X[tr_e], y[tr_e], cfg, seed, base=uni)
+        seconds["fine-tuned"] += time.time() - t0
+        res["fine-tuned"].append(_predict_rows(ft, X, te_e, task))
+    merged = {}
+    for reg, parts in res.items():
+        parts = [p for p in parts if len(p[0])]
+        if not parts:
+            merged[reg] = (np.zeros(0, dtype=int), np.zeros(0), np.zeros(0))
+            continue
+        merged[reg] = tuple(np.concatenate([p[i] for p in parts]) for i in range(3))
+    return task, k, merged, seconds
+
+
+def _predict_rows(est, X: np.ndarray, rows: np.ndarray, task: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(rows, prediction, std)`` of ``est`` on ``X[rows]`` (std NaN for the classifier)."""
     if len(rows) == 0:
-        return
+        return rows, np.zeros(0), np.zeros(0)
     if task == "coordination":
-        slot["pred"][rows] = est.predict(X[rows])
-    else:
-        m, s = est.predict(X[rows], return_std=True)
-        slot["pred"][rows], slot["std"][rows] = m, s
+        return rows, np.asarray(est.predict(X[rows]), dtype=object), np.full(len(rows), np.nan)
+    m, s = est.predict(X[rows], return_std=True)
+    return rows, np.asarray(m, dtype=float), np.asarray(s, dtype=float)
 
 
 def score(data: MultiData, cv: dict, cfg: MultiConfig) -> dict[str, Any]:
@@ -331,58 +376,84 @@ def train_and_ship(data: MultiData, cfg: MultiConfig, scores: dict, out: Path, p
     ``<out>/<El>/<task>/`` for each element with at least ``min_sites`` sites.
 
     The regime shipped per element and task is ``cfg.ship_regime``, or with ``"best"`` the one
-    with the better cross-validated score (our own folds; no test set is involved).
+    with the better cross-validated score (our own folds; no test set is involved). The tasks
+    are trained side by side in ``cfg.n_jobs`` processes (each is seeded on its own).
     """
-    from xasml.models.bundle import ModelBundle
+    tasks = [t for t in TASK_TARGET if t in cfg.tasks]
+    args = [(task, data, cfg, scores, out, provenance) for task in tasks]
+    if cfg.n_jobs > 1 and len(tasks) > 1:
+        from joblib import Parallel, delayed
+
+        results = Parallel(n_jobs=min(cfg.n_jobs, len(tasks)), backend="loky", return_as="generator_unordered")(
+            delayed(_ship_task)(*a) for a in args)
+    else:
+        results = (_ship_task(*a) for a in args)
+    shipped: dict[str, Any] = {}
+    bar = progress_bar(len(tasks), desc="final models (universal + per element, per task)")
+    for task, regimes in results:
+        for el, regime in regimes.items():
+            shipped.setdefault(el, {})[task] = regime
+        log(f"  shipped {task}: " + ", ".join(f"{el} {r}" for el, r in regimes.items()))
+        bar.set_postfix_str(task, refresh=False)
+        bar.update(1)
+    bar.close()
+    return {el: {t: v[t] for t in tasks if t in v} for el, v in sorted(shipped.items(),
+                                                                     key=lambda kv: data.elements_order.index(kv[0]))}
+
+
+def _ship_task(task: str, data: MultiData, cfg: MultiConfig, scores: dict, out: Path,
+               provenance: dict) -> tuple[str, dict[str, str]]:
+    """One task of :func:`train_and_ship`: the universal model on every labelled site, then each
+    element's bundle in its regime. Returns ``(task, {element: regime})``."""
+    import torch
+
     from xasml.edges import edge_energy
+    from xasml.models.bundle import ModelBundle
     from xasml.preprocess.energy_scale import energy_scales
     from xasml.preprocess.grid import EnergyGrid
 
-    shipped: dict[str, Any] = {}
+    torch.set_num_threads(cfg.n_threads)
     seed = cfg.seed + 7
     scales = energy_scales()
-    for task in [t for t in TASK_TARGET if t in cfg.tasks]:
-        lab = data.labelled(task)
-        y = data.y[task]
-        rows = np.where(lab)[0]
-        tr = rows
-        ub = balance_rows(tr, data.element, cfg.balance_elements)
-        uni = fit_task(task, data.X[ub], y[ub], cfg, seed)
-        for el in data.elements_order:
-            m = data.element == el
-            if m.sum() < cfg.min_sites:
-                continue
-            regime = (_best_regime(scores, el, task, cfg.regime_tolerance) if cfg.ship_regime == "best"
-                      else cfg.ship_regime)
-            tr_e = tr[m[tr]]
-            if regime == "universal":
-                est = uni
-            elif task == "coordination" and len(set(y[tr_e])) < 2:
-                regime, est = "universal", uni
-            else:
-                est = fit_task(task, data.X[tr_e], y[tr_e], cfg, seed, base=uni if regime == "fine-tuned" else None)
-            if task != "coordination":
-                est = copy.deepcopy(est)
-                est.set_noise_std(scores[el].get(regime, {}).get(f"{task}_rmse", 0.0))
-            grid = EnergyGrid(edge_energy(el, cfg.edge) + cfg.grid_start,
-                              edge_energy(el, cfg.edge) + cfg.grid_start + cfg.step * (cfg.n_points - 1), cfg.n_points)
-            Xe = data.X[m][:, : data.n_spec]
-            if len(Xe) > MAX_STORED_SPECTRA:  # enough for k-means motifs and distances; keeps bundles small
-                Xe = Xe[np.sort(np.random.default_rng(cfg.seed).choice(len(Xe), MAX_STORED_SPECTRA, replace=False))]
-            sims = sorted(set(data.frame.loc[m, "simulation"]))
-            info = {"regime": regime, "target": TASK_TARGET[task], "elements": data.elements_order,
-                    "energy_scale": {s: scales[s][el] for s in sims if el in scales.get(s, {})},
-                    "n_train_sites": int(len(tr_e)),
-                    "cv": {k: v for k, v in scores[el].get(regime, {}).items()}, **provenance}
-            b = ModelBundle(task=task, estimator=est, element=el, edge=cfg.edge, grid=grid,
-                            feature_slice=(0, data.n_spec), reference_mu=Xe.mean(axis=0), info=info,
-                            training_spectra=Xe, elements=list(data.elements_order),
-                            alignment="calibrated" if task == "oxidation" else cfg.geometry_alignment,
-                            normalization=cfg.normalization)
-            b.save(out / el / task)
-            shipped.setdefault(el, {})[task] = regime
-        log(f"  shipped {task}: " + ", ".join(f"{el} {v[task]}" for el, v in shipped.items() if task in v))
-    return shipped
+    ship_els = [el for el in data.elements_order if (data.element == el).sum() >= cfg.min_sites]
+    regimes: dict[str, str] = {}
+    lab = data.labelled(task)
+    y = data.y[task]
+    tr = np.where(lab)[0]
+    ub = balance_rows(tr, data.element, cfg.balance_elements)
+    uni = fit_task(task, data.X[ub], y[ub], cfg, seed)
+    for el in ship_els:
+        m = data.element == el
+        regime = (_best_regime(scores, el, task, cfg.regime_tolerance) if cfg.ship_regime == "best"
+                  else cfg.ship_regime)
+        tr_e = tr[m[tr]]
+        if regime == "universal":
+            est = uni
+        elif task == "coordination" and len(set(y[tr_e])) < 2:
+            regime, est = "universal", uni
+        else:
+            est = fit_task(task, data.X[tr_e], y[tr_e], cfg, seed, base=uni if regime == "fine-tuned" else None)
+        if task != "coordination":
+            est = copy.deepcopy(est)
+            est.set_noise_std(scores[el].get(regime, {}).get(f"{task}_rmse", 0.0))
+        grid = EnergyGrid(edge_energy(el, cfg.edge) + cfg.grid_start,
+                          edge_energy(el, cfg.edge) + cfg.grid_start + cfg.step * (cfg.n_points - 1), cfg.n_points)
+        Xe = data.X[m][:, : data.n_spec]
+        if len(Xe) > MAX_STORED_SPECTRA:  # enough for k-means motifs and distances; keeps bundles small
+            Xe = Xe[np.sort(np.random.default_rng(cfg.seed).choice(len(Xe), MAX_STORED_SPECTRA, replace=False))]
+        sims = sorted(set(data.frame.loc[m, "simulation"]))
+        info = {"regime": regime, "target": TASK_TARGET[task], "elements": data.elements_order,
+                "energy_scale": {s: scales[s][el] for s in sims if el in scales.get(s, {})},
+                "n_train_sites": int(len(tr_e)),
+                "cv": {k: v for k, v in scores[el].get(regime, {}).items()}, **provenance}
+        b = ModelBundle(task=task, estimator=est, element=el, edge=cfg.edge, grid=grid,
+                        feature_slice=(0, data.n_spec), reference_mu=Xe.mean(axis=0), info=info,
+                        training_spectra=Xe, elements=list(data.elements_order),
+                        alignment="calibrated" if task == "oxidation" else cfg.geometry_alignment,
+                        normalization=cfg.normalization)
+        b.save(out / el / task)
+        regimes[el] = regime
+    return task, regimes
 
 
 def run_multi(cfg: MultiConfig, out: str | Path, overwrite: bool = False, label_cache: str | Path | None = None,

@@ -109,10 +109,23 @@ class ModelBundle:
 
     @property
     def is_classifier(self) -> bool:
+        """Whether the model gives class probabilities (coordination) rather than a value with σ (cn, oxidation)."""
         return hasattr(self.predictor, "predict_proba")
 
     def save(self, path: str | Path) -> Path:
-        """Write the bundle folder (JSON + safetensors; no pickle)."""
+        """Write the bundle folder (JSON + safetensors; no pickle).
+
+        Parameters
+        ----------
+        path : str or Path
+            The folder (created if needed): ``bundle.json``, ``estimator/`` and, with training
+            spectra, ``training_spectra.npz``; each file written atomically.
+
+        Returns
+        -------
+        Path
+            ``path``, also stored as :attr:`path`.
+        """
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         self.estimator.save(path / "estimator")
@@ -132,6 +145,17 @@ class ModelBundle:
     @classmethod
     def load(cls, path: str | Path) -> "ModelBundle":
         """Read a bundle folder.
+
+        Parameters
+        ----------
+        path : str or Path
+            A folder written by :meth:`save`.
+
+        Returns
+        -------
+        ModelBundle
+            Checked; shipped network ensembles predict with NumPy (:attr:`predictor`) and restore the
+            estimator itself only when :attr:`estimator` is asked for.
 
         Raises
         ------
@@ -283,8 +307,19 @@ class ModelBundle:
                                what="model")
 
     def inputs(self, X_full: np.ndarray) -> np.ndarray:
-        """Estimator input from whole-grid spectra (n, n_points): the feature window, and the
-        one-hot element code appended for multi-element models."""
+        """Estimator input from whole-grid spectra.
+
+        Parameters
+        ----------
+        X_full : ndarray, shape (n, n_points)
+            Spectra on the bundle's whole grid (:meth:`prepare_full`).
+
+        Returns
+        -------
+        ndarray, shape (n, n_features)
+            The feature window ``feature_slice``, with the one-hot code of :attr:`element` among
+            :attr:`elements` appended for multi-element models.
+        """
         a, b = self.feature_slice
         X = np.asarray(X_full, dtype=float)[:, a:b]
         if not self.elements:
@@ -297,10 +332,21 @@ class ModelBundle:
                 reference=None) -> tuple[np.ndarray, list[dict]]:
         """Estimator input of spectra: :meth:`prepare_full`, then :meth:`inputs`.
 
+        Parameters
+        ----------
+        spectra, measured, calibrate, reference :
+            As :meth:`prepare_full`.
+
         Returns
         -------
         X : ndarray, shape (n, n_features)
         records : list of dict
+            One preprocessing record per spectrum (:meth:`prepare_full`).
+
+        Raises
+        ------
+        SpectrumError
+            See :meth:`prepare_full`.
         """
         X, records = self.prepare_full(spectra, measured, calibrate=calibrate, reference=reference)
         return self.inputs(X), records
@@ -309,6 +355,16 @@ class ModelBundle:
                 reference=None) -> list[dict]:
         """Predictions as dictionaries: ``prediction`` and ``probabilities`` or ``std`` (and for measured
         spectra the preprocessing: ``alignment_shift_eV``, or ``calibration`` and ``warnings``).
+
+        Parameters
+        ----------
+        spectra, measured, calibrate, reference :
+            Prepared by :meth:`prepare_full` (calibration of measured spectra, energy offset of computed ones).
+
+        Returns
+        -------
+        list of dict
+            One per spectrum, as :meth:`predict_prepared`.
 
         Raises
         ------
@@ -329,6 +385,15 @@ class ModelBundle:
         X_full : ndarray, shape (n, n_points)
         records : sequence of dict, optional
             Preprocessing records to merge into the results.
+
+        Returns
+        -------
+        list of dict
+            One per spectrum: ``prediction`` and ``probabilities`` (classifiers, with
+            ``environment_name`` for coordination) or ``std`` (regressors, the task's units); for
+            measured spectra the preprocessing (``alignment_shift_eV``, or ``calibration``,
+            ``energy_offset_eV``, ``e0``, ``warnings``) and ``out_of_domain`` (:meth:`domain_distance`,
+            with a warning above ``OOD_WARN``).
 
         Raises
         ------
@@ -419,6 +484,11 @@ def find_bundle(task: str, model: str | Path | None = None, element: str | None 
     element : str, optional
         Absorbing element, to choose among per-element models.
 
+    Returns
+    -------
+    Path
+        The bundle folder (holding ``bundle.json``).
+
     Raises
     ------
     DataError
@@ -452,7 +522,17 @@ def find_bundle(task: str, model: str | Path | None = None, element: str | None 
 
 
 def shipped_elements(task: str) -> list[str]:
-    """Elements with a shipped model of ``task`` (``xasml/data/local/<El>/<task>/bundle.json``)."""
+    """Elements with a shipped model of a task.
+
+    Parameters
+    ----------
+    task : {"coordination", "cn", "oxidation"}
+
+    Returns
+    -------
+    list of str
+        Sorted element symbols with ``xasml/data/local/<El>/<task>/bundle.json``.
+    """
     return sorted(p.parent.parent.name for p in SHIPPED_DIR.glob(f"*/{task}/bundle.json"))
 
 

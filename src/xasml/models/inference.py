@@ -51,7 +51,19 @@ _DEFAULTS = {"arch": "mlp", "hidden": (90, 60, 20), "dropout": 0.3, "conv_filter
 
 
 def member_probabilities(logits: np.ndarray) -> np.ndarray:
-    """Softmax over the last axis of every member's logits, shape (n_members, n, n_classes)."""
+    """Class probabilities of every ensemble member from its logits (softmax over the classes).
+
+    Parameters
+    ----------
+    logits : ndarray, shape (n_members, n, n_classes)
+        The members' outputs before the softmax.
+
+    Returns
+    -------
+    ndarray, shape (n_members, n, n_classes)
+        Probabilities summing to 1 over the last axis (computed after subtracting each row's
+        maximum, so large logits do not overflow).
+    """
     logits = logits - logits.max(axis=2, keepdims=True)
     p = np.exp(logits)
     return p / p.sum(axis=2, keepdims=True)
@@ -64,9 +76,19 @@ def ensemble_mean_std(P: np.ndarray, std_scale: float = 1.0, noise_std: float = 
     combined in quadrature with ``noise_std`` when it is set: σ² = noise_std² + (std_scale · spread)²
     (see :meth:`xasml.models.local_nets.SpectrumEnsembleRegressor.predict`).
 
+    Parameters
+    ----------
+    P : ndarray, shape (n_members, n)
+        Each member's prediction (target units, e.g. coordination number or oxidation state).
+    std_scale : float
+        Factor on the member spread, calibrated on validation data when the model was trained.
+    noise_std : float
+        Irreducible spread (target units) added in quadrature; 0 adds nothing.
+
     Returns
     -------
     mean, std : ndarray, shape (n,)
+        Ensemble mean and uncertainty, in the target's units.
     """
     mean = P.mean(axis=0)
     spread = P.std(axis=0, ddof=1) * std_scale
@@ -208,15 +230,51 @@ class ClassifierPredictor(EnsemblePredictor):
     """:class:`EnsemblePredictor` of a :class:`~xasml.models.local_nets.SpectrumClassifier`."""
 
     def predict_proba_members(self, X) -> np.ndarray:
-        """Class probabilities of each member, shape (n_members, n, n_classes)."""
+        """Class probabilities of each member.
+
+        Parameters
+        ----------
+        X : array_like, shape (n, n_features_in_)
+            Spectra on the model's energy grid, as the estimator was trained on.
+
+        Returns
+        -------
+        ndarray, shape (n_members, n, n_classes)
+
+        Raises
+        ------
+        DataError
+            When ``X`` has the wrong shape or non-finite values.
+        """
         return member_probabilities(self._forward_members(X))
 
     def predict_proba(self, X) -> np.ndarray:
-        """Member-averaged class probabilities, shape (n, n_classes), columns ordered as ``classes_``."""
+        """Member-averaged class probabilities.
+
+        Parameters
+        ----------
+        X : array_like, shape (n, n_features_in_)
+            Spectra, as for :meth:`predict_proba_members`.
+
+        Returns
+        -------
+        ndarray, shape (n, n_classes)
+            Columns ordered as ``classes_``.
+        """
         return self.predict_proba_members(X).mean(axis=0)
 
     def predict(self, X) -> np.ndarray:
-        """Most probable class of each spectrum, shape (n,)."""
+        """Most probable class of each spectrum: the label of the largest :meth:`predict_proba` column.
+
+        Parameters
+        ----------
+        X : array_like, shape (n, n_features_in_)
+
+        Returns
+        -------
+        ndarray, shape (n,)
+            Labels from ``classes_``.
+        """
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
 
 
@@ -224,11 +282,41 @@ class RegressorPredictor(EnsemblePredictor):
     """:class:`EnsemblePredictor` of a :class:`~xasml.models.local_nets.SpectrumEnsembleRegressor`."""
 
     def predict_members(self, X) -> np.ndarray:
-        """Each member's prediction, shape (n_members, n)."""
+        """Each member's prediction.
+
+        Parameters
+        ----------
+        X : array_like, shape (n, n_features_in_)
+            Spectra on the model's energy grid.
+
+        Returns
+        -------
+        ndarray, shape (n_members, n)
+            In the target's units (standardisation undone).
+
+        Raises
+        ------
+        DataError
+            When ``X`` has the wrong shape or non-finite values.
+        """
         return self._forward_members(X)[:, :, 0] * self.target_scale_ + self.target_mean_
 
     def predict(self, X, return_std: bool = False):
-        """Ensemble mean (n,), and with ``return_std`` also the uncertainty (n,) (:func:`ensemble_mean_std`)."""
+        """Ensemble mean and, optionally, its uncertainty.
+
+        Parameters
+        ----------
+        X : array_like, shape (n, n_features_in_)
+            Spectra on the model's energy grid.
+        return_std : bool
+            Also return the uncertainty (:func:`ensemble_mean_std`).
+
+        Returns
+        -------
+        mean : ndarray, shape (n,)
+        std : ndarray, shape (n,)
+            Only with ``return_std``; target units.
+        """
         mean, std = ensemble_mean_std(self.predict_members(X), self.std_scale_, self.noise_std_)
         return (mean, std) if return_std else mean
 
@@ -245,6 +333,11 @@ def load_predictor(path: str | Path) -> EnsemblePredictor | None:
     ----------
     path : str or Path
         Folder with ``estimator.json`` and ``weights.safetensors``.
+
+    Returns
+    -------
+    ClassifierPredictor, RegressorPredictor or None
+        The NumPy predictor, or None (see above).
 
     Raises
     ------

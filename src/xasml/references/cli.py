@@ -17,11 +17,17 @@ from __future__ import annotations
 import json
 import sys
 
-from xasml.errors import DataError, SpectrumError, file_error_line
+from xasml.errors import DataError, SpectrumError, file_error_line, file_message
 
 
 def add_references_option(parser) -> None:
-    """Add ``--references DIR`` (repeatable): user reference libraries read with the shipped one."""
+    """Add ``--references DIR`` (repeatable): user reference libraries read with the shipped one.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        The (sub-)command's parser; ``args.references`` becomes a list of folders or None.
+    """
     parser.add_argument("--references", action="append", metavar="DIR",
                         help="a folder of your own measured standards (references.parquet, made with 'xasml "
                              "references add'); used with the shipped library; repeatable")
@@ -132,20 +138,27 @@ def _build(args) -> int:
     return 0
 
 
-def _evidence(args) -> int:
+def _unknowns(path, args):
+    """Yield the spectra of file ``path`` (its reference groups left out) one by one as calibrated, normalised
+    unknowns, read with the reading options of ``args`` (``add_reading_options(..., calibration=True)``)."""
     from xasml.io.reader import read_spectra
-    from xasml.references.combine import collect_evidence
     from xasml.references.evidence import unknown_from_spectrum
+
+    spectra = read_spectra(path, args.element, args.edge, args.energy_col, args.mu, include_references=False,
+                           scan=args.scan)
+    for s in spectra:
+        yield unknown_from_spectrum(s, calibrate=args.calibrate, reference=args.reference)
+
+
+def _evidence(args) -> int:
+    from xasml.references.combine import collect_evidence
     from xasml.references.library import load_library
 
     lib = load_library(args.references)
     status = 0
     for f in args.files:
         try:
-            spectra = read_spectra(f, args.element, args.edge, args.energy_col, args.mu, include_references=False,
-                                   scan=args.scan)
-            for s in spectra:
-                u = unknown_from_spectrum(s, calibrate=args.calibrate, reference=args.reference)
+            for u in _unknowns(f, args):
                 ev = collect_evidence(u, lib)
                 rec = {"file": str(f), "absorbing_element": u.element, "edge": u.edge, "e0": round(u.e0, 2), **ev}
                 print(json.dumps(rec, default=float) if args.json else format_evidence(rec))
@@ -156,26 +169,22 @@ def _evidence(args) -> int:
 
 
 def _pca(args) -> int:
-    from xasml.io.reader import read_spectra
-    from xasml.references.evidence import unknown_from_spectrum
     from xasml.references.library import load_library
     from xasml.references.pca import pca_of_unknowns
 
     unknowns = []
     for f in args.files:
         try:
-            for s in read_spectra(f, args.element, args.edge, args.energy_col, args.mu, include_references=False,
-                                  scan=args.scan):
-                unknowns.append(unknown_from_spectrum(s, calibrate=args.calibrate, reference=args.reference))
+            unknowns.extend(_unknowns(f, args))
         except (SpectrumError, DataError, OSError) as exc:
-            raise DataError(file_error_line(f, exc).removeprefix("xasml: error: ")) from None
+            raise DataError(file_message(f, exc)) from None
     res = pca_of_unknowns(unknowns, load_library(args.references))
     if args.json:
         print(json.dumps(res))
         return 0
     p = res["pca"]
     print(f"{len(unknowns)} {res['element']} {res['edge']} spectra, {res['energy_range'][0]:.1f}-"
-          f"{res['energy_range'][1]:.1f} eV: {p['n_components']} components by IND")
+          f"{res['energy_range'][1]:.1f} eV: {p['n_components']} component{'s' * (p['n_components'] != 1)} by IND")
     for i, (lam, ind) in enumerate(zip(p["eigenvalues"], p["ind"] + [None]), 1):
         print(f"  component {i}: eigenvalue {lam:.4g}  cumulative {p['variance_fraction'][i - 1]:.5f}"
               + ("" if ind is None else f"  IND {ind:.3g}"))
@@ -186,7 +195,21 @@ def _pca(args) -> int:
 
 
 def format_evidence(rec: dict) -> str:
-    """Plain-text lines for one spectrum's evidence record (as :func:`~xasml.references.combine.collect_evidence`)."""
+    """Plain-text lines for one spectrum's evidence (what ``xasml references evidence`` prints).
+
+    Parameters
+    ----------
+    rec : dict
+        ``file``, ``absorbing_element``, ``edge``, ``e0`` (eV) and what
+        :func:`~xasml.references.combine.collect_evidence` returns (``evidence``, ``combined``,
+        ``warnings``).
+
+    Returns
+    -------
+    str
+        The header line, the combined oxidation state, the model, LCF, edge-position and three
+        nearest-standard lines where present, then one line per warning.
+    """
     ev, c = rec["evidence"], rec["combined"]
     lines = [f"{rec['file']}  {rec['absorbing_element']} {rec['edge']}  e0 {rec['e0']:.2f} eV"]
     if c["oxidation_state"] is not None:

@@ -82,7 +82,15 @@ class Unknown:
     record: dict[str, Any] = field(default_factory=dict)
 
     def on_window(self) -> tuple[np.ndarray, np.ndarray]:
-        """(energies, flat) on the uniform comparison grid of :data:`WINDOW` around e0 (eV)."""
+        """The spectrum on the uniform comparison grid.
+
+        Returns
+        -------
+        energy : ndarray, shape (m,)
+            ``e0 + WINDOW[0] … e0 + WINDOW[1]`` in :data:`STEP` (eV) steps.
+        flat : ndarray, shape (m,)
+            ``flat`` interpolated there over its finite points (held at its end values beyond them).
+        """
         e = self.e0 + np.arange(WINDOW[0], WINDOW[1] + STEP / 2, STEP)
         ok = np.isfinite(self.flat)
         return e, np.interp(e, self.energy[ok], self.flat[ok])
@@ -149,7 +157,19 @@ def unknown_from_curves(element: str, edge: str, energy, flat, e0: float, name: 
 
 
 def unknown_from_row(row) -> Unknown:
-    """A library entry as an :class:`Unknown` (its stored ``flat`` on its grid)."""
+    """A library entry as an :class:`Unknown` (to score a standard as if it were measured).
+
+    Parameters
+    ----------
+    row : mapping or pandas.Series
+        A library row (:mod:`xasml.references.library`: ``element``, ``edge``, ``e0``, ``e_half``,
+        ``id``, and ``flat`` on its grid).
+
+    Returns
+    -------
+    Unknown
+        Its stored ``flat`` on its absolute energies (eV), named by the row's ``id``.
+    """
     from xasml.references.library import entry_energy
 
     return Unknown(row["element"], row["edge"], entry_energy(row), np.asarray(row["flat"], float),
@@ -169,6 +189,11 @@ def standards_for(library, element: str, edge: str, exclude_compounds: Iterable[
         Compounds to leave out (leave-one-compound-out).
     known_valence : bool
         Keep only standards with a known valence.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The matching rows (a view of ``library``; empty when none).
     """
     df = library[(library["element"] == element) & (library["edge"] == edge)]
     ex = set(exclude_compounds)

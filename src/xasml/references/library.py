@@ -52,9 +52,20 @@ _STR = ("id", "element", "edge", "compound", "formula", "environment", "note", "
 _FLOAT = ("valence", "cn", "e0", "e_half", "edge_step", "calibration_shift", "grid_start", "grid_step")
 
 
+def _shipped(name: str) -> Path:
+    """Path of a file shipped in ``xasml/data/references/``."""
+    return Path(str(resources.files("xasml") / "data" / "references" / name))
+
+
 def shipped_library_path() -> Path:
-    """Path of the library shipped with xasml (``xasml/data/references/references.parquet``)."""
-    return Path(str(resources.files("xasml") / "data" / "references" / LIBRARY_FILE))
+    """Path of the library shipped with xasml.
+
+    Returns
+    -------
+    Path
+        ``xasml/data/references/references.parquet`` inside the installed package.
+    """
+    return _shipped(LIBRARY_FILE)
 
 
 def compound_table(path: str | Path | None = None) -> dict[str, Any]:
@@ -72,7 +83,7 @@ def compound_table(path: str | Path | None = None) -> dict[str, Any]:
         case-insensitive file-stem prefix —, ``compound``, ``formula``, ``valence``, optional
         ``environment``, ``cn``, ``note``).
     """
-    p = Path(path) if path else Path(str(resources.files("xasml") / "data" / "references" / "xas_data_library.json"))
+    p = Path(path) if path else _shipped("xas_data_library.json")
     try:
         return json.loads(p.read_text())
     except (OSError, json.JSONDecodeError) as exc:
@@ -80,7 +91,23 @@ def compound_table(path: str | Path | None = None) -> dict[str, Any]:
 
 
 def match_compound(element: str, stem: str, table: dict[str, Any]) -> dict[str, Any] | None:
-    """The table rule of ``element`` whose ``match`` is the longest prefix of ``stem`` (case-insensitive), or None."""
+    """The compound-table rule that names a file of the XAS Data Library.
+
+    Parameters
+    ----------
+    element : str
+        The absorbing element (the file's ``data/<El>/`` folder).
+    stem : str
+        The file name without suffix (``"MnO2_rt_01"``).
+    table : dict
+        A compound table (:func:`compound_table`).
+
+    Returns
+    -------
+    dict or None
+        The rule of ``element`` whose ``match`` is the longest case-insensitive prefix of ``stem``,
+        or None when no rule matches.
+    """
     best = None
     for rule in table["rules"]:
         if rule["element"] == element and stem.lower().startswith(rule["match"].lower()):
@@ -229,6 +256,11 @@ def write_library(table, path: str | Path) -> Path:
 def read_library(path: str | Path):
     """Read one library (a ``.parquet`` file or a folder holding ``references.parquet``).
 
+    Parameters
+    ----------
+    path : str or Path
+        The Parquet file, or a folder holding ``references.parquet`` (a user library).
+
     Returns
     -------
     pandas.DataFrame
@@ -335,12 +367,37 @@ def cached_library(references: str | Path | Sequence[str | Path] | None = None):
 
 
 def entry_energy(row) -> np.ndarray:
-    """Absolute energies (eV) of a library row's stored ``flat``."""
+    """Absolute energies of a library row's stored ``flat``.
+
+    Parameters
+    ----------
+    row : mapping or pandas.Series
+        A library row (``e0``, ``grid_start``, ``grid_step`` in eV, and ``flat``).
+
+    Returns
+    -------
+    ndarray, shape (len(flat),)
+        ``e0 + grid_start + grid_step * k`` in eV.
+    """
     return row["e0"] + row["grid_start"] + row["grid_step"] * np.arange(len(row["flat"]))
 
 
 def entry_flat(row, energy: np.ndarray) -> np.ndarray:
-    """A library row's ``flat`` interpolated at ``energy`` (eV); held at its end values outside its data."""
+    """A library row's flattened spectrum on other energies.
+
+    Parameters
+    ----------
+    row : mapping or pandas.Series
+        A library row (see :func:`entry_energy`).
+    energy : ndarray, shape (n,)
+        Absolute energies in eV.
+
+    Returns
+    -------
+    ndarray, shape (n,)
+        ``flat`` linearly interpolated at ``energy`` over its finite points (the stored ``flat`` is
+        NaN where the scan had no data); held at its end values outside them.
+    """
     e, f = entry_energy(row), np.asarray(row["flat"], float)
     ok = np.isfinite(f)
     return np.interp(energy, e[ok], f[ok])
@@ -398,13 +455,7 @@ def build_library(folder: str | Path, out: str | Path | None = None, table: str 
                 warnings.simplefilter("ignore")
                 spectra = read_spectra(f, absorbing_element=el)
             s = spectra[0]
-            info = {**{k: rule.get(k) for k in ("compound", "formula", "valence", "environment", "cn", "note")},
-                    "id": f"{el}/{f.stem}", "file": f"{el}/{f.name}", "source": tab.get("source"),
-                    "licence": tab.get("licence")}
-            rows.append(standard_row(s, info))
-            if progress:
-                r = rows[-1]
-                print(f"{r['id']:<50} {r['compound']:<28} e0 {r['e0']:.2f}  {r['calibration']}")
+            rows.append(_rule_row(s, rule, tab, f"{el}/{f.stem}", f"{el}/{f.name}", progress))
         except (SpectrumError, DataError, OSError, ValueError) as exc:
             skipped.append(f"{f}: {exc}")
     if athena is not None:
@@ -415,6 +466,17 @@ def build_library(folder: str | Path, out: str | Path | None = None, table: str 
     if out is not None:
         write_library(df, out)
     return df, skipped
+
+
+def _rule_row(s, rule: dict, tab: dict, id_: str, file: str, progress: bool) -> dict:
+    """The library row of spectrum ``s`` described by compound-table ``rule`` (source and licence from ``tab``);
+    with ``progress`` one line about it is printed."""
+    info = {**{k: rule.get(k) for k in ("compound", "formula", "valence", "environment", "cn", "note")},
+            "id": id_, "file": file, "source": tab.get("source"), "licence": tab.get("licence")}
+    r = standard_row(s, info)
+    if progress:
+        print(f"{r['id']:<50} {r['compound']:<28} e0 {r['e0']:.2f}  {r['calibration']}")
+    return r
 
 
 def build_athena_standards(folder: str | Path, table: str | Path | None = None, progress: bool = False):
@@ -438,7 +500,7 @@ def build_athena_standards(folder: str | Path, table: str | Path | None = None, 
     """
     from xasml.io.reader import read_spectra
 
-    p = Path(table) if table else Path(str(resources.files("xasml") / "data" / "references" / "athena_projects.json"))
+    p = Path(table) if table else _shipped("athena_projects.json")
     tab = compound_table(p)
     folder = Path(folder)
     rows, skipped, cache = [], [], {}
@@ -456,13 +518,8 @@ def build_athena_standards(folder: str | Path, table: str | Path | None = None, 
             if s.absorbing_element != rule["element"]:
                 skipped.append(f"{f}: group {rule['group']!r} is {s.absorbing_element}, not {rule['element']}")
                 continue
-            info = {**{k: rule.get(k) for k in ("compound", "formula", "valence", "environment", "cn", "note")},
-                    "id": f"athena/{f.stem}/{rule['group']}", "file": f"{f.name}#{rule['group']}",
-                    "source": tab.get("source"), "licence": tab.get("licence")}
-            rows.append(standard_row(s, info))
-            if progress:
-                r = rows[-1]
-                print(f"{r['id']:<50} {r['compound']:<28} e0 {r['e0']:.2f}  {r['calibration']}")
+            rows.append(_rule_row(s, rule, tab, f"athena/{f.stem}/{rule['group']}", f"{f.name}#{rule['group']}",
+                                  progress))
         except (SpectrumError, DataError, OSError, ValueError) as exc:
             skipped.append(f"{f} {rule['group']!r}: {exc}")
     return rows, skipped
@@ -540,7 +597,21 @@ def add_standards(library_dir: str | Path, files: Iterable[str | Path], compound
 
 
 def library_summary(df) -> list[dict[str, Any]]:
-    """One record per compound of a library: element, edge, compound, formula, valence, entries, calibrations."""
+    """One record per compound of a library (what ``xasml references list`` prints).
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        A library (:func:`load_library`, :func:`read_library`).
+
+    Returns
+    -------
+    list of dict
+        Sorted by element, edge and compound: ``element``, ``edge``, ``compound``, ``formula``,
+        ``valence`` (formal oxidation state or None), ``environment``, ``cn``, ``entries`` (spectra),
+        ``calibrated`` (spectra with an energy calibration other than "none") and ``library``
+        (where the rows came from, when :func:`load_library` recorded it).
+    """
     out = []
     for (el, ed, comp), g in df.groupby(["element", "edge", "compound"], sort=True):
         v = g["valence"].dropna()

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from xasml.errors import DataError, SpectrumError, XasmlError
+from xasml.errors import DataError, SpectrumError, XasmlError, file_message
 
 __all__ = ["AnalysisOptions", "Analyzer", "analyze", "header_numbers"]
 
@@ -472,9 +472,8 @@ def _warning_lines(caught, source) -> list[str]:
 
 
 def _one_line(exc: BaseException, path) -> str:
-    """An error as one line naming the file (``FILE: message``)."""
-    text = " ".join(str(exc).split())
-    return text if text.startswith(str(path)) else f"{path}: {text}"
+    """An error as one line naming the file (``FILE: message``, :func:`xasml.errors.file_message`)."""
+    return file_message(path, " ".join(str(exc).split()))
 
 
 _DEFAULT: Analyzer | None = None

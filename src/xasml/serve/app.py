@@ -24,6 +24,11 @@ STATIC = Path(__file__).resolve().parent / "static"
 def plotly_js_path() -> Path:
     """The ``plotly.min.js`` bundled with the installed ``plotly`` Python package.
 
+    Returns
+    -------
+    Path
+        The file, served to the page from this machine (no CDN: beamline networks are often closed).
+
     Raises
     ------
     MissingExtraError

@@ -60,7 +60,19 @@ def result_rows(entries: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def results_csv(rows: list[dict[str, Any]]) -> str:
-    """The results table as CSV text (:data:`RESULT_COLUMNS`, then the numeric header fields)."""
+    """The results table as CSV text.
+
+    Parameters
+    ----------
+    rows : list of dict
+        One per spectrum (:func:`result_rows`).
+
+    Returns
+    -------
+    str
+        A header line of :data:`RESULT_COLUMNS` then the rows' ``header`` fields (sorted), one line
+        per row; missing values are empty.
+    """
     extra = sorted({k for r in rows for k in r.get("header", {})})
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")

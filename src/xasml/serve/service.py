@@ -22,6 +22,7 @@ from typing import Any, Callable
 from xasml.errors import SpectrumError, XasmlError
 from xasml.serve.analysis import AnalysisOptions, Analyzer
 from xasml.serve.store import ResultStore, file_key
+from xasml.utils import atomic_path
 
 __all__ = ["ServeConfig", "ServeService", "default_store"]
 
@@ -29,7 +30,13 @@ log = logging.getLogger("xasml.serve")
 
 
 def default_store() -> Path:
-    """The default store folder: ``$XASML_SERVE_STORE``, else ``~/.local/share/xasml/serve``."""
+    """The default folder of the serve result store.
+
+    Returns
+    -------
+    Path
+        ``$XASML_SERVE_STORE`` when set, else ``~/.local/share/xasml/serve``.
+    """
     env = os.environ.get("XASML_SERVE_STORE")
     return Path(env) if env else Path.home() / ".local" / "share" / "xasml" / "serve"
 
@@ -346,9 +353,8 @@ class ServeService:
             raise SpectrumError(f"the upload store holds {self.config.max_uploads} files, the limit (--max-uploads)",
                                 source=filename)
         target = self.upload_dir / f"{uuid.uuid4().hex[:8]}_{_safe_name(filename)}"
-        tmp = target.with_name(f".{target.name}.part")
-        tmp.write_bytes(data)
-        os.replace(tmp, target)
+        with atomic_path(target) as tmp:
+            tmp.write_bytes(data)
         return target
 
     def rows(self) -> list[dict[str, Any]]:

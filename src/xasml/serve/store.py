@@ -21,7 +21,21 @@ __all__ = ["ResultStore", "file_key", "finite"]
 
 
 def finite(obj: Any) -> Any:
-    """``obj`` with every NaN or infinite float replaced by None (browsers' JSON has no NaN)."""
+    """A JSON-ready copy of ``obj`` with every NaN or infinite float replaced by None.
+
+    Browsers' ``JSON.parse`` rejects NaN and Infinity, so results go through this before the page
+    or the store sees them.
+
+    Parameters
+    ----------
+    obj : any
+        Nested dicts, lists and tuples of numbers, strings, None and numpy scalars.
+
+    Returns
+    -------
+    any
+        The same structure (tuples as lists, keys as str, numpy scalars as Python numbers).
+    """
     if isinstance(obj, float):
         return obj if obj == obj and obj not in (float("inf"), float("-inf")) else None
     if isinstance(obj, dict):

@@ -114,7 +114,7 @@ def _run_feff(args: argparse.Namespace) -> int:
         return 0
     summary = simulate(_records(cfg), args.out, cfg.elements, settings, workers=cfg.workers,
                        scheduler=cfg.scheduler, timeout=cfg.timeout, retry_failed=cfg.retry_failed,
-                       max_sites=cfg.max_sites)
+                       max_sites=cfg.max_sites, show_progress=False if args.no_progress else None)
     if args.json:
         print(json.dumps(summary, indent=1))
     else:
@@ -188,6 +188,9 @@ def add_parser(subparsers) -> None:
     f.add_argument("--retry-failed", action="store_true", default=None, help="rerun sites listed in failures.csv")
     f.add_argument("--dry-run", action="store_true", help="write the structure folders, list the sites, run nothing")
     f.add_argument("--json", action="store_true", help="print summary.json")
+    f.add_argument("--no-progress", action="store_true",
+                   help="no progress on stderr (default: a bar of sites done / failed / core-seconds, and one line "
+                        "per site when stderr is not a terminal)")
     f.set_defaults(func=_run_feff)
 
     k = sub.add_parser("pack", help="a compact Parquet dataset (spectra, structures, settings) of a simulation folder")

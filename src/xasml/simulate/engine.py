@@ -305,6 +305,15 @@ class _Ledger:
         atomic_write_json(self.out / "summary.json", self.summary(finished))
 
 
+#: the simulate bar: "FEFF sites:  40%|####      | 4/10 [00:31<00:47, done 3, failed 1, core-s 52]"
+PROGRESS_FORMAT = "{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}{postfix}]"
+
+
+def _progress_text(ledger: _Ledger) -> str:
+    """The bar's counters: sites done and failed, and FEFF core-seconds since the run started."""
+    return f"done {ledger.done}, failed {ledger.failed}, core-s {ledger.cpu:.0f}"
+
+
 def _client(workers: int | None, scheduler: str | None):
     """A Dask client: on ``scheduler`` if given, else on a new LocalCluster of single-threaded processes."""
     try:
@@ -349,7 +358,10 @@ def simulate(records: Iterable[StructureRecord], out: str | Path, elements: Sequ
     max_sites : int, optional
         Skip structures with more inequivalent absorbing sites.
     show_progress : bool, optional
-        Progress bar on stderr (default: when stderr is a terminal; otherwise one line per site).
+        Progress on stderr: a tqdm bar of sites finished out of those submitted, with the sites
+        done and failed and the core-seconds (CPU time of FEFF) since the start of this run
+        (default ``None``: the bar, plus one line per finished site when stderr is not a terminal,
+        for log files); ``False``: nothing.
 
     Returns
     -------
@@ -395,7 +407,8 @@ def _simulate(records, out: Path, elements, settings: FeffSettings, workers, sch
         shutil.rmtree(out / ".scratch", ignore_errors=True)
         return ledger.summary(True)
     ledger.write()
-    tty = sys.stderr.isatty() if show_progress is None else show_progress
+    bar_on = show_progress is not False
+    lines = show_progress is None and not sys.stderr.isatty()  # log files also get one line per site
     client, cluster = _client(workers, scheduler)
     finished = False
     try:
@@ -405,7 +418,9 @@ def _simulate(records, out: Path, elements, settings: FeffSettings, workers, sch
         ledger.t_compute = time.perf_counter()
         pending = as_completed()
         by_key: dict[str, dict] = {}
-        bar = tqdm(total=0, desc="FEFF sites", disable=not tty, file=sys.stderr)
+        bar = tqdm(total=0, desc="FEFF sites", unit="site", disable=not bar_on, file=sys.stderr,
+                   dynamic_ncols=True, bar_format=PROGRESS_FORMAT)
+        bar.set_postfix_str(_progress_text(ledger), refresh=False)
 
         def submit(t: dict) -> None:
             key = f"feff-{t['key']}-{t['absorbing_index']}"
@@ -414,7 +429,8 @@ def _simulate(records, out: Path, elements, settings: FeffSettings, workers, sch
             pending.add(client.submit(run_site, t, key=key, pure=False, priority=int(expected_cost(t["feff_inp"]))))
             ledger.n_tasks += 1
             bar.total = ledger.n_tasks
-            bar.refresh()
+            if not lines:  # a terminal redraws in place; a log file gets the bar when a site finishes
+                bar.refresh()
 
         def collect(fut) -> None:
             t = by_key.pop(fut.key)
@@ -424,12 +440,16 @@ def _simulate(records, out: Path, elements, settings: FeffSettings, workers, sch
                 res = {**{k: t[k] for k in ("key", "element", "absorbing_index")}, "status": "failed",
                        "message": f"worker error: {type(exc).__name__}: {exc}", "wall_s": 0.0, "cpu_s": 0.0}
             ledger.add(res)
+            if lines:
+                line = (f"{_now()} {res['status']:6s} {ledger.done + ledger.failed}/{ledger.n_tasks} {res['key']} "
+                        f"{res['absorbing_index']:03d}_{res['element']} {float(res['wall_s']):.1f} s "
+                        f"{res.get('message', '')[:120]}")
+                if bar_on:
+                    bar.write(line, file=sys.stderr)
+                else:
+                    print(line, file=sys.stderr, flush=True)
+            bar.set_postfix_str(_progress_text(ledger), refresh=False)
             bar.update(1)
-            bar.set_postfix(done=ledger.done, failed=ledger.failed, core_s=round(ledger.cpu))
-            if not tty:
-                print(f"{_now()} {res['status']:6s} {ledger.done + ledger.failed}/{ledger.n_tasks} {res['key']} "
-                      f"{res['absorbing_index']:03d}_{res['element']} {float(res['wall_s']):.1f} s "
-                      f"{res.get('message', '')[:120]}", file=sys.stderr, flush=True)
 
         submit(first)
         for t in tasks:

@@ -35,8 +35,6 @@ import numpy as np
 
 from xasml.errors import DataError
 
-#: reader options for measured files (``--element``, ``--edge``, ``--energy-col``, ``--mu``)
-READER_OPTIONS = ("absorbing_element", "edge", "energy_col", "mu")
 #: formats read as measured spectra unless told otherwise
 MEASURED_FORMATS = ("xdi", "athena", "columns")
 
