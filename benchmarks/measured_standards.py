@@ -162,7 +162,12 @@ def main() -> int:
            for h in ("calibrated", "uncalibrated", "calibrated + SDM")}
     lines = ["| element | file | true OS | calibrated (σ) | calibration | uncalibrated | calibrated + SDM |",
              "|---|---|---|---|---|---|---|"]
-    fmt = lambda v: "-" if v is None else f"{v[0]:.2f} ± {v[1]:.2f}"  # noqa: E731
+    def fmt(v) -> str:
+        """'value ± σ'; an answer of the metal rule has no σ ('0.00 (metal)')."""
+        if v is None:
+            return "-"
+        return f"{v[0]:.2f} (metal)" if v[1] is None else f"{v[0]:.2f} ± {v[1]:.2f}"
+
     for r in rows:
         cal = r["calibration"] or "-"
         if r.get("calibration_shift_eV"):

@@ -87,8 +87,6 @@ def test_a_disagreeing_model_is_handled_the_same_on_the_page_and_in_the_shell(an
     assert used or any("the answer is theirs" in w for w in s["warnings"])
 
 
-@pytest.mark.xfail(strict=True, reason="the local models retrained in the sim merge (e5dc0dc) answer T:4 for "
-                   "hematite, whose Fe site is O:6")
 def test_hematite_environment_is_octahedral(analyzer, fe2o3):
     assert analyzer.analyze(fe2o3)["spectra"][0]["answers"]["coordination"]["prediction"] == "O:6"
 
