@@ -128,3 +128,13 @@ def test_hostile_expressions_and_values(tmp_path):
     with pytest.raises(SpectrumError, match="line 2") as exc:
         read_column_table(f)
     assert len(str(exc.value)) < 300
+
+
+def test_csv_with_an_unnamed_index_column_reads_its_named_channels(shared_data):
+    """pandas' to_csv writes ',energy,mu' over its rows (the Zn-Ti-O film's Ti reference): the
+    empty first name is the index column (col1), energy and mu are found by name."""
+    from xasml.io.reader import read_spectrum
+
+    s = read_spectrum(shared_data / "experimental" / "tizn-film" / "ti_ref.csv", absorbing_element="Ti", edge="K")
+    assert s.metadata["columns"] == ["col1", "energy", "mu"] and s.metadata["mu_source"] == "mu"
+    assert 4700 < s.energy.min() < 4966 < s.energy.max() < 5600  # eV, around the Ti K edge

@@ -269,3 +269,25 @@ def test_local_predict_oxidation_carries_the_evidence(shared_data, test_data, ca
     xmu = next((test_data / "local").rglob("xmu.dat"))  # computed spectra: the model alone
     assert main(["local", "predict", "--task", "oxidation", "--json", str(xmu)]) == 0
     assert "evidence" not in json.loads(capsys.readouterr().out.splitlines()[0])
+
+
+def test_pyrolusite_and_rutile_come_out_tetravalent_or_flagged(shared_data, lib):
+    """The issue's misses: pyrolusite MnO2 (model 2.61 then) and rutile-like TiO2 (model 1.92 then).
+    A pyrolusite scan against the library without that scan (another beamline's MnO2 finds the
+    library's) answers Mn(IV); the Zn-Ti-O film's TiO2 reference, for which no Ti standard exists,
+    is flagged (one unchecked line of evidence)."""
+    from xasml.io.reader import read_spectrum
+    from xasml.local.predict import predict_files
+    from xasml.models.bundle import ModelBundle, find_bundle
+    from xasml.references.combine import collect_evidence
+    from xasml.references.evidence import unknown_from_spectrum
+
+    s = read_spectrum(_xdl(shared_data, "Mn/MnO2_rt_02.xdi"))
+    m = ModelBundle.load(find_bundle("oxidation", None, "Mn")).predict([s])[0]
+    ev = collect_evidence(unknown_from_spectrum(s), lib[lib["id"] != "Mn/MnO2_rt_02"],
+                          model={"prediction": m["prediction"], "std": m["std"],
+                                 "out_of_domain": m.get("out_of_domain"), "status": "ok"})
+    assert abs(ev["combined"]["oxidation_state"] - 4) < 0.5 or ev["flagged"]
+    tio2 = predict_files([shared_data / "experimental" / "tizn-film" / "ti_ref.csv"], "oxidation", element="Ti",
+                         edge="K")[0]
+    assert abs(tio2["combined"]["oxidation_state"] - 4) < 0.5 or tio2["flagged"]

@@ -355,6 +355,9 @@ def _last_line(header: list[str], ncol: int) -> HeaderInfo | None:
         words = body.split()
         if len(words) != ncol:  # names separated like the data (';')
             words = [w for w in re.split(r"[;\s]+", body) if w]
+        raw = h.strip().lstrip("#").strip()
+        if len(words) != ncol and raw.count(",") == ncol - 1:  # CSV names, an empty one for an index
+            words = [_clean_label_line(w) for w in raw.split(",")]  # column (pandas' to_csv): colN there
         if all(re.fullmatch(r"[-+]?[\d.]+(?:[eE][-+]?\d+)?", w) for w in words):
             return None
         if len(words) == ncol:
