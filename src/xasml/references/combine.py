@@ -166,7 +166,9 @@ def combine(estimates: Mapping[str, tuple[float, float] | None], calibration: Ma
         σ and the sample standard deviation of the answers added in quadrature, then times the
         ``combined`` scale: answers that scatter widen σ; this is the factor) and ``warnings``.
     """
-    from scipy.stats import chi2 as chi2_dist
+    # χ² quantile from scipy.special (chdtri: the inverse of the upper tail) rather than scipy.stats,
+    # whose import alone costs ~0.3 s of a one-file `xasml local predict` (benchmarks/shell_speed.py)
+    from scipy.special import chdtri
 
     cal = calibration if calibration is not None else load_calibration()
     scales = cal.get("scales", {})
@@ -189,7 +191,7 @@ def combine(estimates: Mapping[str, tuple[float, float] | None], calibration: Ma
     sig = float(np.sqrt(1 / w.sum()))
     dof = len(v) - 1
     chi2 = float(np.sum((v - mean) ** 2 * w))
-    disagree = bool(dof > 0 and chi2 > chi2_dist.ppf(1 - alpha, dof))
+    disagree = bool(dof > 0 and chi2 > chdtri(dof, alpha))
     spread = float(np.std(v, ddof=1)) if dof > 0 else 0.0
     widen = float(np.hypot(sig, spread) / sig)
     sig = float(np.hypot(sig, spread)) * float(scales.get("combined", 1.0) or 1.0)
