@@ -28,7 +28,18 @@ def main(argv=None) -> int:
     p.add_argument("--max-atoms", type=int, default=40)
     p.add_argument("--max-elements", type=int, default=4)
     p.add_argument("--max-sites", type=int, default=2)
+    p.add_argument("--metals", default=",".join(THIN),
+                   help="3d metals to select for, comma-separated, interleaved in this order (default %(default)s)")
+    p.add_argument("--any-anion", action="store_true", help="also structures without O (sulfides, alloys, ...)")
+    p.add_argument("--exclude-packed", nargs="*", default=[],
+                   help="packed sets (data/*.parquet) whose materials are skipped")
     args = p.parse_args(argv)
+    metals = tuple(m.strip() for m in args.metals.split(",") if m.strip())
+    done: set[str] = set()
+    for f in args.exclude_packed:
+        import pyarrow.parquet as pq
+
+        done |= {str(m).split(":")[0] for m in pq.read_table(f, columns=["material_id"]).column(0).to_pylist()}
     from pymatgen.core import Structure
 
     from xasml.errors import DataError
@@ -38,8 +49,9 @@ def main(argv=None) -> int:
     for poscar in sorted(Path(args.omnixas).glob("FEFF/Cu/*/POSCAR")):
         lines = poscar.read_text().splitlines()
         els, n = lines[5].split(), sum(map(int, lines[6].split()))
-        thin = [e for e in THIN if e in els]
-        if "O" not in els or len(els) > args.max_elements or n > args.max_atoms or not thin:
+        thin = [e for e in metals if e in els]
+        if poscar.parent.name in done or ("O" not in els and not args.any_anion) or len(els) > args.max_elements \
+                or n > args.max_atoms or not thin:
             continue
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -52,11 +64,11 @@ def main(argv=None) -> int:
             per[thin[0]].append((n, str(poscar)))
     out = []
     for i in range(max((len(v) for v in per.values()), default=0)):
-        for e in THIN:
+        for e in metals:
             if i < len(per[e]):
                 out.append(sorted(per[e])[i][1])
     Path(args.out).write_text("".join(f"{x}\n" for x in out))
-    print(f"{args.out}: {len(out)} structures ({', '.join(f'{e} {len(per[e])}' for e in THIN)})", file=sys.stderr)
+    print(f"{args.out}: {len(out)} structures ({', '.join(f'{e} {len(per[e])}' for e in metals)})", file=sys.stderr)
     return 0
 
 

@@ -148,6 +148,36 @@ def test_interrupted_run_resumes_without_recomputing(tmp_path, sim_data):
     assert not (out / ".scratch").exists()
 
 
+def test_sigterm_to_the_run_stops_its_feff_processes(tmp_path, sim_data):
+    # `kill PID` of the run alone (not its process group): the run records what it has and stops its
+    # Dask workers and the FEFF stage processes under them; none outlives it
+    import psutil
+
+    inp = _inputs(tmp_path, sim_data, ("amcsd-11150", "amcsd-11149"))
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "xasml.cli", "simulate", "feff", str(inp), "--out", str(out), "--workers", "1"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    me = psutil.Process(proc.pid)
+    t0 = time.time()
+    feff = []
+    try:
+        while time.time() - t0 < 120 and not feff:
+            feff = [c for c in me.children(recursive=True) if "feff10._worker" in " ".join(c.cmdline())]
+            time.sleep(0.1)
+        assert feff, "no FEFF process started"
+        kids = me.children(recursive=True)
+        proc.send_signal(signal.SIGTERM)
+        err = proc.communicate(timeout=60)[1]
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130 and "interrupted" in err
+    _, alive = psutil.wait_procs(kids, timeout=10)
+    assert not alive, [p.cmdline() for p in alive]
+    assert json.loads((out / "summary.json").read_text())["finished"] is False
+
+
 def test_cli_shows_a_progress_bar_of_sites_and_core_seconds(tmp_path, sim_data):
     # the one-site La structure (3-5 CPU-s); stderr is a pipe here, as in a log file
     inp = _inputs(tmp_path, sim_data, ("amcsd-11149",))

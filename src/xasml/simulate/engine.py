@@ -25,6 +25,7 @@ import io
 import json
 import os
 import shutil
+import signal
 import sys
 import time
 import warnings
@@ -411,6 +412,7 @@ def _simulate(records, out: Path, elements, settings: FeffSettings, workers, sch
     lines = show_progress is None and not sys.stderr.isatty()  # log files also get one line per site
     client, cluster = _client(workers, scheduler)
     finished = False
+    previous_term = _term_as_interrupt()
     try:
         from dask.distributed import as_completed
         from tqdm.auto import tqdm
@@ -462,8 +464,56 @@ def _simulate(records, out: Path, elements, settings: FeffSettings, workers, sch
         finished = True
     finally:
         ledger.write(finished=finished)
+        helpers = _descendants() if cluster is not None else []
         client.close()
         if cluster is not None:
             cluster.close()
+        _stop(helpers)
         shutil.rmtree(out / ".scratch", ignore_errors=True)
+        if previous_term is not None:
+            signal.signal(signal.SIGTERM, previous_term)
     return ledger.summary(finished)
+
+
+def _term_as_interrupt():
+    """Make SIGTERM (``kill PID``) interrupt the run like Ctrl-C, so the ledger is written and the local
+    cluster and its FEFF processes are stopped; returns the previous handler (None off the main thread)."""
+    def handler(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    try:
+        return signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: leave signals alone
+        return None
+
+
+def _descendants() -> list:
+    """This process's child processes, recursively (the local cluster's workers and the FEFF stage
+    processes that feff10-rs starts under them)."""
+    import psutil
+
+    try:
+        return psutil.Process().children(recursive=True)
+    except psutil.Error:
+        return []
+
+
+def _stop(procs: list, grace_s: float = 3.0) -> None:
+    """Terminate the processes of ``procs`` still alive after the cluster closed (a FEFF stage process
+    outlives its killed Dask worker otherwise and runs to the end of its stage), then kill what remains."""
+    import psutil
+
+    alive = []
+    for p in procs:
+        try:
+            if p.is_running():
+                p.terminate()
+                alive.append(p)
+        except psutil.Error:
+            pass
+    _, left = psutil.wait_procs(alive, timeout=grace_s)
+    for p in left:
+        try:
+            p.kill()
+        except psutil.Error:
+            pass
