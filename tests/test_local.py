@@ -461,3 +461,27 @@ def test_uncalibrated_foil_is_metal_from_the_measured_standards(shared_data):
     fe3c = predict_files([shared_data / "experimental" / "xas-data-library" / "data" / "Fe" / "Fe3C_rt_01.xdi"],
                          "coordination")[0]
     assert fe3c["status"] == "ok" and fe3c["prediction"] != "metal"
+
+
+def test_a_sulfide_the_foil_fits_is_not_made_a_metal(shared_data):
+    """NiS with its own compound out of the library: the best LCF is 89 % Ni foil (R 0.007), which the
+    fit rule alone would call a metal; its edge rises like a compound's (flattened μ 0.65 at 3 eV
+    above e0; foils 0.31-0.48), so the answer stays the evidence's, with a warning that says why."""
+    from xasml.io.reader import read_spectra
+    from xasml.local.metal import metal_from_standards
+    from xasml.local.predict import _edge_shape
+    from xasml.references.combine import gather_evidence
+    from xasml.references.evidence import unknown_from_spectrum
+    from xasml.references.library import load_library
+
+    nis = read_spectra(shared_data / "experimental" / "xas-data-library" / "data" / "Ni" / "NiS_rt_01.xdi",
+                       include_references=False)[0]
+    lcf = gather_evidence(unknown_from_spectrum(nis), load_library(), exclude_compounds=["NiS"])["lcf"]
+    evidence = {"lcf": lcf}
+    assert metal_from_standards(evidence, "Ni")["strength"] == "metal"  # the fit alone says foil
+    shape = _edge_shape(nis, "auto", None)
+    assert not shape["metallic"] and shape["flat_at_3eV"] > 0.6
+    found = metal_from_standards(evidence, "Ni", shape)
+    assert found["strength"] is None and "rises like a compound" in found["message"]
+    foil = read_spectra(shared_data / "experimental" / "beamline-files" / "fe.060", include_references=False)[0]
+    assert _edge_shape(foil, "auto", None)["metallic"]  # 5 eV off its edge, shaped like a foil

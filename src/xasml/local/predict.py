@@ -185,6 +185,11 @@ def _metal_from_standards(per_task: dict[str, dict], ox: dict | None, spectrum, 
     found = metal_from_standards(ox.get("evidence") or {}, spectrum.absorbing_element)
     if found is None:
         return per_task
+    found = metal_from_standards(ox.get("evidence") or {}, spectrum.absorbing_element,
+                                 _edge_shape(spectrum, calibrate, reference))
+    if found.get("strength") != "metal":  # a compound the foil fits: said, not answered as a metal
+        return {t: ({**r, "warnings": list(dict.fromkeys([*r.get("warnings", []), f"{r['file']}: {found['message']}"]))}
+                    if t in open_tasks else r) for t, r in per_task.items()}
     out = dict(per_task)
     for t in open_tasks:
         res = apply_metal_evidence({**per_task[t], "metal_evidence": found}, t)
@@ -193,6 +198,15 @@ def _metal_from_standards(per_task: dict[str, dict], ox: dict | None, spectrum, 
             res["status"] = "metal"
         out[t] = res
     return out
+
+
+def _edge_shape(spectrum, calibrate: str, reference) -> dict | None:
+    """:func:`xasml.preprocess.calibrated.metal_shape` of a measured spectrum, normalised as the models see it."""
+    from xasml.measure.core import normalized_measured
+    from xasml.preprocess.calibrated import metal_shape
+
+    flat, rec = normalized_measured(spectrum, calibrate=calibrate, reference=reference)
+    return metal_shape(flat, float(rec["e0"]), spectrum.absorbing_element)
 
 
 def _with_evidence(result: dict, spectrum, calibrate: str, reference, references, unknown=None) -> dict:

@@ -184,6 +184,38 @@ METAL_MAX_FLAT = 1.25
 METAL_RISE_FLAT = 0.6
 
 
+def metal_shape(flat_spectrum, e0: float, element: str) -> dict | None:
+    """The edge shape of :func:`metal_evidence`, whatever the edge energy.
+
+    Parameters
+    ----------
+    flat_spectrum : Spectrum
+        Flattened measured spectrum (``mu`` = larch's ``flat``; energies in eV).
+    e0 : float
+        Edge energy of the spectrum, eV.
+    element : str
+        Absorbing element (Zn needs no slow rise, see :func:`metal_evidence`).
+
+    Returns
+    -------
+    dict or None
+        ``max_flat`` (flattened maximum within 40 eV above e0), ``flat_at_3eV`` (flattened μ 3 eV
+        above e0) and ``metallic``: no white line (``max_flat`` < :data:`METAL_MAX_FLAT`) and a slow
+        rise (``flat_at_3eV`` < :data:`METAL_RISE_FLAT`, or Zn). Measured XAS Data Library spectra:
+        the 3d foils rise 0.31-0.48 (Zn 0.84-0.90); NiS 0.65, Cu2S 0.65, FeS2 0.78, Fe3C 0.91. None
+        when the spectrum has no point within 40 eV above e0.
+    """
+    e = np.asarray(flat_spectrum.energy, float)
+    m = np.asarray(flat_spectrum.mu, float)
+    w = (e >= e0) & (e <= e0 + 40.0)
+    if not w.any():
+        return None
+    top = float(m[w].max())
+    rise = float(np.interp(e0 + 3.0, e, m))
+    return {"max_flat": round(top, 3), "flat_at_3eV": round(rise, 3),
+            "metallic": bool(top < METAL_MAX_FLAT and (rise < METAL_RISE_FLAT or element == "Zn"))}
+
+
 def metal_evidence(flat_spectrum, e0: float, element: str, edge: str) -> dict | None:
     """Whether a measured spectrum looks metallic, and how strongly.
 
@@ -219,20 +251,17 @@ def metal_evidence(flat_spectrum, e0: float, element: str, edge: str) -> dict | 
     """
     from xasml.edges import edge_energy
 
-    e = np.asarray(flat_spectrum.energy, float)
-    m = np.asarray(flat_spectrum.mu, float)
-    w = (e >= e0) & (e <= e0 + 40.0)
-    if not w.any():
+    shape = metal_shape(flat_spectrum, e0, element)
+    if shape is None:
         return None
     d = e0 - edge_energy(element, edge)
-    top = float(m[w].max())
+    top, rise = shape["max_flat"], shape["flat_at_3eV"]
     if abs(d) > METAL_EDGE_TOLERANCE or top >= METAL_MAX_FLAT:
         return None
-    rise = float(np.interp(e0 + 3.0, e, m))
-    strong = rise < METAL_RISE_FLAT or element == "Zn"
+    strong = shape["metallic"]
     what = "looks metallic" if strong else "looks metallic or low-valent"
     return {"strength": "metal" if strong else "metal-or-low-valent", "edge_shift_eV": round(float(d), 2),
-            "max_flat": round(top, 3), "flat_at_3eV": round(rise, 3),
+            "max_flat": top, "flat_at_3eV": rise,
             "message": (f"{what} (edge {d:+.1f} eV from the {element} foil's, no white line, flattened mu "
                         f"{rise:.2f} 3 eV above the edge): the environment classes hold no metal packing and the "
                         "models know metals from a few simulated foils and alloys per element")}
