@@ -159,11 +159,18 @@ def test_sigterm_to_the_run_stops_its_feff_processes(tmp_path, sim_data):
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
     me = psutil.Process(proc.pid)
+
+    def is_feff(p):
+        try:
+            return "feff10._worker" in " ".join(p.cmdline())
+        except psutil.Error:  # ended (or a zombie) between the listing and the look
+            return False
+
     t0 = time.time()
     feff = []
     try:
         while time.time() - t0 < 120 and not feff:
-            feff = [c for c in me.children(recursive=True) if "feff10._worker" in " ".join(c.cmdline())]
+            feff = [c for c in me.children(recursive=True) if is_feff(c)]
             time.sleep(0.1)
         assert feff, "no FEFF process started"
         kids = me.children(recursive=True)
