@@ -134,7 +134,8 @@ def _run_pack(args: argparse.Namespace) -> int:
     if summ.exists():
         extra["simulation"] = json.loads(summ.read_text())
     info = pack_feff_folder(args.folder, args.to, attribution=args.attribution, extra_metadata=extra,
-                            topology_labels=args.topology_labels, site_labels=args.site_labels, n_jobs=args.jobs)
+                            topology_labels=args.topology_labels, site_labels=args.site_labels, n_jobs=args.jobs,
+                            complete_only=not args.include_incomplete)
     print(json.dumps(info, indent=1) if args.json else
           f"{args.to}: {info['n_sites']} site spectra of {info['n_structures']} structures "
           f"({', '.join(f'{k} {v}' for k, v in info['by_element'].items())})")
@@ -202,6 +203,9 @@ def add_parser(subparsers) -> None:
     k.add_argument("--site-labels", action="store_true", help="add ChemEnv environment, coordination number and "
                                                               "bond-valence oxidation state of every site")
     k.add_argument("--jobs", type=int, default=1, help="processes for --site-labels")
+    k.add_argument("--include-incomplete", action="store_true",
+                   help="also structures with sites failed or not run (each site stands alone in a local-structure "
+                        "set; a topology set needs every site of a compound)")
     k.add_argument("--json", action="store_true")
     k.set_defaults(func=_run_pack)
 
