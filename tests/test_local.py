@@ -485,3 +485,19 @@ def test_a_sulfide_the_foil_fits_is_not_made_a_metal(shared_data):
     assert found["strength"] is None and "rises like a compound" in found["message"]
     foil = read_spectra(shared_data / "experimental" / "beamline-files" / "fe.060", include_references=False)[0]
     assert _edge_shape(foil, "auto", None)["metallic"]  # 5 eV off its edge, shaped like a foil
+
+
+def test_a_nearly_identical_standard_checks_the_environment_and_cn(shared_data):
+    """Pyrolusite: the Mn classifier says T:4 at p 1.00 and CN 4; the library's MnO2 (r 1.000) is O:6
+    with CN 6 by its structure: both answers are flagged, naming the standard. Hematite, answered
+    O:6 as its nearest standards are, is not flagged."""
+    from xasml.local.predict import predict_files
+
+    xdl = shared_data / "experimental" / "xas-data-library" / "data"
+    mno2 = predict_files([xdl / "Mn" / "MnO2_rt_01.xdi"], "all")[0]
+    env = mno2["coordination"]
+    assert env["prediction"] != "O:6" and env["flagged"]
+    assert any("MnO2 (pyrolusite)" in w and "is O:6 by its structure" in w for w in env["flag_reasons"])
+    assert mno2["cn"]["flagged"] and "CN 6" in mno2["cn"]["flag_reasons"][0]
+    fe2o3 = predict_files([xdl / "Fe" / "Fe2O3_rt_01.xdi"], "coordination")[0]
+    assert fe2o3["prediction"] == "O:6" and not fe2o3.get("flagged")

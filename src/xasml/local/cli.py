@@ -281,14 +281,21 @@ def format_result(r: dict, task: str) -> list[str]:
     """
     if task == "all":
         lines = [f"{r['file']} ({r.get('absorbing_element')}):"]
-        lines += [f"  {_TASK_NAMES[t]}: {_format_answer(r[t])}" for t in ("coordination", "cn", "oxidation") if t in r]
+        lines += [f"  {_TASK_NAMES[t]}: {_format_answer(r[t])}{_geometry_flag(r[t], t)}"
+                  for t in ("coordination", "cn", "oxidation") if t in r]
         ox = r.get("oxidation") or {}
     else:
-        lines = [f"{r['file']}: {_format_answer(r)}"]
+        lines = [f"{r['file']}: {_format_answer(r)}{_geometry_flag(r, task)}"]
         ox = r if task == "oxidation" else {}
     if ox.get("combined"):
         lines += _evidence_lines(ox)
     return lines + [f"  warning: {w}" for w in r.get("warnings", [])]
+
+
+def _geometry_flag(r: dict, task: str) -> str:
+    """"  FLAGGED" after an environment or CN answer that a nearly identical measured standard
+    contradicts (the oxidation state's flag sits on its combined line)."""
+    return "  FLAGGED" if task in ("coordination", "cn") and r.get("flagged") else ""
 
 
 def _evidence_lines(r: dict) -> list[str]:

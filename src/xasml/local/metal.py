@@ -41,7 +41,8 @@ LATTICE_SOURCE = "the element's stable phase at room temperature, not read from 
 
 
 #: metal_from_standards: least weight of the element's foil standards in the best LCF
-METAL_LCF_WEIGHT = 0.8
+#: (:data:`xasml.references.evidence.FOIL_WEIGHT`, one value for both uses)
+from xasml.references.evidence import FOIL_WEIGHT as METAL_LCF_WEIGHT  # noqa: E402
 #: metal_from_standards: largest R-factor of that fit (sum (mu - fit)^2 / sum mu^2 on the flat spectrum)
 METAL_LCF_R = 0.03
 
@@ -84,12 +85,9 @@ def metal_from_standards(evidence: dict, element: str, shape: dict | None = None
     if r is None or not r <= METAL_LCF_R:
         return None
 
-    def is_foil(c: dict) -> bool:
-        formula = str(c.get("formula") or "").strip()
-        name = str(c.get("compound") or "")
-        return formula == element or (not formula and name.split()[:2] == [element, "metal"])
+    from xasml.references.evidence import foil_weight
 
-    w = sum(float(c.get("weight", 0.0)) for c in best.get("components", []) if is_foil(c))
+    w = foil_weight(best.get("components", []), element)
     if w < METAL_LCF_WEIGHT:
         return None
     if shape is not None and not shape.get("metallic"):

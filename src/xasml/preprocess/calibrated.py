@@ -184,13 +184,13 @@ METAL_MAX_FLAT = 1.25
 METAL_RISE_FLAT = 0.6
 
 
-def metal_shape(flat_spectrum, e0: float, element: str) -> dict | None:
+def metal_shape(energy, flat, e0: float, element: str) -> dict | None:
     """The edge shape of :func:`metal_evidence`, whatever the edge energy.
 
     Parameters
     ----------
-    flat_spectrum : Spectrum
-        Flattened measured spectrum (``mu`` = larch's ``flat``; energies in eV).
+    energy, flat : array_like, shape (n,)
+        Energies (eV) and flattened μ (larch's ``flat``) of a measured spectrum.
     e0 : float
         Edge energy of the spectrum, eV.
     element : str
@@ -205,9 +205,9 @@ def metal_shape(flat_spectrum, e0: float, element: str) -> dict | None:
         the 3d foils rise 0.31-0.48 (Zn 0.84-0.90); NiS 0.65, Cu2S 0.65, FeS2 0.78, Fe3C 0.91. None
         when the spectrum has no point within 40 eV above e0.
     """
-    e = np.asarray(flat_spectrum.energy, float)
-    m = np.asarray(flat_spectrum.mu, float)
-    w = (e >= e0) & (e <= e0 + 40.0)
+    e = np.asarray(energy, float)
+    m = np.asarray(flat, float)
+    w = (e >= e0) & (e <= e0 + 40.0) & np.isfinite(m)
     if not w.any():
         return None
     top = float(m[w].max())
@@ -251,7 +251,7 @@ def metal_evidence(flat_spectrum, e0: float, element: str, edge: str) -> dict | 
     """
     from xasml.edges import edge_energy
 
-    shape = metal_shape(flat_spectrum, e0, element)
+    shape = metal_shape(flat_spectrum.energy, flat_spectrum.mu, e0, element)
     if shape is None:
         return None
     d = e0 - edge_energy(element, edge)

@@ -26,14 +26,15 @@ from __future__ import annotations
 import itertools
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
 from xasml.references.library import entry_flat, half_height_energy
 
 __all__ = ["Unknown", "unknown_from_spectrum", "unknown_from_curves", "unknown_from_row", "standards_for",
-           "nearest_standards", "linear_combination_fit", "edge_position_valence", "evidence_curves", "WINDOW", "MAX_SHIFT", "SHIFT_STEP", "STEP"]
+           "nearest_standards", "linear_combination_fit", "edge_position_valence", "evidence_curves", "foil_weight",
+           "FOIL_WEIGHT", "WINDOW", "MAX_SHIFT", "SHIFT_STEP", "STEP"]
 
 #: XANES window of the comparisons, eV relative to the unknown's e0
 WINDOW = (-20.0, 60.0)
@@ -48,6 +49,36 @@ LCF_MAX_SHIFT = 1.0
 #: prior residual σ (valence units) of an edge-position line and its weight in degrees of freedom
 EDGE_PRIOR_SIGMA = 0.5
 EDGE_PRIOR_DOF = 2
+
+
+#: a best linear-combination fit with at least this weight of the element's metal-foil standards is
+#: "mostly foil": a metal (with a metal's edge shape, :func:`xasml.local.metal.metal_from_standards`)
+#: or, without that shape, a compound the library holds nothing like (:mod:`xasml.references.combine`)
+FOIL_WEIGHT = 0.8
+
+
+def foil_weight(components: Sequence[Mapping[str, Any]], element: str) -> float:
+    """Summed weight of the element's metal-foil standards in a linear-combination fit.
+
+    Parameters
+    ----------
+    components : sequence of mapping
+        The fit's components (``weight``, ``formula`` and/or ``compound``).
+    element : str
+        The absorbing element: only standards whose formula is this element alone (or, without a
+        formula, named "<El> metal") count; carbides, nitrides and other valence-0 standards do not.
+
+    Returns
+    -------
+    float
+        Between 0 and 1.
+    """
+    def is_foil(c: Mapping[str, Any]) -> bool:
+        formula = str(c.get("formula") or "").strip()
+        name = str(c.get("compound") or "")
+        return formula == element or (not formula and name.split()[:2] == [element, "metal"])
+
+    return float(sum(float(c.get("weight", 0.0)) for c in components if is_foil(c)))
 
 
 @dataclass
@@ -248,6 +279,7 @@ def nearest_standards(unknown: Unknown, library, k: int = 5, exclude_compounds: 
     -------
     list of dict
         Best (smallest R-factor) first: ``id``, ``compound``, ``formula``, ``valence``,
+        ``environment`` and ``cn`` (of the standard's structure, or None),
         ``similarity`` (r), ``shift`` (eV added to the standard's energies to match),
         ``r_factor`` (Σ(y−f)²/Σy² at that shift), ``e0`` (eV).
     """
@@ -274,6 +306,8 @@ def nearest_standards(unknown: Unknown, library, k: int = 5, exclude_compounds: 
         f = S[best_s[j], :, j]
         out.append({"id": row["id"], "compound": row["compound"], "formula": row["formula"],
                     "valence": None if not np.isfinite(row["valence"]) else float(row["valence"]),
+                    "environment": row.get("environment") or None,
+                    "cn": None if row.get("cn") is None or not np.isfinite(row["cn"]) else float(row["cn"]),
                     "similarity": round(float(best_r[j]), 4), "shift": round(float(shifts[best_s[j]]), 2),
                     "r_factor": round(float(np.sum((y - f) ** 2) / np.sum(y ** 2)), 5), "e0": float(row["e0"])})
         if len(out) >= k:
