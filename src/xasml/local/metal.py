@@ -24,6 +24,8 @@ fits well, the spectrum is metallic whatever its energy offset (the fit's common
 
 from __future__ import annotations
 
+from xasml.references.evidence import FOIL_WEIGHT
+
 #: lattice of each 3d metal's stable phase at room temperature (C. Kittel, Introduction to Solid
 #: State Physics, 8th ed., Table 1.3 / the periodic table of crystal structures inside its cover);
 #: None where the phase is no simple packing (alpha-Mn: 58 atoms per cubic cell, four site types)
@@ -42,7 +44,7 @@ LATTICE_SOURCE = "the element's stable phase at room temperature, not read from 
 
 #: metal_from_standards: least weight of the element's foil standards in the best LCF
 #: (:data:`xasml.references.evidence.FOIL_WEIGHT`, one value for both uses)
-from xasml.references.evidence import FOIL_WEIGHT as METAL_LCF_WEIGHT  # noqa: E402
+METAL_LCF_WEIGHT = FOIL_WEIGHT
 #: metal_from_standards: largest R-factor of that fit (sum (mu - fit)^2 / sum mu^2 on the flat spectrum)
 METAL_LCF_R = 0.03
 

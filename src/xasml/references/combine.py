@@ -222,10 +222,9 @@ def gather_evidence(unknown, library, exclude_compounds: Iterable[str] = (), k_n
         valences of the standards used), ``element``, ``edge``, ``shape`` (the edge shape,
         :func:`xasml.preprocess.calibrated.metal_shape`, or None).
     """
+    from xasml.preprocess.calibrated import metal_shape
     from xasml.references.evidence import (edge_position_valence, linear_combination_fit, nearest_standards,
                                            standards_for)
-
-    from xasml.preprocess.calibrated import metal_shape
 
     ex = list(exclude_compounds)
     stds = standards_for(library, unknown.element, unknown.edge, ex, known_valence=True)
@@ -282,8 +281,8 @@ def assemble_evidence(gathered: Mapping[str, Any], model: Mapping[str, Any] | No
     -------
     dict
         ``evidence``: ``model`` (value, σ calibrated, ``used``: averaged in, always true now, kept
-        for readers of earlier output), ``lcf`` (valence, σ, the best fits), ``edge_position`` (valence, σ, the line), ``nearest`` (standards with
-        similarity and shift); ``combined`` (:func:`combine`, with ``regime``); ``flagged``,
+        for readers of earlier output), ``lcf`` (valence, σ, the best fits), ``edge_position``
+        (valence, σ, the line), ``nearest`` (standards with similarity, shift, environment, CN); ``combined`` (:func:`combine`, with ``regime``); ``flagged``,
         ``flag_reasons`` and ``warnings``.
     """
     from xasml.models.bundle import OOD_WARN
