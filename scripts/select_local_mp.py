@@ -35,10 +35,10 @@ def main(argv=None) -> int:
                    help="packed sets (data/*.parquet) whose materials are skipped")
     args = p.parse_args(argv)
     metals = tuple(m.strip() for m in args.metals.split(",") if m.strip())
+    import pyarrow.parquet as pq
+
     done: set[str] = set()
     for f in args.exclude_packed:
-        import pyarrow.parquet as pq
-
         done |= {str(m).split(":")[0] for m in pq.read_table(f, columns=["material_id"]).column(0).to_pylist()}
     from pymatgen.core import Structure
 

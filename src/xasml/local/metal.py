@@ -42,9 +42,6 @@ CN_TOLERANCE = 2.0
 LATTICE_SOURCE = "the element's stable phase at room temperature, not read from the spectrum"
 
 
-#: metal_from_standards: least weight of the element's foil standards in the best LCF
-#: (:data:`xasml.references.evidence.FOIL_WEIGHT`, one value for both uses)
-METAL_LCF_WEIGHT = FOIL_WEIGHT
 #: metal_from_standards: largest R-factor of that fit (sum (mu - fit)^2 / sum mu^2 on the flat spectrum)
 METAL_LCF_R = 0.03
 
@@ -90,7 +87,7 @@ def metal_from_standards(evidence: dict, element: str, shape: dict | None = None
     from xasml.references.evidence import foil_weight
 
     w = foil_weight(best.get("components", []), element)
-    if w < METAL_LCF_WEIGHT:
+    if w < FOIL_WEIGHT:  # least weight of the foil standards in the best LCF
         return None
     if shape is not None and not shape.get("metallic"):
         return {"strength": None, "source": "measured standards", "foil_weight": round(w, 3), "r_factor": r,

@@ -164,9 +164,31 @@ def predict_spectrum(spectrum, tasks: Sequence[str], bundle_for: Callable[[str, 
     if evidence and ox is not None and "error" not in ox and not is_computed(spectrum):
         per_task["oxidation"] = ox = _with_evidence(ox, spectrum, calibrate, reference, references, unknown)
     if evidence and not is_computed(spectrum):
-        per_task = _metal_from_standards(per_task, ox, spectrum, calibrate, reference, references, unknown)
-        per_task = _geometry_from_standards(per_task, spectrum, calibrate, reference, references, unknown)
+        ev = _standards_evidence(per_task, ox, spectrum, calibrate, reference, references, unknown)
+        if ev is not None:
+            per_task = _metal_from_standards(per_task, ev, spectrum, calibrate, reference)
+            per_task = _geometry_from_standards(per_task, ev)
     return per_task
+
+
+def _open_tasks(per_task: dict[str, dict], tasks: Sequence[str] | None = None) -> list[str]:
+    """The tasks (of ``tasks``, default all) the model answered and no rule has answered since."""
+    return [t for t, r in per_task.items() if (tasks is None or t in tasks) and "error" not in r
+            and r.get("status") == "ok" and r.get("prediction") is not None]
+
+
+def _standards_evidence(per_task: dict[str, dict], ox: dict | None, spectrum, calibrate: str, reference,
+                        references, unknown) -> dict | None:
+    """The measured-standard evidence of a spectrum, computed once for the rules that check the answers
+    against it: the oxidation state's, or (geometry tasks only) computed here; None when no answer is
+    open to a check."""
+    if not _open_tasks(per_task):
+        return None
+    if ox is not None and "evidence" in ox:
+        return ox["evidence"]
+    base = next(iter(per_task.values()))
+    return _with_evidence({"file": base["file"], "prediction": None}, spectrum, calibrate, reference, references,
+                          unknown).get("evidence")
 
 
 #: the closest measured standard, when at least this similar (r of
@@ -178,28 +200,15 @@ SAME_SITE_R = 0.99
 SAME_SITE_CN = 2.0
 
 
-def _geometry_from_standards(per_task: dict[str, dict], spectrum, calibrate: str, reference, references,
-                             unknown) -> dict[str, dict]:
+def _geometry_from_standards(per_task: dict[str, dict], evidence: dict) -> dict[str, dict]:
     """Check the environment and CN answers against a measured standard of known structure whose spectrum
     is nearly the same (r >= :data:`SAME_SITE_R`): a model that contradicts it is ``flagged``, with the
     standard named (pyrolusite MnO2 measured answered T:4 at p 1.00 by the Mn classifier, the library's
-    pyrolusite at r 1.000 being O:6)."""
-    open_tasks = [t for t in ("coordination", "cn") if t in per_task and "error" not in per_task[t]
-                  and per_task[t].get("status") == "ok" and per_task[t].get("prediction") is not None]
+    pyrolusite at r 1.000 being O:6). ``evidence``: :func:`_standards_evidence`'s."""
+    open_tasks = _open_tasks(per_task, ("coordination", "cn"))
+    nearest = evidence.get("nearest") or []
     if not open_tasks:
         return per_task
-    ox = per_task.get("oxidation") or {}
-    nearest = (ox.get("evidence") or {}).get("nearest")
-    if nearest is None:
-        from xasml.references.evidence import nearest_standards, unknown_from_spectrum
-        from xasml.references.library import cached_library
-
-        try:
-            if unknown is None:
-                unknown = unknown_from_spectrum(spectrum, calibrate=calibrate, reference=reference)
-            nearest = nearest_standards(unknown, cached_library(references))
-        except (SpectrumError, DataError, ValueError):
-            return per_task
     out = dict(per_task)
     for t in open_tasks:
         key = "environment" if t == "coordination" else "cn"
@@ -222,25 +231,17 @@ def _geometry_from_standards(per_task: dict[str, dict], spectrum, calibrate: str
     return out
 
 
-def _metal_from_standards(per_task: dict[str, dict], ox: dict | None, spectrum, calibrate: str, reference,
-                          references, unknown) -> dict[str, dict]:
+def _metal_from_standards(per_task: dict[str, dict], evidence: dict, spectrum, calibrate: str,
+                          reference) -> dict[str, dict]:
     """Apply the metal rule from the measured standards (:func:`xasml.local.metal.metal_from_standards`)
-    to every task the spectral metal test left to the model (e.g. a foil scan a few eV off its edge)."""
+    to every task the spectral metal test left to the model (e.g. a foil scan a few eV off its edge).
+    ``evidence``: :func:`_standards_evidence`'s. The edge shape is computed only when the fit says foil."""
     from xasml.local.metal import apply_metal_evidence, metal_from_standards
 
-    open_tasks = [t for t, r in per_task.items() if "error" not in r and r.get("status") == "ok"
-                  and r.get("prediction") is not None]
-    if not open_tasks:
+    open_tasks = _open_tasks(per_task)
+    if metal_from_standards(evidence, spectrum.absorbing_element) is None:
         return per_task
-    if ox is None or "evidence" not in ox:  # geometry tasks only: the evidence is computed for the rule
-        base = next(iter(per_task.values()))
-        ox = _with_evidence({"file": base["file"], "prediction": None}, spectrum, calibrate, reference, references,
-                            unknown)
-    found = metal_from_standards(ox.get("evidence") or {}, spectrum.absorbing_element)
-    if found is None:
-        return per_task
-    found = metal_from_standards(ox.get("evidence") or {}, spectrum.absorbing_element,
-                                 _edge_shape(spectrum, calibrate, reference))
+    found = metal_from_standards(evidence, spectrum.absorbing_element, _edge_shape(spectrum, calibrate, reference))
     if found.get("strength") != "metal":  # a compound the foil fits: said, not answered as a metal
         return {t: ({**r, "warnings": list(dict.fromkeys([*r.get("warnings", []), f"{r['file']}: {found['message']}"]))}
                     if t in open_tasks else r) for t, r in per_task.items()}
@@ -255,12 +256,13 @@ def _metal_from_standards(per_task: dict[str, dict], ox: dict | None, spectrum, 
 
 
 def _edge_shape(spectrum, calibrate: str, reference) -> dict | None:
-    """:func:`xasml.preprocess.calibrated.metal_shape` of a measured spectrum, normalised as the models see it."""
-    from xasml.measure.core import normalized_measured
+    """:func:`xasml.preprocess.calibrated.metal_shape` of a measured spectrum as the evidence sees it
+    (``evidence["edge_shape"]`` of :func:`_with_evidence`)."""
     from xasml.preprocess.calibrated import metal_shape
+    from xasml.references.evidence import unknown_from_spectrum
 
-    flat, rec = normalized_measured(spectrum, calibrate=calibrate, reference=reference)
-    return metal_shape(flat.energy, flat.mu, float(rec["e0"]), spectrum.absorbing_element)
+    u = unknown_from_spectrum(spectrum, calibrate=calibrate, reference=reference)
+    return metal_shape(u.energy, u.flat, u.e0, u.element)
 
 
 def _with_evidence(result: dict, spectrum, calibrate: str, reference, references, unknown=None) -> dict:
